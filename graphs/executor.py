@@ -1,0 +1,407 @@
+"""Evaluate a graph: only what the requested outputs need, in topological order, with a
+Merkle-keyed output cache so unchanged work is skipped.
+
+Events (``executor.events``, emitted on the thread that calls :meth:`Executor.run`):
+run_started(node_ids), node_started(node_id), node_cached(node_id),
+progress(node_id, step, total), preview(node_id, image, step), images(node_id, images),
+warning(node_id, message),
+node_finished(node_id, seconds, outputs), node_failed(node_id, title, error_type, message,
+traceback), node_skipped(node_id, reason), run_finished(result), run_cancelled(node_id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import traceback as _traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .events import Emitter
+from .model import Graph, Link, Node
+from .registry import REROUTE, NodeType, Registry
+
+
+class Cancelled(Exception):
+    """Raised inside a node run when the user cancels; ends the run cleanly."""
+
+
+class NodeFailure(Exception):
+    """A run that stopped because a node raised."""
+
+    def __init__(self, node_id: str, title: str, error_type: str, message: str, tb: str) -> None:
+        self.node_id, self.title, self.error_type, self.message = node_id, title, error_type, message
+        self.traceback = tb
+        super().__init__(f"{title}: {error_type}: {message}")
+
+
+def snapshot(graph: Graph) -> Graph:
+    """An independent copy of the graph's nodes and links, taken before a run."""
+    copy = Graph(graph.registry)
+    copy.metadata = dict(graph.metadata)
+    copy.view = graph.view
+    nodes = copy.nodes
+    for node in graph.nodes.values():
+        nodes[node.id] = Node(node.id, node.type_id, node.type_version, node.title, node.pos,
+                              dict(node.params), dict(node.flags), node.size, node.color)
+    for link in graph.links.values():
+        copy.links[link.id] = link
+        copy._inbound[(link.dst_node, link.dst_input)] = link.id
+    for frame in graph.frames.values():
+        copy.frames[frame.id] = frame.clone()
+    return copy
+
+
+def estimate_size(value: Any, _depth: int = 0) -> int:
+    """Rough bytes held by a node output (tensors, arrays, images, containers)."""
+    if _depth > 4 or value is None or isinstance(value, (bool, int, float)):
+        return 0
+    sizer = getattr(value, "cache_size_bytes", None)
+    if callable(sizer):
+        return int(sizer())
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(estimate_size(v, _depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(estimate_size(v, _depth + 1) for v in value)
+    size = getattr(value, "size", None)  # PIL images
+    mode = getattr(value, "mode", None)
+    if isinstance(size, tuple) and len(size) == 2 and isinstance(mode, str):
+        return size[0] * size[1] * 4
+    return 0
+
+
+class OutputCache:
+    """Node outputs by cache key, least recently used evicted past a byte budget."""
+
+    def __init__(self, budget_bytes: int = 4 * 1024**3, max_entries: int = 100_000) -> None:
+        self.budget_bytes, self.max_entries = budget_bytes, max_entries
+        self._entries: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
+        self.total_bytes = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: str, outputs: dict[str, Any]) -> None:
+        if key in self._entries:
+            self.total_bytes -= self._entries.pop(key)[1]
+        size = estimate_size(outputs)
+        self._entries[key] = (outputs, size)
+        self.total_bytes += size
+
+    def evict(self, keep: Iterable[str] = ()) -> int:
+        """Drop least-recently-used entries until under budget; returns how many went."""
+        keep = set(keep)
+        dropped = 0
+        for key in list(self._entries):
+            if self.total_bytes <= self.budget_bytes and len(self._entries) <= self.max_entries:
+                break
+            if key in keep:
+                continue
+            self.total_bytes -= self._entries.pop(key)[1]
+            dropped += 1
+        return dropped
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.total_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+
+class RunContext:
+    """What a node's ``run`` function may use: progress, previews, cancel checks, settings."""
+
+    def __init__(self, executor: Executor, graph: Graph, node: Node, settings: dict[str, Any]):
+        self.executor, self.graph, self.node, self.settings = executor, graph, node, settings
+        self.node_id = node.id
+        self.warnings: list[str] = []
+
+    @property
+    def title(self) -> str:
+        return self.node.title
+
+    def check_cancel(self) -> None:
+        if self.executor.cancel_requested:
+            raise Cancelled()
+
+    def progress(self, step: int, total: int) -> None:
+        self.executor.events.emit("progress", node_id=self.node_id, step=step, total=total)
+
+    def preview(self, image: Any, step: int | None = None) -> None:
+        self.executor.events.emit("preview", node_id=self.node_id, image=image, step=step)
+
+    def show_images(self, images: list[Any]) -> None:
+        """Final images for the editor to show on the node (PIL images)."""
+        self.executor.events.emit("images", node_id=self.node_id, images=list(images))
+
+    @property
+    def wants_previews(self) -> bool:
+        return bool(self.settings.get("previews", True))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.executor.events.emit("warning", node_id=self.node_id, message=message)
+
+    def workflow(self) -> dict[str, Any]:
+        """The snapshot being run, as workflow-file data (for embedding in outputs)."""
+        from .workflow import to_dict
+        return to_dict(self.graph)
+
+
+@dataclass
+class RunResult:
+    status: str  # "finished", "failed" or "cancelled"
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    error: NodeFailure | None = None
+    seconds: float = 0.0
+    param_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__.endswith("OutOfMemoryError")
+
+
+class Executor:
+    """Runs graphs. Keep one per app so cached outputs (and loaded models) survive runs."""
+
+    def __init__(self, registry: Registry | None = None, cache_budget_bytes: int = 4 * 1024**3,
+                 settings: dict[str, Any] | None = None) -> None:
+        self.registry = registry
+        self.cache = OutputCache(cache_budget_bytes)
+        self.settings: dict[str, Any] = dict(settings or {})
+        self.events = Emitter()
+        self._cancel = threading.Event()
+        # Called with no arguments when a node runs out of memory (e.g. free loaded models).
+        self.release_hooks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    # ----- control ----------------------------------------------------------------
+    def cancel(self) -> None:
+        """Ask the current run to stop at the next check (between nodes, every step)."""
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+
+    # ----- planning ---------------------------------------------------------------
+    @staticmethod
+    def output_nodes(graph: Graph) -> list[str]:
+        return [n.id for n in graph.nodes.values()
+                if graph.node_type(n).output_node and not n.flags.get("mute")]
+
+    def plan(self, graph: Graph, targets: Iterable[str] | None = None
+             ) -> tuple[list[str], dict[str, str]]:
+        """The nodes to evaluate in order, and the nodes dropped (with why)."""
+        dag = nx.DiGraph()
+        dag.add_nodes_from(graph.nodes)
+        dag.add_edges_from((ln.src_node, ln.dst_node) for ln in graph.links.values())
+        if not nx.is_directed_acyclic_graph(dag):
+            raise ValueError("the graph has a cycle")
+        targets = list(self.output_nodes(graph) if targets is None else targets)
+        needed = set(targets)
+        for target in targets:
+            needed |= nx.ancestors(dag, target)
+        order = [n for n in nx.topological_sort(dag) if n in needed]
+        dropped: dict[str, str] = {}
+        for node_id in order:
+            node = graph.nodes[node_id]
+            if node.flags.get("mute"):
+                dropped[node_id] = "muted"
+                continue
+            node_type = graph.node_type(node)
+            for socket in node_type.inputs:
+                link = graph.inbound(node_id, socket.name)
+                if link is not None and link.src_node in dropped and not socket.optional:
+                    dropped[node_id] = f"input {socket.name!r} comes from a muted node"
+                    break
+        return [n for n in order if n not in dropped], dropped
+
+    # ----- running ----------------------------------------------------------------
+    def run(self, graph: Graph, targets: Iterable[str] | None = None,
+            settings: dict[str, Any] | None = None, take_snapshot: bool = True) -> RunResult:
+        """Evaluate ``targets`` (default: every output node) and what they need."""
+        with self._lock:
+            self._cancel.clear()
+            started = time.perf_counter()
+            graph = snapshot(graph) if take_snapshot else graph
+            run_settings = {**self.settings, **(settings or {})}
+            result = RunResult("finished")
+            try:
+                order, dropped = self.plan(graph, targets)
+            except (ValueError, nx.NetworkXError) as exc:
+                failure = NodeFailure("", "graph", type(exc).__name__, str(exc), "")
+                result.status, result.error = "failed", failure
+                self.events.emit("run_finished", result=result)
+                return result
+            result.skipped = dropped
+            self.events.emit("run_started", node_ids=list(order))
+            for node_id, why in dropped.items():
+                self.events.emit("node_skipped", node_id=node_id, reason=why)
+            keys: dict[str, str] = {}
+            try:
+                for node_id in order:
+                    if self._cancel.is_set():
+                        raise Cancelled()
+                    self._run_node(graph, node_id, keys, dropped, run_settings, result)
+            except Cancelled:
+                result.status = "cancelled"
+                self.events.emit("run_cancelled", node_id=getattr(self, "_current", None))
+            except NodeFailure as failure:
+                result.status, result.error = "failed", failure
+            finally:
+                self._current = None
+                self.cache.evict(keep=keys.values())
+            if result.status == "finished":
+                result.param_updates = self._after_run_updates(graph, order)
+            result.seconds = time.perf_counter() - started
+            self.events.emit("run_finished", result=result)
+            return result
+
+    def _node_key(self, graph: Graph, node: Node, node_type: NodeType, inputs: dict[str, Link],
+                  keys: dict[str, str]) -> str:
+        params = {k: v for k, v in node.params.items() if k not in inputs}
+        parts: list[Any] = [node_type.type_id, node_type.version, params,
+                            sorted((name, keys[ln.src_node], ln.src_output)
+                                   for name, ln in inputs.items())]
+        if node.flags.get("bypass"):
+            parts.append("bypass")
+        if node_type.fingerprint is not None:
+            parts.append(node_type.fingerprint(node.params))
+        if node_type.always_run:
+            parts.append(os.urandom(8).hex())
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def _run_node(self, graph: Graph, node_id: str, keys: dict[str, str], dropped: dict[str, str],
+                  settings: dict[str, Any], result: RunResult) -> None:
+        node = graph.nodes[node_id]
+        node_type = graph.node_type(node)
+        inputs: dict[str, Link] = {}
+        for socket in node_type.all_inputs():
+            link = graph.inbound(node_id, socket.name)
+            if link is not None and link.src_node not in dropped:
+                inputs[socket.name] = link
+        try:
+            key = self._node_key(graph, node, node_type, inputs, keys)
+        except Exception as exc:  # e.g. a fingerprint that cannot read its file
+            raise self._fail(node, exc) from None
+        keys[node_id] = key
+        cached = self.cache.get(key)
+        if cached is not None:
+            result.outputs[node_id] = cached
+            result.cached.append(node_id)
+            self.events.emit("node_cached", node_id=node_id)
+            return
+        self._current = node_id
+        self.events.emit("node_started", node_id=node_id)
+        t0 = time.perf_counter()
+        values: dict[str, Any] = {}
+        for name, link in inputs.items():
+            values[name] = result.outputs[link.src_node].get(link.src_output)
+        ctx = RunContext(self, graph, node, settings)
+        try:
+            if node.flags.get("bypass") and node.type_id != REROUTE:
+                outputs = self._bypass(graph, node, node_type, inputs, values)
+            else:
+                for socket in node_type.inputs:
+                    if not socket.optional and socket.name not in values:
+                        raise ValueError(f"input {socket.name!r} ({socket.type}) is not connected")
+                for param in node_type.params:
+                    if param.name in values:
+                        value = values[param.name]
+                        if param.kind == "float" and isinstance(value, int) and \
+                                not isinstance(value, bool):
+                            value = float(value)
+                        error = param.check(value)
+                        if error:
+                            raise ValueError(f"input {param.name!r}: {error}")
+                        values[param.name] = value
+                    else:
+                        values[param.name] = node.params.get(param.name, param.default)
+                outputs = node_type.run(ctx, **values) or {}
+                if not isinstance(outputs, dict):
+                    raise TypeError(f"run() returned {type(outputs).__name__}, expected a dict")
+        except Cancelled:
+            raise
+        except Exception as exc:
+            if _is_oom(exc):
+                self.cache.clear()
+                for hook in self.release_hooks:
+                    hook()
+                raise self._fail(node, exc, "out of memory; cached outputs and models were freed. "
+                                 "Try a smaller size or batch. ") from None
+            raise self._fail(node, exc) from None
+        seconds = time.perf_counter() - t0
+        result.outputs[node_id] = outputs
+        result.executed.append(node_id)
+        result.timings[node_id] = seconds
+        if ctx.warnings:
+            result.warnings[node_id] = list(ctx.warnings)
+        self.cache.put(key, outputs)
+        self.events.emit("node_finished", node_id=node_id, seconds=seconds, outputs=outputs)
+
+    def _fail(self, node: Node, exc: BaseException, prefix: str = "") -> NodeFailure:
+        failure = NodeFailure(node.id, node.title, type(exc).__name__, prefix + str(exc),
+                              "".join(_traceback.format_exception(exc)))
+        self.events.emit("node_failed", node_id=node.id, title=node.title,
+                         error_type=failure.error_type, message=failure.message,
+                         traceback=failure.traceback)
+        return failure
+
+    @staticmethod
+    def _bypass(graph: Graph, node: Node, node_type: NodeType, inputs: dict[str, Link],
+                values: dict[str, Any]) -> dict[str, Any]:
+        """Forward, for each output, the first connected input of a compatible type."""
+        outputs: dict[str, Any] = {}
+        sockets = graph.registry.sockets
+        for out in node_type.outputs:
+            for socket in node_type.inputs:
+                if socket.name in inputs and sockets.compatible(
+                        graph.output_type(inputs[socket.name].src_node,
+                                          inputs[socket.name].src_output), out.type):
+                    outputs[out.name] = values[socket.name]
+                    break
+            else:
+                outputs[out.name] = None
+        return outputs
+
+    @staticmethod
+    def _after_run_updates(graph: Graph, order: list[str]) -> dict[str, dict[str, Any]]:
+        updates: dict[str, dict[str, Any]] = {}
+        for node_id in order:
+            node = graph.nodes[node_id]
+            hook = graph.node_type(node).after_run
+            if hook is not None:
+                changed = hook(dict(node.params))
+                if changed:
+                    updates[node_id] = changed
+        return updates

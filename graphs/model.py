@@ -1,0 +1,336 @@
+"""The graph model: nodes, links, frames and the view, with an event on every mutation.
+
+Reroutes are ordinary nodes of type ``graph.reroute`` so they can fan out and
+carry any socket type. Selection is view state and does not live here.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import Emitter
+from .registry import ANY, REROUTE, NodeType, Registry, default_registry
+
+FLAG_NAMES = ("bypass", "mute", "collapsed")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class GraphError(ValueError):
+    """A mutation that the graph refuses, with the reason as message."""
+
+
+@dataclass
+class Node:
+    id: str
+    type_id: str
+    type_version: int
+    title: str
+    pos: tuple[float, float] = (0.0, 0.0)
+    params: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(FLAG_NAMES, False))
+    size: tuple[float, float] | None = None
+    color: str | None = None
+
+    def clone(self) -> Node:
+        return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class Link:
+    id: str
+    src_node: str
+    src_output: str
+    dst_node: str
+    dst_input: str
+
+
+@dataclass
+class Frame:
+    id: str
+    title: str
+    rect: tuple[float, float, float, float]
+    color: str = "#3a4a5a"
+
+    def clone(self) -> Frame:
+        return copy.deepcopy(self)
+
+
+@dataclass
+class View:
+    zoom: float = 1.0
+    center: tuple[float, float] = (0.0, 0.0)
+
+
+class Graph:
+    """Nodes, links and frames keyed by stable string ids.
+
+    Events (on ``self.events``): node_added, node_removed, node_moved, node_changed
+    (params, title, flags, size, colour), link_added, link_removed, frame_added,
+    frame_removed, frame_changed, view_changed, cleared.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or default_registry()
+        self.nodes: dict[str, Node] = {}
+        self.links: dict[str, Link] = {}
+        self.frames: dict[str, Frame] = {}
+        self.view = View()
+        self.metadata: dict[str, Any] = {}
+        self.events = Emitter()
+        self._inbound: dict[tuple[str, str], str] = {}  # (dst_node, dst_input) -> link id
+
+    # ----- node types -------------------------------------------------------------
+    def node_type(self, node_or_id: Node | str) -> NodeType:
+        node = self.nodes[node_or_id] if isinstance(node_or_id, str) else node_or_id
+        return self.registry.nodes.get(node.type_id)
+
+    def create_node(self, type_id: str, pos: tuple[float, float] = (0.0, 0.0),
+                    title: str | None = None, params: dict[str, Any] | None = None,
+                    node_id: str | None = None) -> Node:
+        """Make (but do not add) a node of ``type_id`` with default params."""
+        node_type = self.registry.nodes.get(type_id)
+        values = node_type.default_params()
+        for name, value in (params or {}).items():
+            param = node_type.param(name)
+            if param is None:
+                raise GraphError(f"{node_type.title}: no param named {name!r}")
+            error = param.check(value)
+            if error:
+                raise GraphError(f"{node_type.title}.{name}: {error}")
+            values[name] = value
+        return Node(node_id or new_id(), node_type.type_id, node_type.version,
+                    title if title is not None else node_type.title,
+                    (float(pos[0]), float(pos[1])), values)
+
+    # ----- nodes ------------------------------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        if node.id in self.nodes:
+            raise GraphError(f"duplicate node id {node.id}")
+        self.registry.nodes.get(node.type_id)  # raises for an unknown type
+        self.nodes[node.id] = node
+        self.events.emit("node_added", node=node)
+        return node
+
+    def remove_node(self, node_id: str) -> Node:
+        for link in self.links_of(node_id):
+            self.remove_link(link.id)
+        node = self.nodes.pop(node_id)
+        self.events.emit("node_removed", node=node)
+        return node
+
+    def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
+        node = self.nodes[node_id]
+        node.pos = (float(pos[0]), float(pos[1]))
+        self.events.emit("node_moved", node=node)
+
+    def set_param(self, node_id: str, name: str, value: Any) -> None:
+        node = self.nodes[node_id]
+        param = self.node_type(node).param(name)
+        if param is None:
+            raise GraphError(f"{node.title}: no param named {name!r}")
+        error = param.check(value)
+        if error:
+            raise GraphError(f"{node.title}.{name}: {error}")
+        node.params[name] = value
+        self.events.emit("node_changed", node=node, what="params", name=name)
+
+    def set_flag(self, node_id: str, flag: str, value: bool) -> None:
+        if flag not in FLAG_NAMES:
+            raise GraphError(f"unknown flag {flag!r}")
+        node = self.nodes[node_id]
+        node.flags[flag] = bool(value)
+        self.events.emit("node_changed", node=node, what="flags", name=flag)
+
+    def set_title(self, node_id: str, title: str) -> None:
+        node = self.nodes[node_id]
+        node.title = title
+        self.events.emit("node_changed", node=node, what="title", name="title")
+
+    def set_size(self, node_id: str, size: tuple[float, float] | None) -> None:
+        node = self.nodes[node_id]
+        node.size = None if size is None else (float(size[0]), float(size[1]))
+        self.events.emit("node_changed", node=node, what="size", name="size")
+
+    def set_color(self, node_id: str, color: str | None) -> None:
+        node = self.nodes[node_id]
+        node.color = color
+        self.events.emit("node_changed", node=node, what="color", name="color")
+
+    def find_node(self, key: str) -> Node:
+        """A node by id or by (unique) title."""
+        if key in self.nodes:
+            return self.nodes[key]
+        matches = [n for n in self.nodes.values() if n.title == key]
+        if not matches:
+            raise GraphError(f"no node with id or title {key!r}")
+        if len(matches) > 1:
+            raise GraphError(f"{len(matches)} nodes are titled {key!r}; use the node id")
+        return matches[0]
+
+    # ----- links ------------------------------------------------------------------
+    def links_of(self, node_id: str) -> list[Link]:
+        return [ln for ln in self.links.values() if node_id in (ln.src_node, ln.dst_node)]
+
+    def inbound(self, node_id: str, input_name: str) -> Link | None:
+        link_id = self._inbound.get((node_id, input_name))
+        return self.links[link_id] if link_id else None
+
+    def outbound(self, node_id: str, output_name: str | None = None) -> list[Link]:
+        return [ln for ln in self.links.values() if ln.src_node == node_id
+                and (output_name is None or ln.src_output == output_name)]
+
+    def output_type(self, node_id: str, output_name: str, _seen: frozenset = frozenset()) -> str:
+        """The socket type an output carries; a reroute carries its source's type."""
+        node = self.nodes[node_id]
+        node_type = self.node_type(node)
+        if node.type_id == REROUTE:
+            if node_id in _seen:
+                return ANY
+            link = self.inbound(node_id, "in")
+            if link is not None:
+                return self.output_type(link.src_node, link.src_output, _seen | {node_id})
+            return ANY
+        socket = node_type.output(output_name)
+        return socket.type if socket else ANY
+
+    def input_type(self, node_id: str, input_name: str, _seen: frozenset = frozenset()) -> str:
+        """The socket type an input accepts; a reroute takes what its outputs feed."""
+        node = self.nodes[node_id]
+        if node.type_id == REROUTE:
+            if node_id in _seen:
+                return ANY
+            for link in self.outbound(node_id):
+                found = self.input_type(link.dst_node, link.dst_input, _seen | {node_id})
+                if found != ANY:
+                    return found
+            return ANY
+        socket = self.node_type(node).input(input_name)
+        return socket.type if socket else ANY
+
+    def can_connect(self, src_node: str, src_output: str, dst_node: str,
+                    dst_input: str) -> tuple[bool, str]:
+        """Whether the link may be made, and why not. Replacing an existing input link is fine."""
+        if src_node not in self.nodes or dst_node not in self.nodes:
+            return False, "no such node"
+        if src_node == dst_node:
+            return False, "a node cannot feed itself"
+        src, dst = self.nodes[src_node], self.nodes[dst_node]
+        src_socket = self.node_type(src).output(src_output)
+        dst_socket = self.node_type(dst).input(dst_input)
+        if src_socket is None:
+            return False, f"{src.title} has no output {src_output!r}"
+        if dst_socket is None:
+            return False, f"{dst.title} has no input {dst_input!r}"
+        src_type = self.output_type(src_node, src_output)
+        dst_type = self.input_type(dst_node, dst_input)
+        if not self.registry.sockets.compatible(src_type, dst_type):
+            return False, (f"type mismatch: {src.title}.{src_output} gives {src_type}, "
+                           f"{dst.title}.{dst_input} takes {dst_type}")
+        if self._reaches(dst_node, src_node):
+            return False, f"would create a cycle: {dst.title} already feeds {src.title}"
+        return True, ""
+
+    def _reaches(self, start: str, target: str) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            current = stack.pop()
+            if current == target:
+                return True
+            if current in seen:
+                continue
+            seen.add(current)
+            stack.extend(ln.dst_node for ln in self.links.values() if ln.src_node == current)
+        return False
+
+    def add_link(self, link: Link, check: bool = True) -> Link:
+        if check:
+            ok, why = self.can_connect(link.src_node, link.src_output, link.dst_node, link.dst_input)
+            if not ok:
+                raise GraphError(why)
+        if link.id in self.links:
+            raise GraphError(f"duplicate link id {link.id}")
+        if (link.dst_node, link.dst_input) in self._inbound:
+            raise GraphError(f"input {link.dst_input!r} of {self.nodes[link.dst_node].title} "
+                             "is already connected")
+        self.links[link.id] = link
+        self._inbound[(link.dst_node, link.dst_input)] = link.id
+        self.events.emit("link_added", link=link)
+        return link
+
+    def connect(self, src_node: str, src_output: str, dst_node: str, dst_input: str) -> Link:
+        """Link an output to an input, replacing whatever fed that input."""
+        ok, why = self.can_connect(src_node, src_output, dst_node, dst_input)
+        if not ok:
+            raise GraphError(why)
+        old = self.inbound(dst_node, dst_input)
+        if old is not None:
+            self.remove_link(old.id)
+        return self.add_link(Link(new_id(), src_node, src_output, dst_node, dst_input), check=False)
+
+    def remove_link(self, link_id: str) -> Link:
+        link = self.links.pop(link_id)
+        del self._inbound[(link.dst_node, link.dst_input)]
+        self.events.emit("link_removed", link=link)
+        return link
+
+    # ----- frames -----------------------------------------------------------------
+    def add_frame(self, frame: Frame) -> Frame:
+        if frame.id in self.frames:
+            raise GraphError(f"duplicate frame id {frame.id}")
+        self.frames[frame.id] = frame
+        self.events.emit("frame_added", frame=frame)
+        return frame
+
+    def remove_frame(self, frame_id: str) -> Frame:
+        frame = self.frames.pop(frame_id)
+        self.events.emit("frame_removed", frame=frame)
+        return frame
+
+    def set_frame(self, frame_id: str, *, title: str | None = None,
+                  rect: tuple[float, float, float, float] | None = None,
+                  color: str | None = None) -> None:
+        frame = self.frames[frame_id]
+        if title is not None:
+            frame.title = title
+        if rect is not None:
+            frame.rect = tuple(float(v) for v in rect)  # type: ignore[assignment]
+        if color is not None:
+            frame.color = color
+        self.events.emit("frame_changed", frame=frame)
+
+    def nodes_in_frame(self, frame_id: str) -> list[Node]:
+        x, y, w, h = self.frames[frame_id].rect
+        return [n for n in self.nodes.values()
+                if x <= n.pos[0] <= x + w and y <= n.pos[1] <= y + h]
+
+    # ----- view and whole-graph ---------------------------------------------------
+    def set_view(self, zoom: float, center: tuple[float, float]) -> None:
+        self.view = View(float(zoom), (float(center[0]), float(center[1])))
+        self.events.emit("view_changed", view=self.view)
+
+    def clear(self) -> None:
+        self.nodes.clear()
+        self.links.clear()
+        self.frames.clear()
+        self._inbound.clear()
+        self.view = View()
+        self.metadata = {}
+        self.events.emit("cleared")
+
+    def replace_with(self, other: Graph) -> None:
+        """Take over ``other``'s contents (used by Open: listeners stay attached)."""
+        self.clear()
+        self.metadata = dict(other.metadata)
+        for node in other.nodes.values():
+            self.add_node(node.clone())
+        for link in other.links.values():
+            self.add_link(link, check=False)
+        for frame in other.frames.values():
+            self.add_frame(frame.clone())
+        self.set_view(other.view.zoom, other.view.center)

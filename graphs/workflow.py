@@ -1,0 +1,379 @@
+"""The workflow file: versioned plain JSON, validated whole before anything is built.
+
+A bad file raises :class:`WorkflowError` naming the first problem's path inside the
+file (``nodes[3].params.steps: expected >= 1, got 0``); nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .model import FLAG_NAMES, Frame, Graph, Link, Node
+from .registry import ABSURD, Registry, default_registry
+
+FORMAT = "latentgraph"
+VERSION = 1
+APP_VERSION = "0.1.0"
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_ITEMS = 100_000
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# version -> function turning a dict of that version into the next version.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+class WorkflowError(ValueError):
+    """A workflow that cannot be loaded. ``path`` locates the problem inside the file."""
+
+    def __init__(self, path: str, message: str, file: str | None = None) -> None:
+        self.path, self.message, self.file = path, message, file
+        where = f"{file}: " if file else ""
+        super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")
+
+
+# ----- writing ----------------------------------------------------------------------
+def to_dict(graph: Graph) -> dict[str, Any]:
+    """The file representation of ``graph`` (deterministic: sorted by id)."""
+    meta = dict(graph.metadata)
+    meta.setdefault("app_version", APP_VERSION)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "metadata": meta,
+        "view": {"zoom": graph.view.zoom, "center": list(graph.view.center)},
+        "nodes": [_node_dict(graph.nodes[k]) for k in sorted(graph.nodes)],
+        "links": [
+            {"id": ln.id, "from": [ln.src_node, ln.src_output], "to": [ln.dst_node, ln.dst_input]}
+            for ln in sorted(graph.links.values(), key=lambda ln: ln.id)
+        ],
+        "frames": [
+            {"id": f.id, "title": f.title, "rect": list(f.rect), "color": f.color}
+            for f in sorted(graph.frames.values(), key=lambda f: f.id)
+        ],
+    }
+
+
+def _node_dict(node: Node) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "type": node.type_id,
+        "type_version": node.type_version,
+        "title": node.title,
+        "pos": list(node.pos),
+        "size": list(node.size) if node.size else None,
+        "color": node.color,
+        "params": dict(sorted(node.params.items())),
+        "flags": {k: bool(node.flags.get(k, False)) for k in FLAG_NAMES},
+    }
+
+
+def dumps(graph: Graph) -> str:
+    return json.dumps(to_dict(graph), indent=1, ensure_ascii=False, allow_nan=False)
+
+
+def save(graph: Graph, path: str | os.PathLike, touch: bool = True) -> None:
+    """Write atomically: a temp file in the same folder, fsync, then rename over ``path``."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if touch:
+        graph.metadata.setdefault("created", now)
+        graph.metadata["modified"] = now
+        graph.metadata["app_version"] = APP_VERSION
+    atomic_write_text(Path(path), dumps(graph) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ----- reading ----------------------------------------------------------------------
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def loads(text: str | bytes, registry: Registry | None = None, file: str | None = None) -> Graph:
+    """Parse, validate, migrate and build a graph; raises WorkflowError."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_FILE_BYTES:
+            raise WorkflowError("", f"file is {len(text):,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                                file)
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WorkflowError("", f"not UTF-8 text (byte {exc.start})", file) from None
+    if len(text) > MAX_FILE_BYTES:
+        raise WorkflowError("", f"file is too large (limit {MAX_FILE_BYTES:,} bytes)", file)
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise WorkflowError("", "invalid JSON: nested too deeply", file) from None
+    except ValueError as exc:
+        raise WorkflowError("", f"invalid JSON: {exc}", file) from None
+    return from_dict(data, registry, file)
+
+
+def load(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
+    if size > MAX_FILE_BYTES:
+        raise WorkflowError("", f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
+    return loads(data, registry, str(path))
+
+
+def from_dict(data: Any, registry: Registry | None = None, file: str | None = None) -> Graph:
+    registry = registry or default_registry()
+    try:
+        data = migrate(data)
+        _Validator(registry).workflow(data)
+    except WorkflowError as exc:
+        exc.file = file
+        raise WorkflowError(exc.path, exc.message, file) from None
+    return _build(data, registry)
+
+
+def migrate(data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise WorkflowError("", f"expected a JSON object at the top, got {_tname(data)}")
+    if data.get("format") != FORMAT:
+        raise WorkflowError("format", f"not a LatentGraph workflow (expected \"format\": \"{FORMAT}\")")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise WorkflowError("version", f"expected int, got {_tname(version)}")
+    if version > VERSION:
+        raise WorkflowError("version", f"file version {version} is newer than this app "
+                                       f"understands ({VERSION}); please update LatentGraph")
+    if version < 1:
+        raise WorkflowError("version", f"unknown version {version}")
+    while version < VERSION:
+        data = MIGRATIONS[version](data)
+        version = data["version"]
+    return data
+
+
+def _tname(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "bool", int: "int",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+class _Validator:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def keys(self, obj: Any, path: str, required: set[str], optional: set[str] = frozenset()) -> None:
+        if not isinstance(obj, dict):
+            raise WorkflowError(path, f"expected object, got {_tname(obj)}")
+        for key in required:
+            if key not in obj:
+                raise WorkflowError(f"{path}.{key}".lstrip("."), "missing")
+        for key in obj:
+            if key not in required and key not in optional:
+                raise WorkflowError(f"{path}.{key}".lstrip("."), "unexpected key")
+
+    def number(self, value: Any, path: str, lo: float = -ABSURD, hi: float = ABSURD) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WorkflowError(path, f"expected number, got {_tname(value)}")
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise WorkflowError(path, f"number out of range [{lo:g}, {hi:g}]: {value!r}")
+        return float(value)
+
+    def string(self, value: Any, path: str, max_len: int = 10_000) -> str:
+        if not isinstance(value, str):
+            raise WorkflowError(path, f"expected string, got {_tname(value)}")
+        if len(value) > max_len:
+            raise WorkflowError(path, f"string longer than {max_len} characters")
+        return value
+
+    def ident(self, value: Any, path: str) -> str:
+        self.string(value, path)
+        if not _ID.match(value):
+            raise WorkflowError(path, f"invalid id {value[:80]!r}")
+        return value
+
+    def array(self, value: Any, path: str, length: int | None = None) -> list:
+        if not isinstance(value, list):
+            raise WorkflowError(path, f"expected array, got {_tname(value)}")
+        if length is not None and len(value) != length:
+            raise WorkflowError(path, f"expected {length} items, got {len(value)}")
+        if len(value) > MAX_ITEMS:
+            raise WorkflowError(path, f"more than {MAX_ITEMS} items")
+        return value
+
+    def point(self, value: Any, path: str, n: int = 2, lo: float = -1e7, hi: float = 1e7) -> None:
+        for i, v in enumerate(self.array(value, path, n)):
+            self.number(v, f"{path}[{i}]", lo, hi)
+
+    def color(self, value: Any, path: str) -> None:
+        if value is not None and not (isinstance(value, str) and _COLOR.match(value)):
+            raise WorkflowError(path, "expected a colour like \"#12ab34\" or null")
+
+    def workflow(self, data: dict) -> None:
+        self.keys(data, "", {"format", "version", "nodes", "links"},
+                  {"metadata", "view", "frames"})
+        if "metadata" in data:
+            meta = data["metadata"]
+            if not isinstance(meta, dict):
+                raise WorkflowError("metadata", f"expected object, got {_tname(meta)}")
+            for key, value in meta.items():
+                if not isinstance(value, (str, int, float, bool)) or isinstance(value, float) and \
+                        not math.isfinite(value):
+                    raise WorkflowError(f"metadata.{key}", "expected a string or number")
+        if "view" in data:
+            view = data["view"]
+            self.keys(view, "view", {"zoom", "center"})
+            self.number(view["zoom"], "view.zoom", 0.01, 100)
+            self.point(view["center"], "view.center")
+        ids: dict[str, dict] = {}
+        for i, node in enumerate(self.array(data["nodes"], "nodes")):
+            self.node(node, f"nodes[{i}]")
+            if node["id"] in ids:
+                raise WorkflowError(f"nodes[{i}].id", f"duplicate node id {node['id']!r}")
+            ids[node["id"]] = node
+        self.links(data["links"], ids)
+        seen: set[str] = set()
+        for i, frame in enumerate(self.array(data.get("frames", []), "frames")):
+            path = f"frames[{i}]"
+            self.keys(frame, path, {"id", "title", "rect"}, {"color"})
+            self.ident(frame["id"], f"{path}.id")
+            if frame["id"] in seen:
+                raise WorkflowError(f"{path}.id", f"duplicate frame id {frame['id']!r}")
+            seen.add(frame["id"])
+            self.string(frame["title"], f"{path}.title", 500)
+            self.point(frame["rect"], f"{path}.rect", 4)
+            if frame["rect"][2] < 0 or frame["rect"][3] < 0:
+                raise WorkflowError(f"{path}.rect", "width and height must be >= 0")
+            self.color(frame.get("color"), f"{path}.color")
+
+    def node(self, node: Any, path: str) -> None:
+        self.keys(node, path, {"id", "type", "pos"},
+                  {"type_version", "title", "size", "color", "params", "flags"})
+        self.ident(node["id"], f"{path}.id")
+        type_id = self.string(node["type"], f"{path}.type", 200)
+        if type_id not in self.registry.nodes:
+            raise WorkflowError(f"{path}.type", f"unknown node type {type_id!r}")
+        node_type = self.registry.nodes.get(type_id)
+        if "type_version" in node:
+            version = node["type_version"]
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise WorkflowError(f"{path}.type_version", f"expected int, got {_tname(version)}")
+            if version > node_type.version:
+                raise WorkflowError(f"{path}.type_version",
+                                    f"{type_id} version {version} is newer than this app's "
+                                    f"({node_type.version})")
+        if "title" in node:
+            self.string(node["title"], f"{path}.title", 500)
+        self.point(node["pos"], f"{path}.pos")
+        if node.get("size") is not None:
+            self.point(node["size"], f"{path}.size", 2, 0, 1e5)
+        self.color(node.get("color"), f"{path}.color")
+        params = node.get("params", {})
+        if not isinstance(params, dict):
+            raise WorkflowError(f"{path}.params", f"expected object, got {_tname(params)}")
+        for name, value in params.items():
+            param = node_type.param(name)
+            if param is None:
+                raise WorkflowError(f"{path}.params.{name}", f"{node_type.title} has no such param")
+            error = param.check(value)
+            if error:
+                raise WorkflowError(f"{path}.params.{name}", error)
+        flags = node.get("flags", {})
+        if not isinstance(flags, dict):
+            raise WorkflowError(f"{path}.flags", f"expected object, got {_tname(flags)}")
+        for name, value in flags.items():
+            if name not in FLAG_NAMES:
+                raise WorkflowError(f"{path}.flags.{name}", "unknown flag")
+            if not isinstance(value, bool):
+                raise WorkflowError(f"{path}.flags.{name}", f"expected bool, got {_tname(value)}")
+
+    def links(self, links: Any, nodes: dict[str, dict]) -> None:
+        graph = Graph(self.registry)
+        for node in nodes.values():
+            graph.add_node(Node(node["id"], self.registry.nodes.resolve(node["type"]), 1,
+                                node.get("title", node["id"])))
+        seen: set[str] = set()
+        for i, link in enumerate(self.array(links, "links")):
+            path = f"links[{i}]"
+            self.keys(link, path, {"from", "to"}, {"id"})
+            link_id = self.ident(link.get("id", f"link{i}"), f"{path}.id")
+            if link_id in seen:
+                raise WorkflowError(f"{path}.id", f"duplicate link id {link_id!r}")
+            seen.add(link_id)
+            ends = []
+            for end in ("from", "to"):
+                pair = self.array(link[end], f"{path}.{end}", 2)
+                node_id = self.string(pair[0], f"{path}.{end}[0]", 64)
+                socket = self.string(pair[1], f"{path}.{end}[1]", 200)
+                if node_id not in nodes:
+                    raise WorkflowError(f"{path}.{end}[0]", f"no node with id {node_id!r}")
+                ends.append((node_id, socket))
+            (src, out), (dst, inp) = ends
+            src_type = graph.node_type(src)
+            dst_type = graph.node_type(dst)
+            if src_type.output(out) is None:
+                raise WorkflowError(f"{path}.from[1]", f"{src_type.title} has no output {out!r}")
+            if dst_type.input(inp) is None:
+                raise WorkflowError(f"{path}.to[1]", f"{dst_type.title} has no input {inp!r}")
+            if graph.inbound(dst, inp) is not None:
+                raise WorkflowError(f"{path}.to", f"input {inp!r} of node {dst} has two links")
+            ok, why = graph.can_connect(src, out, dst, inp)
+            if not ok:
+                raise WorkflowError(path, why)
+            graph.add_link(Link(link_id, src, out, dst, inp), check=False)
+
+
+def _build(data: dict, registry: Registry) -> Graph:
+    graph = Graph(registry)
+    graph.metadata = dict(data.get("metadata", {}))
+    for raw in data["nodes"]:
+        node_type = registry.nodes.get(raw["type"])
+        params = node_type.default_params()
+        params.update(raw.get("params", {}))
+        flags = dict.fromkeys(FLAG_NAMES, False)
+        flags.update(raw.get("flags", {}))
+        size = raw.get("size")
+        graph.add_node(Node(
+            raw["id"], node_type.type_id, node_type.version, raw.get("title", node_type.title),
+            (float(raw["pos"][0]), float(raw["pos"][1])), params, flags,
+            (float(size[0]), float(size[1])) if size else None, raw.get("color"),
+        ))
+    for i, raw in enumerate(data["links"]):
+        graph.add_link(Link(raw.get("id", f"link{i}"), raw["from"][0], raw["from"][1],
+                            raw["to"][0], raw["to"][1]), check=False)
+    for raw in data.get("frames", []):
+        graph.add_frame(Frame(raw["id"], raw["title"], tuple(float(v) for v in raw["rect"]),
+                              raw.get("color") or "#3a4a5a"))
+    view = data.get("view")
+    if view:
+        graph.set_view(view["zoom"], view["center"])
+    return graph

@@ -1,0 +1,365 @@
+#!/usr/bin/env python
+"""Train the bundled "latentgraph-shapes" text-to-image model from scratch (CPU friendly).
+
+Produces a folder in Stable Diffusion's exact layout (CLIPTokenizer + CLIPTextModel,
+AutoencoderKL, UNet2DConditionModel, EulerDiscreteScheduler, model_index.json) that loads
+offline with ``StableDiffusionPipeline.from_pretrained(folder)``, plus ``latent_rgb.json``
+(latent -> RGB preview fit) and ``latentgraph.json`` (recommended defaults).
+
+Phases (``--phase``):
+  vae     train the AutoencoderKL on rendered scenes (MSE + tiny KL)
+  encode  render a fixed caption/image dataset and encode it to latents, measure scaling_factor
+  unet    train UNet2DConditionModel + CLIPTextModel jointly (DDPM epsilon loss, EMA)
+  export  write the pipeline folder
+  all     everything in order (default)
+
+Intermediate state lives in ``--work`` so phases can be rerun separately.
+Everything is seeded; on CPU with ``--threads 1`` the run is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import shapes_world as W  # noqa: E402
+
+MAX_TOKENS = 24
+SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
+
+# ----------------------------------------------------------------------------- model configs
+
+VAE_CONFIG = dict(
+    in_channels=3, out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8,
+    sample_size=64, mid_block_add_attention=False,
+)
+UNET_CONFIG = dict(
+    sample_size=16, in_channels=4, out_channels=4,
+    block_out_channels=(32, 64, 128), layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    mid_block_type="UNetMidBlock2DCrossAttn",
+    cross_attention_dim=128, attention_head_dim=4, norm_num_groups=8,
+)
+TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                   max_position_embeddings=MAX_TOKENS, hidden_act="quick_gelu")
+SCHED_CONFIG = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    prediction_type="epsilon", steps_offset=1, clip_sample=False)
+
+DEFAULTS = {
+    "scheduler": "EulerDiscreteScheduler",
+    "timestep_spacing": "trailing",
+    "steps": 20,
+    "cfg": 5.0,
+    "width": 64,
+    "height": 64,
+    "default_prompt": "a red circle and a blue square on a white background",
+    "negative_prompt": "",
+}
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    toks = list(word[:-1]) + [word[-1] + "</w>"]
+    while len(toks) > 1:
+        pairs = [(ranks.get((a, b), math.inf), i) for i, (a, b) in enumerate(zip(toks, toks[1:]))]
+        r, i = min(pairs)
+        if r == math.inf:
+            break
+        a, b = toks[i], toks[i + 1]
+        out, j = [], 0
+        while j < len(toks):
+            if j < len(toks) - 1 and toks[j] == a and toks[j + 1] == b:
+                out.append(a + b)
+                j += 2
+            else:
+                out.append(toks[j])
+                j += 1
+        toks = out
+    return toks
+
+
+def build_tokenizer(words: list[str]):
+    """CLIP BPE tokenizer where every caption word is exactly one token."""
+    from transformers import CLIPTokenizer
+
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
+    vocab: dict[str, int] = {}
+    for t in SPECIALS + chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(t, len(vocab))
+    merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
+    for w in words:
+        while True:
+            toks = _bpe(w, ranks)
+            if len(toks) == 1:
+                break
+            pair = (toks[0], toks[1])
+            ranks[pair] = len(merges)
+            merges.append(pair)
+            vocab.setdefault(pair[0] + pair[1], len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|startoftext|>",
+                        eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=MAX_TOKENS)
+    for w in words:
+        ids = tok(w, add_special_tokens=False).input_ids
+        assert len(ids) == 1, (w, ids, tok.convert_ids_to_tokens(ids))
+    return tok
+
+
+def tokenize(tok, captions: list[str]) -> torch.Tensor:
+    return tok(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True,
+               return_tensors="pt").input_ids
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def set_seed(seed: int):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def render_tensor(scenes) -> torch.Tensor:
+    return torch.from_numpy(W.to_tensor_range(W.render_batch(scenes)))
+
+
+def n_params(m) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+# ----------------------------------------------------------------------------- phases
+
+def phase_vae(args, work: Path, device):
+    from diffusers import AutoencoderKL
+
+    set_seed(args.seed)
+    rng = random.Random(args.seed)
+    vae = AutoencoderKL(**VAE_CONFIG).to(device)
+    log(f"VAE params {n_params(vae) / 1e6:.3f}M")
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    t0 = time.time()
+    for step in range(args.vae_steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 50)
+        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample()).sample
+        mse = F.mse_loss(rec, x)
+        kl = post.kl().mean()
+        loss = mse + args.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == args.vae_steps - 1:
+            log(f"vae step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
+    vae.save_pretrained(work / "vae")
+    log(f"VAE phase done in {time.time() - t0:.0f}s")
+
+
+@torch.no_grad()
+def phase_encode(args, work: Path, device):
+    from diffusers import AutoencoderKL
+
+    set_seed(args.seed + 1)
+    rng = random.Random(args.seed + 1)
+    vae = AutoencoderKL.from_pretrained(work / "vae").to(device).eval()
+    t0 = time.time()
+    lat, caps, rgb_small = [], [], []
+    bs = 100
+    for i in range(0, args.dataset_size, bs):
+        scenes = [W.sample_scene(rng) for _ in range(min(bs, args.dataset_size - i))]
+        x = render_tensor(scenes).to(device)
+        lat.append(vae.encode(x).latent_dist.mean.cpu())
+        caps.extend(s.caption for s in scenes)
+        if i < 4000:
+            rgb_small.append(F.avg_pool2d(x, 4).cpu())
+    lat = torch.cat(lat)
+    std = lat.std().item()
+    scaling = 1.0 / std
+    log(f"encoded {len(caps)} images in {time.time() - t0:.0f}s; latent mean {lat.mean():.4f} std {std:.4f} "
+        f"-> scaling_factor {scaling:.5f}")
+    # preview fit: scaled latents (as the UNet sees them) -> RGB in [-1, 1]
+    n = sum(r.shape[0] for r in rgb_small)
+    z = (lat[:n] * scaling).permute(0, 2, 3, 1).reshape(-1, 4).double()
+    y = torch.cat(rgb_small).permute(0, 2, 3, 1).reshape(-1, 3).double()
+    A = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
+    sol = torch.linalg.lstsq(A, y).solution
+    pred = (A @ sol).clamp(-1, 1)
+    log(f"latent_rgb fit rmse {((pred - y) ** 2).mean().sqrt().item():.4f}")
+    latent_rgb = {"latent_space": "scaled", "matrix": sol[:4].tolist(), "bias": sol[4].tolist(),
+                  "note": "preview_rgb = clamp(latent^T . matrix + bias, -1, 1); latent as the UNet sees it "
+                          "(already multiplied by vae.config.scaling_factor)"}
+    torch.save({"latents": lat, "captions": caps, "scaling_factor": scaling}, work / "dataset.pt")
+    (work / "latent_rgb.json").write_text(json.dumps(latent_rgb, indent=2))
+
+
+class Ema:
+    def __init__(self, modules, decay):
+        self.decay = decay
+        self.src = modules
+        self.shadow = [copy.deepcopy(m).eval().requires_grad_(False) for m in modules]
+        self.n = 0
+
+    @torch.no_grad()
+    def update(self):
+        self.n += 1
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        for s, m in zip(self.shadow, self.src):
+            for ps, pm in zip(s.parameters(), m.parameters()):
+                ps.lerp_(pm.detach(), 1 - d)
+
+
+def phase_unet(args, work: Path, device):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    set_seed(args.seed + 2)
+    data = torch.load(work / "dataset.pt")
+    lat = data["latents"] * data["scaling_factor"]
+    caps = data["captions"]
+    tok = build_tokenizer(W.all_caption_words())
+    ids_all = tokenize(tok, caps)
+    empty_ids = tokenize(tok, [""])[0]
+    tcfg = CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                          pad_token_id=tok.pad_token_id, **TEXT_CONFIG)
+    text = CLIPTextModel(tcfg).to(device)
+    unet = UNet2DConditionModel(**UNET_CONFIG).to(device)
+    log(f"UNet params {n_params(unet) / 1e6:.3f}M, text encoder params {n_params(text) / 1e6:.3f}M, "
+        f"dataset {len(caps)}")
+    sched = DDPMScheduler(**SCHED_CONFIG)
+    acp = sched.alphas_cumprod.to(device)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=0.01)
+    ema = Ema([unet, text], args.ema)
+    g = torch.Generator().manual_seed(args.seed + 3)
+    t0 = time.time()
+    run_loss = 0.0
+    for step in range(args.unet_steps):
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200)
+        idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
+        x0 = lat[idx].to(device)
+        ids = ids_all[idx].clone()
+        drop = torch.rand(args.unet_batch, generator=g) < args.p_uncond
+        ids[drop] = empty_ids
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        t = torch.randint(0, 1000, (args.unet_batch,), generator=g).to(device)
+        a = acp[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        enc = text(ids.to(device))[0]
+        pred = unet(xt, t, enc).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update()
+        run_loss += loss.item()
+        if (step + 1) % 100 == 0 or step == args.unet_steps - 1:
+            el = time.time() - t0
+            log(f"unet step {step + 1}/{args.unet_steps} loss {run_loss / 100:.4f} ({el:.0f}s, "
+                f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
+            run_loss = 0.0
+        if (step + 1) % 1000 == 0 or step == args.unet_steps - 1:
+            ema.shadow[0].save_pretrained(work / "unet_ema")
+            ema.shadow[1].save_pretrained(work / "text_ema")
+            tok.save_pretrained(work / "tokenizer")
+    log(f"UNet phase done in {time.time() - t0:.0f}s")
+
+
+def phase_export(args, work: Path, out: Path):
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    data = torch.load(work / "dataset.pt")
+    vae = AutoencoderKL.from_pretrained(work / "vae")
+    vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
+    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema")
+    text = CLIPTextModel.from_pretrained(work / "text_ema")
+    tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
+    sched = EulerDiscreteScheduler(**{k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"},
+                                   timestep_spacing=DEFAULTS["timestep_spacing"])
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    (out / "latent_rgb.json").write_text((work / "latent_rgb.json").read_text())
+    (out / "latentgraph.json").write_text(json.dumps(DEFAULTS, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    log(f"exported to {out} ({size / 1e6:.2f} MB)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "resources/models/latentgraph-shapes"))
+    ap.add_argument("--work", default="/tmp/latentgraph-shapes-work")
+    ap.add_argument("--phase", default="all", choices=["all", "vae", "encode", "unet", "export"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--vae-steps", type=int, default=900)
+    ap.add_argument("--vae-batch", type=int, default=8)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--vae-kl", type=float, default=1e-6)
+    ap.add_argument("--dataset-size", type=int, default=24000)
+    ap.add_argument("--unet-steps", type=int, default=3000)
+    ap.add_argument("--unet-batch", type=int, default=48)
+    ap.add_argument("--unet-lr", type=float, default=8e-4)
+    ap.add_argument("--p-uncond", type=float, default=0.12)
+    ap.add_argument("--ema", type=float, default=0.999)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    device = torch.device(args.device)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    phases = ["vae", "encode", "unet", "export"] if args.phase == "all" else [args.phase]
+    times = {}
+    for ph in phases:
+        t0 = time.time()
+        if ph == "vae":
+            phase_vae(args, work, device)
+        elif ph == "encode":
+            phase_encode(args, work, device)
+        elif ph == "unet":
+            phase_unet(args, work, device)
+        else:
+            phase_export(args, work, out)
+        times[ph] = round(time.time() - t0, 1)
+        log(f"phase {ph} wall {times[ph]}s (threads={args.threads})")
+    log("phase times:", json.dumps(times))
+
+
+if __name__ == "__main__":
+    main()
