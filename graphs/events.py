@@ -22,6 +22,6 @@ class Emitter:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def emit(self, name: str, **payload: Any) -> None:
+    def emit(self, name: str, /, **payload: Any) -> None:
         for listener in list(self._listeners):
             listener(name, payload)

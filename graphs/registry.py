@@ -64,6 +64,13 @@ PARAM_SOCKET_TYPES = {"int": "INT", "float": "FLOAT", "string": "STRING", "text"
 ABSURD = 1e12
 
 
+def _show(value: Any) -> str:
+    """A number for a message; a huge int (which float() and str() may refuse) by its size."""
+    if isinstance(value, int) and not -10**30 < value < 10**30:
+        return f"{'-' if value < 0 else ''}<{value.bit_length()}-bit integer>"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Param:
     """A widget value of a node, declared by its type."""
@@ -102,7 +109,7 @@ class Param:
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"expected number, got {type(value).__name__}"
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):
                 return "expected a finite number"
         elif kind == "bool":
             if not isinstance(value, bool):
@@ -119,11 +126,11 @@ class Param:
                 return f"expected one of {', '.join(self.choices)}; got {value!r}"
         if kind in ("int", "seed", "float"):
             if abs(value) > ABSURD and kind != "seed":
-                return f"absurd value {value}"
+                return f"absurd value {_show(value)}"
             if self.min is not None and value < self.min:
-                return f"expected >= {self.min:g}, got {value}"
+                return f"expected >= {self.min:g}, got {_show(value)}"
             if self.max is not None and value > self.max:
-                return f"expected <= {self.max:g}, got {value}"
+                return f"expected <= {self.max:g}, got {_show(value)}"
         return None
 
     def match_choice(self, value: str) -> str | None:

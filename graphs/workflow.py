@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import FLAG_NAMES, Frame, Graph, Link, Node
-from .registry import ABSURD, Registry, default_registry
+from .registry import ABSURD, Registry, _show, default_registry
 
 FORMAT = "latentgraph"
 VERSION = 1
@@ -134,7 +134,40 @@ def loads(text: str | bytes, registry: Registry | None = None, file: str | None 
         raise WorkflowError("", "invalid JSON: nested too deeply", file) from None
     except ValueError as exc:
         raise WorkflowError("", f"invalid JSON: {exc}", file) from None
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(data, file)
     return from_dict(data, registry, file)
+
+
+# A "\ud800".."\udfff" escape; unpaired, it decodes to a str that cannot be saved as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(data: Any, file: str | None) -> None:
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                child_path = f"{path}.{key}".lstrip(".")
+                if not _utf8_ok(key) or isinstance(child, str) and not _utf8_ok(child):
+                    raise WorkflowError(child_path, "text contains a lone surrogate (\\ud800-\\udfff)",
+                                        file)
+                stack.append((child, child_path))
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                if isinstance(child, str) and not _utf8_ok(child):
+                    raise WorkflowError(f"{path}[{i}]",
+                                        "text contains a lone surrogate (\\ud800-\\udfff)", file)
+                stack.append((child, f"{path}[{i}]"))
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
@@ -204,8 +237,9 @@ class _Validator:
     def number(self, value: Any, path: str, lo: float = -ABSURD, hi: float = ABSURD) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise WorkflowError(path, f"expected number, got {_tname(value)}")
-        if not math.isfinite(value) or not lo <= value <= hi:
-            raise WorkflowError(path, f"number out of range [{lo:g}, {hi:g}]: {value!r}")
+        # Compare before anything converts: a huge int overflows float() (NaN fails both ways).
+        if not lo <= value <= hi:
+            raise WorkflowError(path, f"number out of range [{lo:g}, {hi:g}]: {_show(value)}")
         return float(value)
 
     def string(self, value: Any, path: str, max_len: int = 10_000) -> str:
@@ -217,7 +251,7 @@ class _Validator:
 
     def ident(self, value: Any, path: str) -> str:
         self.string(value, path)
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise WorkflowError(path, f"invalid id {value[:80]!r}")
         return value
 
@@ -235,7 +269,7 @@ class _Validator:
             self.number(v, f"{path}[{i}]", lo, hi)
 
     def color(self, value: Any, path: str) -> None:
-        if value is not None and not (isinstance(value, str) and _COLOR.match(value)):
+        if value is not None and not (isinstance(value, str) and _COLOR.fullmatch(value)):
             raise WorkflowError(path, "expected a colour like \"#12ab34\" or null")
 
     def workflow(self, data: dict) -> None:

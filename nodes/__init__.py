@@ -1,0 +1,31 @@
+"""The diffusion node library. Importing it registers every node type into
+``graphs.default_registry()``; torch and diffusers load only when a node runs."""
+
+from __future__ import annotations
+
+from graphs.registry import Registry, default_registry
+
+from . import diffusion, images, inspect, primitives
+from .sockets import register_sockets
+
+ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *images.NODE_TYPES, *inspect.NODE_TYPES,
+                  *primitives.NODE_TYPES)
+
+
+def register(registry: Registry) -> Registry:
+    """Add the diffusion socket and node types to ``registry``."""
+    register_sockets(registry)
+    for node_type in ALL_NODE_TYPES:
+        if node_type.type_id not in registry.nodes:
+            registry.nodes.register(node_type)
+    return registry
+
+
+def release_models() -> None:
+    """Free every loaded model (called by the executor when memory runs out)."""
+    from .models import MODEL_CACHE
+
+    MODEL_CACHE.clear()
+
+
+register(default_registry())

@@ -1,0 +1,52 @@
+"""Qt signals for the Qt-free model and executor events.
+
+Model events are emitted on the GUI thread and are delivered directly, so the scene is
+in step with the model as soon as a command returns. Executor events are emitted on the
+worker thread; the bridge object lives on the GUI thread, so Qt queues them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from graphs import Executor, Graph
+
+
+class GraphBridge(QObject):
+    """Re-emits ``graph.events`` as ``event(name, payload)`` (direct, GUI thread)."""
+
+    event = Signal(str, object)
+
+    def __init__(self, graph: Graph, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.graph = graph
+        self._unsubscribe: Callable[[], None] | None = graph.events.subscribe(self._on_event)
+
+    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
+        self.event.emit(name, payload)
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+
+class ExecutorBridge(QObject):
+    """Re-emits ``executor.events`` (worker thread) as a queued ``event(name, payload)``."""
+
+    event = Signal(str, object)
+    _relay = Signal(str, object)
+
+    def __init__(self, executor: Executor, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._relay.connect(self.event, Qt.ConnectionType.QueuedConnection)
+        self._unsubscribe = executor.events.subscribe(self._on_event)
+
+    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
+        self._relay.emit(name, payload)
+
+    def detach(self) -> None:
+        self._unsubscribe()

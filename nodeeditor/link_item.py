@@ -1,0 +1,104 @@
+"""A bezier wire from an output socket to an input socket, coloured by its type."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle
+
+
+def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
+    dx = max(abs(p2.x() - p1.x()) * 0.5, 40.0)
+    path = QPainterPath(p1)
+    path.cubicTo(QPointF(p1.x() + dx, p1.y()), QPointF(p2.x() - dx, p2.y()), p2)
+    return path
+
+
+class LinkItem(QGraphicsPathItem):
+    def __init__(self, link_id: str, src, dst, color: QColor) -> None:
+        super().__init__()
+        self.link_id = link_id
+        self.src, self.dst = src, dst  # SocketItems
+        self.color = QColor(color)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(-1)
+        self._hover = False
+        self._shape: QPainterPath | None = None
+        self.update_path()
+
+    def set_color(self, color: QColor) -> None:
+        if color != self.color:
+            self.color = QColor(color)
+            self.update()
+
+    def update_path(self) -> None:
+        self._shape = None
+        self.setPath(wire_path(self.src.scenePos(), self.dst.scenePos()))
+
+    def shape(self) -> QPainterPath:
+        if self._shape is None:
+            stroker = QPainterPathStroker()
+            stroker.setWidth(10)
+            self._shape = stroker.createStroke(self.path())
+        return self._shape
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return self.path().boundingRect().adjusted(-6, -6, 6, 6)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        color = QColor("#ffffff") if selected else QColor(self.color)
+        width = 3.2 if (self._hover or selected) else 2.2
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod > 0.3:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        dimmed = self.src.node_item.is_muted() or self.dst.node_item.is_muted()
+        if dimmed:
+            color.setAlpha(90)
+        painter.setPen(QPen(color, width, Qt.PenStyle.DashLine if dimmed else Qt.PenStyle.SolidLine))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+
+    def hoverEnterEvent(self, event) -> None:  # noqa: N802
+        self._hover = True
+        self.update()
+
+    def hoverLeaveEvent(self, event) -> None:  # noqa: N802
+        self._hover = False
+        self.update()
+
+    def polyline(self, samples: int = 24) -> list[QPointF]:
+        path = self.path()
+        return [path.pointAtPercent(i / samples) for i in range(samples + 1)]
+
+    def crosses(self, points: list[QPointF]) -> bool:
+        """Whether the polyline ``points`` (scene coordinates) crosses this wire."""
+        if len(points) < 2:
+            return False
+        cut_box = QRectF(points[0], points[0])
+        for p in points:
+            cut_box = cut_box.united(QRectF(p, p))
+        if not cut_box.adjusted(-2, -2, 2, 2).intersects(self.path().boundingRect().adjusted(-2, -2, 2, 2)):
+            return False
+        mine = self.polyline()
+        for a, b in zip(points, points[1:]):
+            cut = QLineF(a, b)
+            for c, d in zip(mine, mine[1:]):
+                kind, _ = cut.intersects(QLineF(c, d))
+                if kind == QLineF.IntersectionType.BoundedIntersection:
+                    return True
+        return False
+
+
+class DragWire(QGraphicsPathItem):
+    """The temporary wire that follows the cursor while dragging from a socket."""
+
+    def __init__(self, color: QColor) -> None:
+        super().__init__()
+        pen = QPen(QColor(color), 2.4, Qt.PenStyle.DashLine)
+        self.setPen(pen)
+        self.setZValue(10)
+
+    def set_ends(self, start: QPointF, end: QPointF, from_output: bool) -> None:
+        self.setPath(wire_path(start, end) if from_output else wire_path(end, start))

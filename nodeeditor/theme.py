@@ -1,0 +1,75 @@
+"""Canvas colours, fonts and sizes in one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QFont
+
+BACKGROUND = QColor("#1d1f21")
+GRID_MINOR = QColor("#25282b")
+GRID_MAJOR = QColor("#303438")
+NODE_BODY = QColor("#2b2e33")
+NODE_HEADER = QColor("#3b4048")
+NODE_BORDER = QColor("#15171a")
+NODE_SELECTED = QColor("#f0b429")
+TEXT = QColor("#dcdfe4")
+TEXT_DIM = QColor("#8d939c")
+BYPASS = QColor("#7a4fb0")
+MUTE = QColor("#555555")
+FAILED = QColor("#e0453a")
+
+BADGE_COLORS = {
+    "queued": QColor("#6b7280"),
+    "running": QColor("#2f80ed"),
+    "cached": QColor("#4b8b6b"),
+    "done": QColor("#2e9d5b"),
+    "failed": QColor("#e0453a"),
+    "skipped": QColor("#8a6d3b"),
+    "cancelled": QColor("#b0882e"),
+}
+
+NODE_WIDTH = 250.0
+HEADER_H = 26.0
+SOCKET_ROW_H = 22.0
+SOCKET_R = 5.5
+PAD = 8.0
+LABEL_W = 86.0
+LOD_WIDGETS = 0.55  # below this zoom the inline widgets hide and values are painted
+LOD_TEXT = 0.3  # below this, no text at all
+ZOOM_MIN, ZOOM_MAX = 0.1, 4.0
+
+
+@lru_cache(maxsize=8)
+def font(size: float = 9.0, bold: bool = False) -> QFont:
+    f = QFont("DejaVu Sans")
+    f.setPointSizeF(size)
+    f.setBold(bold)
+    return f
+
+
+def resources_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def stylesheet() -> str:
+    path = resources_dir() / "styles" / "dark.qss"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def node_widget_stylesheet() -> str:
+    return (
+        "QWidget{background:transparent;color:#dcdfe4;font-family:'DejaVu Sans';font-size:8.5pt;}"
+        "QLabel{color:#9aa1ab;}"
+        "QLineEdit,QSpinBox,QDoubleSpinBox,QComboBox,QPlainTextEdit{background:#1f2226;"
+        "border:1px solid #3f444c;border-radius:3px;padding:0 3px;selection-background-color:#2f80ed;}"
+        "QLineEdit:disabled,QSpinBox:disabled,QDoubleSpinBox:disabled,QComboBox:disabled,"
+        "QPlainTextEdit:disabled{color:#6b7280;background:#26292d;}"
+        "QComboBox QAbstractItemView{background:#1f2226;}"
+        "QToolButton{background:#3b4048;border:1px solid #4a5059;border-radius:3px;min-width:16px;}"
+        "QCheckBox::indicator{width:13px;height:13px;}"
+    )

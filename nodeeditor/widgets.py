@@ -1,0 +1,244 @@
+"""Param editors built from ``graphs.registry.Param`` declarations.
+
+``make_editor(param, value, on_change)`` returns a :class:`ParamEditor` whose ``widget``
+edits the value and calls ``on_change(new_value)`` for each user edit; ``set_value``
+updates it from the model without calling back. Used on the nodes and in the
+properties panel.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
+                               QLineEdit, QPlainTextEdit, QSlider, QSpinBox, QToolButton, QWidget)
+
+from graphs import NodeType, Param
+
+OnChange = Callable[[Any], None]
+INT_LIMIT = 2**31 - 1
+SEED_MAX = 2**64 - 1
+
+# Row heights used by node layout (scene units): most params take one row, text takes more.
+ROW_H = 24
+TEXT_ROW_H = 72
+
+
+def row_height(param: Param) -> int:
+    return TEXT_ROW_H if param.kind == "text" else ROW_H
+
+
+def seed_control(node_type: NodeType, param: Param) -> Param | None:
+    """The choice param holding a seed's after-run control (fixed / increment / randomize)."""
+    if param.kind != "seed":
+        return None
+    for other in node_type.params:
+        if other.kind == "choice" and any(c.lower() in ("increment", "randomize", "random")
+                                          for c in other.choices):
+            return other
+    return None
+
+
+def display_value(param: Param, value: Any) -> str:
+    """A short text for painting a value when no live widget exists (level of detail)."""
+    if param.kind == "bool":
+        return "on" if value else "off"
+    if param.kind == "float":
+        return f"{value:.4g}"
+    text = str(value)
+    if param.kind == "text":
+        text = text.replace("\n", " ")
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+class ParamEditor:
+    def __init__(self, param: Param, widget: QWidget, setter: Callable[[Any], None]) -> None:
+        self.param, self.widget, self._setter = param, widget, setter
+        self.updating = False
+
+    def set_value(self, value: Any) -> None:
+        self.updating = True
+        try:
+            self._setter(value)
+        finally:
+            self.updating = False
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.widget.setEnabled(enabled)
+
+
+def _guard(editor_ref: list, on_change: OnChange) -> Callable[[Any], None]:
+    def call(value: Any) -> None:
+        if editor_ref and not editor_ref[0].updating:
+            on_change(value)
+    return call
+
+
+def make_editor(param: Param, value: Any, on_change: OnChange,
+                parent: QWidget | None = None) -> ParamEditor:
+    ref: list[ParamEditor] = []
+    emit = _guard(ref, on_change)
+    kind = param.kind
+    tip = param.tooltip or param.name
+    if kind == "int":
+        editor = _int_editor(param, value, emit, parent)
+    elif kind == "float":
+        editor = _float_editor(param, value, emit, parent)
+    elif kind == "seed":
+        editor = _seed_editor(param, value, emit, parent)
+    elif kind == "bool":
+        box = QCheckBox(parent)
+        box.setChecked(bool(value))
+        box.toggled.connect(lambda checked: emit(bool(checked)))
+        editor = ParamEditor(param, box, lambda v: box.setChecked(bool(v)))
+    elif kind == "choice":
+        combo = QComboBox(parent)
+        combo.addItems(list(param.choices))
+        combo.setCurrentText(str(value))
+        combo.currentTextChanged.connect(emit)
+        editor = ParamEditor(param, combo, lambda v: combo.setCurrentText(str(v)))
+    elif kind == "text":
+        text = QPlainTextEdit(parent)
+        text.setPlainText(str(value))
+        text.setTabChangesFocus(True)
+        text.textChanged.connect(lambda: emit(text.toPlainText()))
+
+        def set_text(v: Any) -> None:
+            if text.toPlainText() != v:
+                text.setPlainText(str(v))
+        editor = ParamEditor(param, text, set_text)
+    elif kind == "path":
+        editor = _path_editor(param, value, emit, parent)
+    else:  # string
+        line = QLineEdit(parent)
+        line.setText(str(value))
+        line.textEdited.connect(emit)
+
+        def set_line(v: Any) -> None:
+            if line.text() != v:
+                line.setText(str(v))
+        editor = ParamEditor(param, line, set_line)
+    editor.widget.setToolTip(tip)
+    ref.append(editor)
+    return editor
+
+
+def _int_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
+    spin = QSpinBox()
+    lo = int(param.min) if param.min is not None else -INT_LIMIT
+    hi = int(param.max) if param.max is not None else INT_LIMIT
+    spin.setRange(lo, hi)
+    spin.setSingleStep(int(param.step or 1))
+    spin.setValue(int(value))
+    spin.setKeyboardTracking(False)
+    spin.valueChanged.connect(lambda v: emit(int(v)))
+    if not param.slider or param.min is None or param.max is None:
+        if parent is not None:
+            spin.setParent(parent)
+        return ParamEditor(param, spin, lambda v: spin.setValue(int(v)))
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(lo, hi)
+    slider.setValue(int(value))
+    slider.valueChanged.connect(spin.setValue)
+    spin.valueChanged.connect(slider.setValue)
+    box = _hbox(parent, slider, spin)
+
+    def set_both(v: Any) -> None:
+        spin.setValue(int(v))
+        slider.setValue(int(v))
+    return ParamEditor(param, box, set_both)
+
+
+def _float_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
+    spin = QDoubleSpinBox()
+    step = float(param.step or 0.1)
+    decimals = max(2, min(6, len(f"{step:g}".split(".")[-1]) if "." in f"{step:g}" else 2))
+    spin.setDecimals(decimals)
+    spin.setRange(param.min if param.min is not None else -1e9,
+                  param.max if param.max is not None else 1e9)
+    spin.setSingleStep(step)
+    spin.setValue(float(value))
+    spin.setKeyboardTracking(False)
+    spin.valueChanged.connect(lambda v: emit(float(v)))
+    if not param.slider or param.min is None or param.max is None:
+        if parent is not None:
+            spin.setParent(parent)
+        return ParamEditor(param, spin, lambda v: spin.setValue(float(v)))
+    scale = 1000
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0, scale)
+    span = (param.max - param.min) or 1.0
+
+    def to_slider(v: float) -> int:
+        return round((v - param.min) / span * scale)
+
+    slider.setValue(to_slider(float(value)))
+    slider.sliderMoved.connect(lambda s: spin.setValue(param.min + s / scale * span))
+    spin.valueChanged.connect(lambda v: (slider.blockSignals(True), slider.setValue(to_slider(v)),
+                                         slider.blockSignals(False)))
+    box = _hbox(parent, slider, spin)
+    return ParamEditor(param, box, lambda v: spin.setValue(float(v)))
+
+
+def _seed_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
+    # Seeds go beyond 32 bits, so a validated line edit instead of a QSpinBox.
+    line = QLineEdit()
+    line.setValidator(QRegularExpressionValidator(r"\d{1,20}", line))
+    line.setText(str(value))
+
+    def commit() -> None:
+        text = line.text().strip()
+        if text and int(text) <= SEED_MAX:
+            emit(int(text))
+    line.editingFinished.connect(commit)
+    dice = QToolButton()
+    dice.setText("⚄")
+    dice.setToolTip("new random seed")
+    dice.clicked.connect(lambda: (line.setText(str(random.randrange(2**32))), commit()))
+    box = _hbox(parent, line, dice)
+    box.line = line  # type: ignore[attr-defined]
+    return ParamEditor(param, box, lambda v: line.setText(str(v)))
+
+
+def _path_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
+    line = QLineEdit()
+    line.setText(str(value))
+    line.textEdited.connect(emit)
+    browse = QToolButton()
+    browse.setText("…")
+    browse.setToolTip("browse")
+
+    def pick() -> None:
+        folder_like = any(w in param.name.lower() for w in ("folder", "dir"))
+        if folder_like:
+            chosen = QFileDialog.getExistingDirectory(box, param.label or param.name, line.text())
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(box, param.label or param.name, line.text())
+        if chosen:
+            line.setText(chosen)
+            emit(chosen)
+    browse.clicked.connect(pick)
+    box = _hbox(parent, line, browse)
+
+    def set_line(v: Any) -> None:
+        if line.text() != v:
+            line.setText(str(v))
+    return ParamEditor(param, box, set_line)
+
+
+def _hbox(parent: QWidget | None, *widgets: QWidget) -> QWidget:
+    box = QWidget(parent)
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(3)
+    for i, widget in enumerate(widgets):
+        layout.addWidget(widget, 1 if i == 0 else 0)
+    return box
+
+
+def defer(fn: Callable[[], None]) -> None:
+    QTimer.singleShot(0, fn)

@@ -1,0 +1,77 @@
+"""The run worker: one ``graphs.Executor`` on a long-lived ``QThread``.
+
+The GUI thread takes ``graphs.snapshot(graph)`` and sends it with ``request``; the
+worker runs it and the executor's events reach the GUI through :class:`ExecutorBridge`
+(queued). The executor (its cache, loaded models) lives as long as the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from graphs import Executor, Graph, RunResult
+
+from .bridge import ExecutorBridge
+
+
+class _Runner(QObject):
+    finished = Signal(object)  # RunResult
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__()
+        self.executor = executor
+
+    @Slot(object, object, object)
+    def run(self, graph: Graph, targets: Any, settings: Any) -> None:
+        try:
+            result = self.executor.run(graph, targets=targets, settings=settings, take_snapshot=False)
+        except Exception as exc:  # the executor reports node failures itself; this is a bug guard
+            from graphs import NodeFailure
+            result = RunResult("failed", error=NodeFailure("", "run", type(exc).__name__, str(exc), ""))
+        self.finished.emit(result)
+
+
+class RunWorker(QObject):
+    """Owns the thread and the executor. ``events`` carries executor events on the GUI thread."""
+
+    _request = Signal(object, object, object)
+    run_done = Signal(object)  # RunResult, after run_finished has been delivered
+
+    def __init__(self, executor: Executor | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.executor = executor or Executor()
+        self.bridge = ExecutorBridge(self.executor, self)
+        self.events = self.bridge.event
+        self.thread = QThread()
+        self.thread.setObjectName("latentgraph-run")
+        self._runner = _Runner(self.executor)
+        self._runner.moveToThread(self.thread)
+        self._request.connect(self._runner.run)
+        self._runner.finished.connect(self._on_finished)
+        self.busy = False
+        self.thread.start()
+
+    def request(self, snapshot: Graph, targets: list[str] | None = None,
+                settings: dict[str, Any] | None = None) -> bool:
+        """Queue a run of ``snapshot`` (taken on the GUI thread); False if one is running."""
+        if self.busy:
+            return False
+        self.busy = True
+        self._request.emit(snapshot, targets, dict(settings or {}))
+        return True
+
+    def cancel(self) -> None:
+        self.executor.cancel()
+
+    def _on_finished(self, result: RunResult) -> None:
+        self.busy = False
+        self.run_done.emit(result)
+
+    def shutdown(self, wait_ms: int = 10000) -> None:
+        if self.thread.isRunning():
+            self.executor.cancel()
+            self.thread.quit()
+            self.thread.wait(wait_ms)
+        self.bridge.detach()

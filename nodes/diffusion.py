@@ -1,0 +1,276 @@
+"""The Stable Diffusion node types: load model, text encode, latents, noise, scheduler,
+UNet denoise, VAE decode/encode."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from graphs.registry import NodeType, Param, Socket
+
+from .models import DEVICES, DTYPES, MODEL_CACHE, ClipModel, VaeModel, source_fingerprint
+from .previews import latent_to_pil
+from .sampling import StepHooks, denoise
+from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_options
+from .values import Conditioning, Latent, NoiseSource, SchedulerSpec
+
+MAX_SEED = 2**64 - 1
+
+
+# ----- Load model ----------------------------------------------------------------------
+def run_load_model(ctx, source: str, device: str, dtype: str, config: str) -> dict[str, Any]:
+    loaded = MODEL_CACHE.get(source, device, dtype, config)
+    return {"model": loaded.unet, "clip": loaded.clip, "vae": loaded.vae}
+
+
+LOAD_MODEL = NodeType(
+    "sd.load_model", "Load model", "loaders", run_load_model,
+    outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP"), Socket("vae", "VAE")),
+    params=(
+        Param("source", "path", "bundled", linkable=False,
+              tooltip="'bundled', a diffusers model folder, or a single .safetensors checkpoint"),
+        Param("device", "choice", "auto", choices=DEVICES, linkable=False,
+              tooltip="auto: CUDA when present, else CPU"),
+        Param("dtype", "choice", "auto", choices=DTYPES, linkable=False,
+              tooltip="auto: fp16 on CUDA, fp32 on CPU"),
+        Param("config", "path", "", linkable=False,
+              tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
+    ),
+    fingerprint=lambda p: source_fingerprint(p["source"]),
+    description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",
+)
+
+
+# ----- Text encode ---------------------------------------------------------------------
+def encode_text(clip: ClipModel, text: str) -> Conditioning:
+    """Tokenize and encode exactly as StableDiffusionPipeline.encode_prompt does."""
+    import torch
+
+    tokenizer, encoder = clip.tokenizer, clip.text_encoder
+    ids = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length,
+                    truncation=True, return_tensors="pt")
+    untruncated = tokenizer(text, padding="longest", return_tensors="pt").input_ids
+    dropped = ""
+    if untruncated.shape[-1] >= ids.input_ids.shape[-1] and not torch.equal(
+            ids.input_ids, untruncated):
+        dropped = tokenizer.batch_decode(untruncated[:, tokenizer.model_max_length - 1:-1])[0]
+    mask = None
+    if getattr(encoder.config, "use_attention_mask", False):
+        mask = ids.attention_mask.to(clip.device)
+    with torch.inference_mode():
+        embeds = encoder(ids.input_ids.to(clip.device), attention_mask=mask)[0]
+    return Conditioning(embeds.to(dtype=encoder.dtype), text, dropped)
+
+
+def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
+    conditioning = encode_text(clip, text)
+    if conditioning.truncated_text:
+        limit = clip.tokenizer.model_max_length
+        ctx.warn(f"prompt longer than {limit} tokens; ignored: {conditioning.truncated_text!r}")
+    return {"conditioning": conditioning}
+
+
+TEXT_ENCODE = NodeType(
+    "sd.text_encode", "Text encode", "conditioning", run_text_encode,
+    inputs=(Socket("clip", "CLIP"),), outputs=(Socket("conditioning", "CONDITIONING"),),
+    params=(Param("text", "text", "", tooltip="the prompt"),),
+    description="Encodes a prompt with the model's text encoder.",
+)
+
+
+# ----- Empty latent --------------------------------------------------------------------
+def run_empty_latent(ctx, width: int, height: int, batch: int, channels: int,
+                     scale: int, vae: VaeModel | None = None) -> dict[str, Any]:
+    import torch
+
+    if vae is not None:  # the model knows its latent shape better than the widgets
+        channels, scale = vae.vae.config.latent_channels, vae.scale_factor
+
+    if width % scale or height % scale:
+        raise ValueError(f"width and height must be multiples of {scale} (got {width}x{height})")
+    samples = torch.zeros(batch, channels, height // scale, width // scale)
+    return {"latent": Latent(samples, empty=True)}
+
+
+EMPTY_LATENT = NodeType(
+    "sd.empty_latent", "Empty latent", "latent", run_empty_latent,
+    inputs=(Socket("vae", "VAE", optional=True),),
+    outputs=(Socket("latent", "LATENT"),),
+    params=(
+        Param("width", "int", 512, min=8, max=8192, step=8),
+        Param("height", "int", 512, min=8, max=8192, step=8),
+        Param("batch", "int", 1, min=1, max=64),
+        Param("channels", "int", 4, min=1, max=64, linkable=False,
+              tooltip="latent channels (4 for SD 1.x/2.x); taken from the VAE when connected"),
+        Param("scale", "int", 8, min=1, max=64, linkable=False,
+              tooltip="VAE downscale factor (8 for SD); taken from the VAE when connected"),
+    ),
+    description="A blank latent: text-to-image starts here from pure noise.",
+)
+
+
+# ----- Noise ---------------------------------------------------------------------------
+SEED_CONTROLS = ("fixed", "increment", "decrement", "randomize")
+
+
+def seed_after_run(params: dict[str, Any], name: str = "seed") -> dict[str, Any]:
+    control, seed = params.get("control", "fixed"), params[name]
+    if control == "increment":
+        return {name: (seed + 1) % (MAX_SEED + 1)}
+    if control == "decrement":
+        return {name: (seed - 1) % (MAX_SEED + 1)}
+    if control == "randomize":
+        return {name: random.randint(0, 2**32 - 1)}
+    return {}
+
+
+def run_noise(ctx, seed: int, control: str, source: str) -> dict[str, Any]:
+    return {"noise": NoiseSource(seed, "cpu" if source == "cpu" else "device")}
+
+
+NOISE = NodeType(
+    "sd.noise", "Noise", "sampling", run_noise,
+    outputs=(Socket("noise", "NOISE"),),
+    params=(
+        Param("seed", "seed", 0, min=0, max=MAX_SEED),
+        Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False,
+              tooltip="what happens to the seed after each run"),
+        Param("source", "choice", "cpu", choices=("cpu", "device"), linkable=False,
+              tooltip="cpu: the same seed gives the same image on any device"),
+    ),
+    after_run=seed_after_run,
+    description="A seeded noise source (a torch.Generator, like diffusers' generator=).",
+)
+
+
+# ----- Scheduler -----------------------------------------------------------------------
+def run_scheduler(ctx, name: str, steps: int, karras: bool, spacing: str) -> dict[str, Any]:
+    options = scheduler_options(name, karras, spacing)
+    return {"scheduler": SchedulerSpec(name, steps, tuple(sorted(options.items())))}
+
+
+SCHEDULER = NodeType(
+    "sd.scheduler", "Scheduler", "sampling", run_scheduler,
+    outputs=(Socket("scheduler", "SCHEDULER"),),
+    params=(
+        Param("name", "choice", "Euler", choices=SCHEDULER_NAMES),
+        Param("steps", "int", 20, min=1, max=1000),
+        Param("karras", "bool", False, tooltip="Karras sigma schedule (where supported)"),
+        Param("spacing", "choice", "model default", choices=SPACINGS,
+              tooltip="timestep spacing; 'model default' keeps the model's config"),
+    ),
+    description="Picks a diffusers scheduler, built from the model's own scheduler config.",
+)
+
+
+# ----- UNet denoise --------------------------------------------------------------------
+def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=None,
+                     cfg: float = 7.5, denoise: float = 1.0, start_step: int = 0,
+                     end_step: int = -1, preview_every: int = 1) -> dict[str, Any]:
+    expected = model.unet.config.in_channels
+    if latent.samples.shape[1] != expected:
+        raise ValueError(f"input 'latent' has {latent.samples.shape[1]} channels but the model "
+                         f"expects {expected}; connect the VAE to Empty latent")
+    if negative is None and cfg > 1:
+        ctx.warn("no negative conditioning connected: classifier-free guidance is off")
+    preview = None
+    if ctx.wants_previews:
+        vae_rgb = _preview_matrix(model.key)
+
+        def preview(x0, step):
+            ctx.preview(latent_to_pil(x0, *vae_rgb, upscale=_upscale(x0)), step)
+
+    hooks = StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every))
+    out, trace = denoise_fn(model, positive, negative, latent, noise, scheduler, cfg, denoise,
+                            start_step, end_step, hooks)
+    trace.latent_rgb, trace.latent_rgb_bias = _preview_matrix(model.key)
+    return {"latent": out, "trace": trace}
+
+
+denoise_fn = denoise
+
+
+def _preview_matrix(key: tuple) -> tuple:
+    vae = MODEL_CACHE.vae_for(key)
+    if vae is None:
+        from .models import SD1_LATENT_RGB
+        return SD1_LATENT_RGB, (0.0, 0.0, 0.0)
+    return vae.latent_rgb, vae.latent_rgb_bias
+
+
+def _upscale(latent) -> int:
+    return max(1, 256 // max(latent.shape[-1], latent.shape[-2]))
+
+
+UNET_DENOISE = NodeType(
+    "sd.unet_denoise", "UNet denoise", "sampling", run_unet_denoise,
+    inputs=(Socket("model", "MODEL"), Socket("positive", "CONDITIONING"),
+            Socket("negative", "CONDITIONING", optional=True), Socket("latent", "LATENT"),
+            Socket("noise", "NOISE"), Socket("scheduler", "SCHEDULER")),
+    outputs=(Socket("latent", "LATENT"), Socket("trace", "LATENT_TRACE")),
+    params=(
+        Param("cfg", "float", 7.5, min=0.0, max=100.0, step=0.5, slider=True,
+              tooltip="classifier-free guidance scale (1 = off)"),
+        Param("denoise", "float", 1.0, min=0.0, max=1.0, step=0.05, slider=True,
+              tooltip="img2img strength: how much of the schedule to run on an input latent"),
+        Param("start_step", "int", 0, min=0, max=1000, tooltip="first step (empty latent only)"),
+        Param("end_step", "int", -1, min=-1, max=1000,
+              tooltip="stop before this step, leaving noise (-1: run to the end)"),
+        Param("preview_every", "int", 1, min=1, max=1000, linkable=False,
+              tooltip="live preview every N steps"),
+    ),
+    description="The sampling loop with classifier-free guidance; outputs every step's latents.",
+)
+
+
+# ----- VAE -----------------------------------------------------------------------------
+def decode_latent(vae: VaeModel, latent: Latent):
+    """IMAGE ``[B,3,H,W]`` in 0..1 from latents, as the pipeline's decode + postprocess."""
+    import torch
+
+    with torch.inference_mode():
+        samples = latent.samples.to(device=vae.device, dtype=vae.vae.dtype)
+        decoded = vae.vae.decode(samples / vae.vae.config.scaling_factor, return_dict=False)[0]
+        return (decoded / 2 + 0.5).clamp(0, 1).float().cpu()
+
+
+def run_vae_decode(ctx, vae: VaeModel, latent: Latent) -> dict[str, Any]:
+    return {"image": decode_latent(vae, latent)}
+
+
+VAE_DECODE = NodeType(
+    "sd.vae_decode", "VAE decode", "latent", run_vae_decode,
+    inputs=(Socket("vae", "VAE"), Socket("latent", "LATENT")),
+    outputs=(Socket("image", "IMAGE"),),
+    description="Latents to pixels.",
+)
+
+
+def run_vae_encode(ctx, vae: VaeModel, image) -> dict[str, Any]:
+    import torch
+
+    factor = vae.scale_factor
+    height, width = image.shape[-2], image.shape[-1]
+    if height % factor or width % factor:
+        import torch.nn.functional as F
+
+        height, width = height - height % factor, width - width % factor
+        ctx.warn(f"image resized to {width}x{height} (a multiple of {factor})")
+        image = F.interpolate(image, size=(height, width), mode="bilinear", antialias=True)
+    with torch.inference_mode():
+        pixels = (image * 2 - 1).to(device=vae.device, dtype=vae.vae.dtype)
+        dist = vae.vae.encode(pixels).latent_dist
+    scale = vae.vae.config.scaling_factor
+    return {"latent": Latent(dist.mean * scale, mean=dist.mean, std=dist.std,
+                             scaling_factor=scale)}
+
+
+VAE_ENCODE = NodeType(
+    "sd.vae_encode", "VAE encode", "latent", run_vae_encode,
+    inputs=(Socket("vae", "VAE"), Socket("image", "IMAGE")),
+    outputs=(Socket("latent", "LATENT"),),
+    description="Pixels to latents (for img2img); the sample is drawn by the sampler's seed.",
+)
+
+NODE_TYPES = (LOAD_MODEL, TEXT_ENCODE, EMPTY_LATENT, NOISE, SCHEDULER, UNET_DENOISE,
+              VAE_DECODE, VAE_ENCODE)

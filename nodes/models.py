@@ -1,0 +1,270 @@
+"""Loading Stable Diffusion components once and sharing them between nodes and runs.
+
+Models are keyed by (source, device, dtype); two Load model nodes pointing at the same
+folder share one copy. Weights only ever come from safetensors or, for ``.bin``/``.ckpt``,
+through ``torch.load(weights_only=True)`` — nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .paths import bundled_model_dir
+
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
+SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
+                  (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+
+
+class ModelLoadError(RuntimeError):
+    """A model source that cannot be loaded, with a message a user can act on."""
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is available")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.float16
+        return torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+
+
+@dataclass(eq=False)
+class UNetModel:
+    """MODEL socket value: the UNet and the scheduler config it was trained with."""
+
+    unet: Any
+    scheduler_config: dict[str, Any]
+    key: tuple
+    device: str
+    dtype: Any
+
+    def cache_size_bytes(self) -> int:
+        return 0  # owned by the model cache, not by the output cache
+
+
+@dataclass(eq=False)
+class ClipModel:
+    """CLIP socket value: tokenizer + text encoder."""
+
+    tokenizer: Any
+    text_encoder: Any
+    key: tuple
+    device: str
+    dtype: Any
+
+    def cache_size_bytes(self) -> int:
+        return 0
+
+
+@dataclass(eq=False)
+class VaeModel:
+    """VAE socket value, with the latent→RGB preview matrix for this model's latent space."""
+
+    vae: Any
+    key: tuple
+    device: str
+    dtype: Any
+    latent_rgb: tuple[tuple[float, ...], ...] = SD1_LATENT_RGB
+    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def cache_size_bytes(self) -> int:
+        return 0
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    unet: UNetModel
+    clip: ClipModel
+    vae: VaeModel
+    source: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_source(source: str) -> Path:
+    """``bundled`` or a path to a diffusers folder / single-file checkpoint."""
+    if source.strip().lower() in ("", "bundled"):
+        path = bundled_model_dir()
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(f"the bundled model is missing from {path}; "
+                                 "run scripts/train_bundled_model.py or point source at a model")
+        return path
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"model not found: {path}")
+    return path.resolve()
+
+
+def source_fingerprint(source: str) -> str:
+    """Changes when the model files change, so the output cache reloads."""
+    try:
+        path = resolve_source(source)
+    except ModelLoadError as exc:
+        return f"missing:{exc}"
+    if path.is_file():
+        stat = path.stat()
+        return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    parts = []
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
+            stat = file.stat()
+            parts.append(f"{file.relative_to(path)}:{stat.st_mtime_ns}:{stat.st_size}")
+    return "|".join(parts)
+
+
+def _load_latent_rgb(folder: Path) -> tuple[tuple, tuple] | None:
+    file = folder / "latent_rgb.json"
+    if not file.is_file():
+        return None
+    data = json.loads(file.read_text())
+    matrix = tuple(tuple(float(v) for v in row) for row in data["matrix"])
+    bias = tuple(float(v) for v in data.get("bias", (0.0, 0.0, 0.0)))
+    return matrix, bias
+
+
+def _check_weights(folder: Path) -> bool:
+    """True when every component folder has safetensors weights; refuse pickles otherwise."""
+    has_bin = any(folder.rglob("*.bin")) or any(folder.rglob("*.ckpt")) or any(folder.rglob("*.pt"))
+    has_safetensors = any(folder.rglob("*.safetensors"))
+    if not has_safetensors and not has_bin:
+        raise ModelLoadError(f"{folder}: no weights found (expected *.safetensors)")
+    return has_safetensors
+
+
+def _load_folder(folder: Path, dtype) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    if not (folder / "model_index.json").is_file():
+        raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)")
+    index = json.loads((folder / "model_index.json").read_text())
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        if part not in index:
+            raise ModelLoadError(f"{folder}: not a Stable Diffusion model (model_index.json has "
+                                 f"no {part!r}; found {sorted(k for k in index if not k.startswith('_'))})")
+    # diffusers reads .bin with torch.load(weights_only=True); safetensors preferred when present.
+    use_safetensors = _check_weights(folder)
+    return StableDiffusionPipeline.from_pretrained(
+        str(folder), torch_dtype=dtype, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False, local_files_only=True, use_safetensors=use_safetensors)
+
+
+def _load_single_file(file: Path, dtype, config: str) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    if file.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+        _check_pickle_is_weights_only(file)
+    elif file.suffix.lower() != ".safetensors":
+        raise ModelLoadError(f"{file}: unsupported model file (expected .safetensors)")
+    kwargs: dict[str, Any] = {}
+    if config:
+        config_path = Path(config).expanduser()
+        if not config_path.is_dir():
+            raise ModelLoadError(f"config folder not found: {config_path}")
+        kwargs["config"] = str(config_path)
+    return StableDiffusionPipeline.from_single_file(
+        str(file), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
+        local_files_only=True, **kwargs)
+
+
+def _check_pickle_is_weights_only(file: Path) -> None:
+    import pickle
+
+    import torch
+
+    try:
+        torch.load(str(file), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ModelLoadError(f"{file}: refused: the checkpoint holds more than plain weights "
+                             f"and would need unsafe unpickling ({exc.__class__.__name__}). "
+                             "Convert it to .safetensors.") from None
+
+
+class ModelCache:
+    """Process-wide cache of loaded models keyed by (source, device, dtype)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self.loads = 0  # how many times weights were actually read (for tests and logs)
+
+    def get(self, source: str, device: str = "auto", dtype: str = "auto",
+            config: str = "") -> LoadedModel:
+        device_name = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device_name)
+        path = resolve_source(source)
+        key = (str(path), device_name, str(torch_dtype), config)
+        with self._lock:
+            cached = self._models.get(key)
+            if cached is not None:
+                return cached
+            loaded = self._load(path, key, device_name, torch_dtype, config)
+            self._models[key] = loaded
+            self.loads += 1
+            return loaded
+
+    def _load(self, path: Path, key: tuple, device: str, dtype, config: str) -> LoadedModel:
+        try:
+            if path.is_dir():
+                pipe = _load_folder(path, dtype)
+            else:
+                pipe = _load_single_file(path, dtype, config)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # corrupt files, wrong architecture, missing configs
+            raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
+        pipe.to(device)
+        for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+            module.eval()
+            module.requires_grad_(False)
+        latent_rgb = _load_latent_rgb(path) if path.is_dir() else None
+        vae = VaeModel(pipe.vae, key, device, dtype)
+        if latent_rgb is not None:
+            vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
+        return LoadedModel(
+            UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype),
+            ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype),
+            vae, str(path))
+
+    def vae_for(self, key: tuple) -> VaeModel | None:
+        loaded = self._models.get(key)
+        return loaded.vae if loaded else None
+
+    def clear(self) -> None:
+        """Forget every loaded model (used when memory runs out)."""
+        with self._lock:
+            self._models.clear()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+MODEL_CACHE = ModelCache()

@@ -1,0 +1,55 @@
+"""Cheap latent → RGB previews with a per-model linear map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def latent_to_rgb_tensor(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
+    """``[C, h, w]`` latent → ``[h, w, 3]`` uint8 (on the latent's device)."""
+    import torch
+
+    weights = torch.tensor(matrix, dtype=torch.float32, device=latent.device)
+    offset = torch.tensor(bias, dtype=torch.float32, device=latent.device)
+    channels = min(latent.shape[0], weights.shape[0])
+    rgb = torch.einsum("chw,cr->hwr", latent[:channels].float(), weights[:channels]) + offset
+    return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def latent_to_pil(latent: Any, matrix, bias=(0.0, 0.0, 0.0), upscale: int = 1):
+    from PIL import Image
+
+    array = latent_to_rgb_tensor(latent, matrix, bias).cpu().numpy()
+    image = Image.fromarray(array, "RGB")
+    if upscale > 1:
+        image = image.resize((image.width * upscale, image.height * upscale), Image.NEAREST)
+    return image
+
+
+def channel_to_pil(latent: Any, channel: int, upscale: int = 1):
+    """One latent channel as a grey image, normalised to its own range."""
+    from PIL import Image
+
+    plane = latent[channel].float()
+    lo, hi = plane.min(), plane.max()
+    scaled = ((plane - lo) / (hi - lo).clamp_min(1e-8) * 255).round().to("cpu").byte().numpy()
+    image = Image.fromarray(scaled, "L").convert("RGB")
+    if upscale > 1:
+        image = image.resize((image.width * upscale, image.height * upscale), Image.NEAREST)
+    return image
+
+
+def images_to_pil(images: Any) -> list:
+    """IMAGE tensor ``[B, 3, H, W]`` in 0..1 → PIL images, rounding like diffusers."""
+    from PIL import Image
+
+    array = (images.detach().float().cpu().permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
+    return [Image.fromarray(a, "RGB") for a in array]
+
+
+def pil_to_images(pils: list) -> Any:
+    import numpy as np
+    import torch
+
+    arrays = [np.asarray(p.convert("RGB"), dtype=np.float32) / 255.0 for p in pils]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,141 @@
+"""The denoising loop, step for step what diffusers' Stable Diffusion pipelines do,
+plus progress, live previews, a latent trace and a cancel check every step."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .models import UNetModel
+from .schedulers import build_scheduler
+from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec
+
+
+@dataclass
+class StepHooks:
+    """Called by the loop; all optional."""
+
+    check_cancel: Callable[[], None] = lambda: None
+    progress: Callable[[int, int], None] = lambda step, total: None
+    preview: Callable[[Any, int], None] | None = None  # (x0 latent [C,h,w] on device, step)
+    preview_every: int = 1
+
+
+def _expand(embeds, batch: int):
+    if embeds.shape[0] == batch:
+        return embeds
+    if batch % embeds.shape[0]:
+        raise ValueError(f"conditioning batch {embeds.shape[0]} does not divide latent batch {batch}")
+    repeat = batch // embeds.shape[0]
+    return embeds.repeat_interleave(repeat, dim=0)
+
+
+def predict_x0(scheduler, sample, model_output, timestep):
+    """x0 implied by a VP-space model output (for schedulers that don't report it)."""
+    alphas = scheduler.alphas_cumprod.to(sample.device)
+    alpha = alphas[int(timestep)].to(sample.dtype)
+    beta = 1 - alpha
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return (sample - beta.sqrt() * model_output) / alpha.sqrt()
+    if kind == "v_prediction":
+        return alpha.sqrt() * sample - beta.sqrt() * model_output
+    return model_output  # "sample"
+
+
+def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
+            latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
+            denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
+            hooks: StepHooks | None = None, keep_trace: bool = True) -> tuple[Latent, LatentTrace]:
+    """Run the sampler. Returns the final latent and the trace of the run."""
+    import torch
+
+    hooks = hooks or StepHooks()
+    unet, device, dtype = model.unet, model.device, model.dtype
+    scheduler = build_scheduler(spec, model.scheduler_config, noise.seed)
+    generator = noise.generator(device)
+    samples = latent.samples.to(device=device, dtype=dtype)
+    batch = samples.shape[0]
+
+    do_cfg = cfg > 1.0 and negative is not None and unet.config.time_cond_proj_dim is None
+    cond = _expand(positive.embeds.to(device=device, dtype=dtype), batch)
+    if do_cfg:
+        uncond = _expand(negative.embeds.to(device=device, dtype=dtype), batch)
+        embeds = torch.cat([uncond, cond])
+    else:
+        embeds = cond
+
+    scheduler.set_timesteps(spec.steps, device=device)
+    timesteps = scheduler.timesteps
+    order = scheduler.order
+    img2img = not latent.empty
+    if img2img:
+        # diffusers' img2img: keep the last `strength` fraction of the schedule.
+        init = min(int(spec.steps * denoise_strength), spec.steps)
+        t_start = max(spec.steps - init, 0)
+        first = t_start * order
+        if latent.mean is not None:  # VAE-encoded: sample from the run's generator first
+            from diffusers.utils.torch_utils import randn_tensor
+
+            draw = randn_tensor(latent.mean.shape, generator=generator, device=torch.device(device),
+                                dtype=latent.mean.dtype)
+            samples = ((latent.mean + latent.std * draw) * latent.scaling_factor).to(dtype)
+    else:
+        first = max(0, start_step) * order
+    timesteps = timesteps[first:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(first)
+    if img2img or first > 0:
+        if len(timesteps) == 0:
+            return latent, LatentTrace()
+    from diffusers.utils.torch_utils import randn_tensor
+
+    initial_noise = randn_tensor(tuple(samples.shape), generator=generator,
+                                 device=torch.device(device), dtype=dtype)
+    if img2img:
+        latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
+    elif first > 0:
+        latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise,
+                                      timesteps[:1].repeat(batch))
+    else:
+        latents = initial_noise * scheduler.init_noise_sigma
+
+    if end_step is not None and end_step >= 0:
+        timesteps = timesteps[: max(0, end_step * order - first)]
+
+    step_params = inspect.signature(scheduler.step).parameters
+    extra: dict[str, Any] = {}
+    if "generator" in step_params:
+        extra["generator"] = generator
+    if "eta" in step_params:
+        extra["eta"] = 0.0
+
+    trace = LatentTrace(scaling_factor=latent.scaling_factor, model_key=model.key)
+    if keep_trace:
+        trace.latents.append(latents.detach().to("cpu", torch.float32, copy=True))
+    total = len(timesteps)
+    with torch.inference_mode():
+        for i, t in enumerate(timesteps):
+            hooks.check_cancel()
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if do_cfg:
+                noise_uncond, noise_text = noise_pred.chunk(2)
+                noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)
+            out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
+            x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None and (keep_trace or hooks.preview is not None):
+                x0 = predict_x0(scheduler, latents, noise_pred, t)
+            latents = out.prev_sample
+            if keep_trace:
+                trace.latents.append(latents.detach().to("cpu", torch.float32, copy=True))
+                trace.x0.append(x0.detach().to("cpu", torch.float32, copy=True))
+            if hooks.preview is not None and (i % hooks.preview_every == 0 or i == total - 1):
+                hooks.preview(x0[0], i)
+            hooks.progress(i + 1, total)
+    if keep_trace:
+        trace.timesteps = [float(t) for t in timesteps.tolist()]
+    return Latent(latents, scaling_factor=latent.scaling_factor), trace

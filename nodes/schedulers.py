@@ -1,0 +1,61 @@
+"""Scheduler names users know (A1111/ComfyUI) mapped onto diffusers' own scheduler classes."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from .values import SchedulerSpec
+
+# UI name -> (diffusers class name, fixed options)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler",
+                            {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSDEScheduler", {}),
+    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "PNDM": ("PNDMScheduler", {}),
+    "DDPM": ("DDPMScheduler", {}),
+}
+SCHEDULER_NAMES = tuple(SCHEDULERS)
+SPACINGS = ("model default", "leading", "linspace", "trailing")
+
+
+def scheduler_options(name: str, karras: bool, spacing: str) -> dict[str, Any]:
+    """The from_config overrides for a UI name plus the user's options."""
+    _, fixed = SCHEDULERS[name]
+    options = dict(fixed)
+    if karras:
+        options["use_karras_sigmas"] = True
+    if spacing != "model default":
+        options["timestep_spacing"] = spacing
+    return options
+
+
+def build_scheduler(spec: SchedulerSpec, config: dict[str, Any], seed: int | None = None):
+    """A fresh diffusers scheduler for ``spec`` from the model's scheduler config.
+
+    ``seed`` makes SDE samplers reproducible: diffusers' DPM++ SDE otherwise seeds its
+    Brownian tree from the global RNG, so the same seed would give a different image.
+    """
+    import diffusers
+
+    class_name, _ = SCHEDULERS[spec.name]
+    cls = getattr(diffusers, class_name)
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    options = {k: v for k, v in spec.options if k in accepted}
+    if seed is not None and "noise_sampler_seed" in accepted:
+        options["noise_sampler_seed"] = seed % 2**63
+    return cls.from_config(config, **options)
