@@ -102,8 +102,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.scene.selectionChanged.connect(self._selection_changed)
         self.scene.bridge.event.connect(self.properties.on_model_event)
-        self.undo_stack.cleanChanged.connect(lambda _clean: self.update_title())
-        self.undo_stack.indexChanged.connect(lambda _i: self.update_title())
+        self.undo_stack.cleanChanged.connect(self._stack_changed)
+        self.undo_stack.indexChanged.connect(self._stack_changed)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -271,6 +271,12 @@ class MainWindow(QMainWindow):
     def is_modified(self) -> bool:
         return not self.undo_stack.isClean()
 
+    def _stack_changed(self, *_args) -> None:
+        try:
+            self.update_title()
+        except RuntimeError:  # the stack is being destroyed with the window
+            pass
+
     def update_title(self) -> None:
         mark = "*" if self.is_modified() else ""
         self.setWindowTitle(f"{self.display_name}{mark} — {APP_NAME}")
@@ -398,8 +404,9 @@ class MainWindow(QMainWindow):
         self.view.schedule_widgets()
 
     def store_view(self) -> None:
-        center = self.view.center()
-        self.graph.set_view(round(self.view.zoom(), 6), (round(center.x(), 3), round(center.y(), 3)))
+        zoom, center = self.view.current_view()
+        if (zoom, tuple(center)) != (self.graph.view.zoom, tuple(self.graph.view.center)):
+            self.graph.set_view(zoom, center)
 
     def save(self) -> bool:
         if not self.path:

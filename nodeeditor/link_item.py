@@ -76,10 +76,9 @@ class LinkItem(QGraphicsPathItem):
         """Whether the polyline ``points`` (scene coordinates) crosses this wire."""
         if len(points) < 2:
             return False
-        cut_box = QRectF(points[0], points[0])
-        for p in points:
-            cut_box = cut_box.united(QRectF(p, p))
-        if not cut_box.adjusted(-2, -2, 2, 2).intersects(self.path().boundingRect().adjusted(-2, -2, 2, 2)):
+        xs, ys = [p.x() for p in points], [p.y() for p in points]
+        cut_box = QRectF(min(xs) - 2, min(ys) - 2, max(xs) - min(xs) + 4, max(ys) - min(ys) + 4)
+        if not cut_box.intersects(self.path().boundingRect().adjusted(-2, -2, 2, 2)):
             return False
         mine = self.polyline()
         for a, b in zip(points, points[1:]):

@@ -71,5 +71,7 @@ def node_widget_stylesheet() -> str:
         "QPlainTextEdit:disabled{color:#6b7280;background:#26292d;}"
         "QComboBox QAbstractItemView{background:#1f2226;}"
         "QToolButton{background:#3b4048;border:1px solid #4a5059;border-radius:3px;min-width:16px;}"
-        "QCheckBox::indicator{width:13px;height:13px;}"
+        "QCheckBox::indicator{width:12px;height:12px;border:1px solid #5a616b;border-radius:2px;"
+        "background:#1f2226;}"
+        "QCheckBox::indicator:checked{background:#2f80ed;border-color:#2f80ed;}"
     )

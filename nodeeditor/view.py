@@ -263,9 +263,17 @@ class GraphView(QGraphicsView):
         steps = event.angleDelta().y() / 120.0
         if not steps:
             return
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.set_zoom(self.zoom() * (1.15 ** steps))
+        self.zoom_at(event.position().toPoint(), self.zoom() * (1.15 ** steps))
         event.accept()
+
+    def zoom_at(self, pos: QPoint, zoom: float) -> None:
+        """Zoom keeping the scene point under viewport position ``pos`` in place."""
+        before = self.mapToScene(pos)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.set_zoom(zoom)
+        shift = before - self.mapToScene(pos)
+        self.centerOn(self.mapToScene(self.viewport().rect().center()) + shift)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
 
     def zoom_in(self) -> None:
         self._zoom_centered(1.2)
@@ -308,7 +316,22 @@ class GraphView(QGraphicsView):
         self.set_zoom(view.zoom)
         self.centerOn(QPointF(*view.center))
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self._applied = (self._view_state(), view)
         self.schedule_widgets()
+
+    def _view_state(self) -> tuple:
+        return (self.zoom(), self.horizontalScrollBar().value(), self.verticalScrollBar().value(),
+                self.viewport().size().toTuple())
+
+    def current_view(self) -> tuple[float, tuple[float, float]]:
+        """(zoom, centre) to store in the model. Unchanged since the model's view was
+        applied, it is returned as it was, so save -> open -> save is identical (Qt rounds
+        scroll positions to whole pixels)."""
+        applied = getattr(self, "_applied", None)
+        if applied is not None and applied[0] == self._view_state():
+            return applied[1].zoom, tuple(applied[1].center)
+        center = self.mapToScene(self.viewport().rect()).boundingRect().center()
+        return round(self.zoom(), 6), (round(center.x(), 3), round(center.y(), 3))
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
         super().scrollContentsBy(dx, dy)
@@ -444,9 +467,10 @@ class GraphView(QGraphicsView):
 
     # ----- search popup ---------------------------------------------------------------
     def cursor_scene_pos(self) -> QPointF:
-        local = self.viewport().mapFromGlobal(self.cursor().pos())
-        if self.viewport().rect().contains(local):
-            return self.mapToScene(local)
+        """Where the mouse last was over the canvas (paste / add at cursor), else the centre."""
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        if visible.contains(self.last_scene_pos):
+            return QPointF(self.last_scene_pos)
         return self.center()
 
     def open_search(self, scene_pos: QPointF | None = None, wire=None):

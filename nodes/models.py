@@ -153,6 +153,20 @@ def _check_weights(folder: Path) -> bool:
     return has_safetensors
 
 
+def _quiet_libraries() -> None:
+    """Progress bars and deprecation chatter from diffusers/transformers are noise in our UI."""
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
+
+
 def _load_folder(folder: Path, dtype) -> Any:
     from diffusers import StableDiffusionPipeline
 
@@ -166,7 +180,7 @@ def _load_folder(folder: Path, dtype) -> Any:
     # diffusers reads .bin with torch.load(weights_only=True); safetensors preferred when present.
     use_safetensors = _check_weights(folder)
     return StableDiffusionPipeline.from_pretrained(
-        str(folder), torch_dtype=dtype, safety_checker=None, feature_extractor=None,
+        str(folder), dtype=dtype, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False, local_files_only=True, use_safetensors=use_safetensors)
 
 
@@ -184,7 +198,7 @@ def _load_single_file(file: Path, dtype, config: str) -> Any:
             raise ModelLoadError(f"config folder not found: {config_path}")
         kwargs["config"] = str(config_path)
     return StableDiffusionPipeline.from_single_file(
-        str(file), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
+        str(file), dtype=dtype, safety_checker=None, requires_safety_checker=False,
         local_files_only=True, **kwargs)
 
 
@@ -225,6 +239,7 @@ class ModelCache:
             return loaded
 
     def _load(self, path: Path, key: tuple, device: str, dtype, config: str) -> LoadedModel:
+        _quiet_libraries()
         try:
             if path.is_dir():
                 pipe = _load_folder(path, dtype)

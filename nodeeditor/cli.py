@@ -1,0 +1,227 @@
+"""The ``latentgraph`` command: open the editor, or run / validate workflows headless.
+
+Exit codes: 0 success, 1 a node failed, 2 bad input (arguments or file), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+EXIT_OK, EXIT_NODE_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+COMMANDS = ("run", "validate", "nodes")
+
+
+class BadInput(Exception):
+    """Wrong arguments or a bad workflow file; printed as one ``error:`` line."""
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _load(path: str):
+    import nodes  # noqa: F401  (registers the node types)
+    from graphs import workflow
+
+    try:
+        return workflow.load(path)
+    except workflow.WorkflowError as exc:
+        raise BadInput(str(exc) if exc.file else f"{path}: {exc}") from None
+
+
+def apply_sets(graph, assignments: list[str]) -> None:
+    """Apply ``TITLE.PARAM=VALUE`` overrides, parsing VALUE by the param's kind."""
+    from graphs import GraphError
+
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        node_key, dot, param_name = key.rpartition(".")
+        if not sep or not dot or not node_key or not param_name:
+            raise BadInput(f"--set {item!r}: expected TITLE.PARAM=VALUE")
+        try:
+            node = graph.find_node(node_key)
+        except GraphError as exc:
+            raise BadInput(f"--set {item!r}: {exc}") from None
+        param = graph.node_type(node).param(param_name)
+        if param is None:
+            names = ", ".join(p.name for p in graph.node_type(node).params) or "none"
+            raise BadInput(f"--set {item!r}: {node.title} has no param {param_name!r} "
+                           f"(params: {names})")
+        try:
+            graph.set_param(node.id, param_name, param.parse(value))
+        except (ValueError, GraphError) as exc:
+            raise BadInput(f"--set {item!r}: {exc}") from None
+
+
+class ProgressPrinter:
+    """A one-line progress display on stderr, fed by executor events."""
+
+    def __init__(self, graph, stream=sys.stderr, quiet: bool = False) -> None:
+        self.graph, self.stream, self.quiet = graph, stream, quiet
+        self.tty = stream.isatty()
+        self._last_line = ""
+
+    def __call__(self, name: str, payload: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        node_id = payload.get("node_id")
+        title = self.graph.nodes[node_id].title if node_id in self.graph.nodes else ""
+        if name == "progress":
+            step, total = payload["step"], payload["total"]
+            width = 24
+            filled = int(width * step / max(total, 1))
+            line = f"{title}: [{'#' * filled}{'.' * (width - filled)}] {step}/{total}"
+            if self.tty:
+                self.stream.write("\r" + line.ljust(len(self._last_line)))
+                self._last_line = line
+                if step == total:
+                    self.stream.write("\n")
+                    self._last_line = ""
+            elif step == total:
+                self.stream.write(line + "\n")
+        elif name == "node_finished":
+            self.stream.write(f"{title}: done in {payload['seconds']:.2f}s\n")
+        elif name == "warning":
+            self.stream.write(f"{title}: warning: {payload['message']}\n")
+        elif name == "node_failed":
+            self.stream.write(f"{title}: failed: {payload['error_type']}: {payload['message']}\n")
+        self.stream.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from graphs import Executor
+
+    import nodes
+
+    graph = _load(args.workflow)
+    apply_sets(graph, args.set or [])
+    if args.device:
+        for node in graph.nodes.values():
+            if node.type_id == "sd.load_model":
+                graph.set_param(node.id, "device", args.device)
+    executor = Executor(settings={"output_dir": args.output_dir, "previews": False})
+    executor.release_hooks.append(nodes.release_models)
+    executor.events.subscribe(ProgressPrinter(graph, quiet=args.quiet))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        outcome["result"] = executor.run(graph)
+
+    thread = threading.Thread(target=work, name="latentgraph-run", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        executor.cancel()
+        thread.join()
+    result = outcome.get("result")
+    if result is None or result.status == "cancelled":
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    if result.status == "failed":
+        failure = result.error
+        if args.debug and failure.traceback:
+            print(failure.traceback, file=sys.stderr)
+        where = f"node {failure.title!r}" if failure.node_id else "graph"
+        _error(f"{args.workflow}: {where}: {failure.error_type}: {failure.message}")
+        return EXIT_NODE_FAILED
+    for node_id, outputs in result.outputs.items():
+        for path in outputs.get("paths", []) if isinstance(outputs, dict) else []:
+            print(path)
+    if not args.quiet:
+        print(f"finished in {result.seconds:.2f}s: {len(result.executed)} ran, "
+              f"{len(result.cached)} cached", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    graph = _load(args.workflow)
+    print(f"{args.workflow}: ok ({len(graph.nodes)} nodes, {len(graph.links)} links)")
+    return EXIT_OK
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import nodes  # noqa: F401
+    from graphs import default_registry
+
+    types = list(default_registry().nodes)
+    if args.json:
+        print(json.dumps([t.describe() for t in types], indent=1))
+        return EXIT_OK
+    for node_type in types:
+        ins = ", ".join(f"{s.name}:{s.type}" for s in node_type.inputs) or "-"
+        outs = ", ".join(f"{s.name}:{s.type}" for s in node_type.outputs) or "-"
+        params = ", ".join(p.name for p in node_type.params) or "-"
+        print(f"{node_type.type_id:20} {node_type.title:16} in [{ins}] out [{outs}] "
+              f"params [{params}]")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentgraph", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a workflow headless")
+    run.add_argument("workflow")
+    run.add_argument("--set", action="append", metavar="TITLE.PARAM=VALUE",
+                     help="override a param of the node with that title (or id)")
+    run.add_argument("--output-dir", default="output", help="where Save image writes (default: output)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every Load model")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--debug", action="store_true", help="show tracebacks")
+    validate = sub.add_parser("validate", help="check a workflow file")
+    validate.add_argument("workflow")
+    validate.add_argument("--debug", action="store_true")
+    listing = sub.add_parser("nodes", help="list the node types")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--debug", action="store_true")
+    return parser
+
+
+def build_editor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes --help")
+    parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png")
+    parser.add_argument("--output-dir", help="where Save image writes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if argv and argv[0] in COMMANDS:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:
+            return EXIT_BAD_INPUT if exc.code else EXIT_OK
+        handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes}[args.command]
+        try:
+            return handler(args)
+        except BadInput as exc:
+            if args.debug:
+                traceback.print_exc()
+            _error(str(exc))
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            return EXIT_CANCELLED
+    try:
+        args = build_editor_parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    try:
+        from nodeeditor.app import run_app
+    except ImportError as exc:
+        _error(f"the editor is not available: {exc}")
+        return EXIT_BAD_INPUT
+    return run_app(args.workflow, args.output_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Regenerate the bundled workflows in resources/workflows/ (run after changing defaults)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import nodes  # noqa: E402,F401
+from graphs import Graph, Link, workflow  # noqa: E402
+from nodes.paths import bundled_model_dir  # noqa: E402
+
+NAMESPACE = uuid.UUID("6b1f9a52-6c1d-4e0e-9a55-0d3c2b1f0a77")
+
+
+def defaults() -> dict:
+    """Recommended settings stored with the bundled model (latentgraph.json)."""
+    base = {"scheduler": "Euler", "steps": 20, "cfg": 5.0, "width": 64, "height": 64,
+            "default_prompt": "a red circle and a blue square on a white background",
+            "negative_prompt": ""}
+    file = bundled_model_dir() / "latentgraph.json"
+    if file.is_file():
+        base.update(json.loads(file.read_text()))
+    return base
+
+
+class Builder:
+    def __init__(self, name: str) -> None:
+        self.graph = Graph()
+        self.name = name
+
+    def add(self, key: str, type_id: str, title: str, pos, **params):
+        node_id = uuid.uuid5(NAMESPACE, f"{self.name}/{key}").hex
+        return self.graph.add_node(self.graph.create_node(type_id, pos, title, params, node_id))
+
+    def link(self, src, out: str, dst, inp: str) -> None:
+        link_id = uuid.uuid5(NAMESPACE, f"{self.name}/{src.id}.{out}->{dst.id}.{inp}").hex
+        self.graph.add_link(Link(link_id, src.id, out, dst.id, inp))
+
+
+def sampler_chain(b: Builder, d: dict, latent_src, latent_out: str, denoise: float = 1.0):
+    g = b.graph
+    load = next(n for n in g.nodes.values() if n.type_id == "sd.load_model")
+    pos = b.add("positive", "sd.text_encode", "Positive prompt", (380, 0), text=d["default_prompt"])
+    neg = b.add("negative", "sd.text_encode", "Negative prompt", (380, 260), text=d["negative_prompt"])
+    noise = b.add("noise", "sd.noise", "Noise", (380, 520), seed=42)
+    sched = b.add("scheduler", "sd.scheduler", "Scheduler", (380, 700), name=d["scheduler"],
+                  steps=int(d["steps"]), **({"spacing": d["spacing"]} if "spacing" in d else {}))
+    unet = b.add("unet", "sd.unet_denoise", "UNet denoise", (760, 180), cfg=float(d["cfg"]),
+                 denoise=denoise)
+    decode = b.add("decode", "sd.vae_decode", "VAE decode", (1120, 120))
+    save = b.add("save", "image.save", "Save image", (1420, 0))
+    preview = b.add("preview", "image.preview", "Preview image", (1420, 380))
+    inspect = b.add("inspect", "sd.latent_inspect", "Latent inspect", (1120, 560), step=-1)
+    by_id = {n.title: n for n in g.nodes.values()}
+    assert by_id
+    b.link(load, "clip", pos, "clip")
+    b.link(load, "clip", neg, "clip")
+    b.link(load, "model", unet, "model")
+    b.link(pos, "conditioning", unet, "positive")
+    b.link(neg, "conditioning", unet, "negative")
+    b.link(latent_src, latent_out, unet, "latent")
+    b.link(noise, "noise", unet, "noise")
+    b.link(sched, "scheduler", unet, "scheduler")
+    b.link(load, "vae", decode, "vae")
+    b.link(unet, "latent", decode, "latent")
+    b.link(decode, "image", save, "image")
+    b.link(decode, "image", preview, "image")
+    b.link(unet, "trace", inspect, "trace")
+    b.link(load, "vae", inspect, "vae")
+
+
+def txt2img(d: dict) -> Graph:
+    b = Builder("txt2img")
+    load = b.add("load", "sd.load_model", "Load model", (0, 120))
+    empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 860), width=int(d["width"]),
+                  height=int(d["height"]))
+    b.link(load, "vae", empty, "vae")
+    sampler_chain(b, d, empty, "latent")
+    b.graph.set_view(0.8, (760, 420))
+    return b.graph
+
+
+def img2img(d: dict) -> Graph:
+    b = Builder("img2img")
+    load = b.add("load", "sd.load_model", "Load model", (0, 120))
+    image = b.add("image", "image.load", "Load image", (0, 520),
+                  path=str(Path("resources") / "workflows" / "img2img_input.png"))
+    encode = b.add("encode", "sd.vae_encode", "VAE encode", (380, 860))
+    b.link(load, "vae", encode, "vae")
+    b.link(image, "image", encode, "image")
+    sampler_chain(b, d, encode, "latent", denoise=0.6)
+    b.graph.set_view(0.8, (760, 420))
+    return b.graph
+
+
+def write_input_image(path: Path, size: int) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((size * 0.1, size * 0.3, size * 0.45, size * 0.65), fill=(220, 30, 30))
+    draw.rectangle((size * 0.58, size * 0.32, size * 0.9, size * 0.64), fill=(30, 60, 220))
+    image.save(path)
+
+
+def main() -> None:
+    d = defaults()
+    out = ROOT / "resources" / "workflows"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, graph in (("txt2img", txt2img(d)), ("img2img", img2img(d))):
+        graph.metadata = {"title": name, "app_version": workflow.APP_VERSION}
+        workflow.save(graph, out / f"{name}.json", touch=False)
+        print(out / f"{name}.json")
+    write_input_image(out / "img2img_input.png", int(d["width"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    """A tiny random SD-layout model folder, built once per session."""
+    from sd_fixtures import make_tiny_sd
+
+    return make_tiny_sd(tmp_path_factory.mktemp("tiny_sd"))
