@@ -1,12 +1,38 @@
 """Qt-free, torch-free core of LatentGraph: graph model, commands, workflow files, executor."""
 
-from .commands import (AddNodes, Command, Connect, Disconnect, Fragment, Group, Macro, MoveNodes,
-                       Paste, RemoveItems, SetFlags, SetParam, SetTitle, UndoStack, copy_fragment)
+from .commands import (
+    AddNodes,
+    Command,
+    Connect,
+    Disconnect,
+    Fragment,
+    Group,
+    Macro,
+    MoveNodes,
+    Paste,
+    RemoveItems,
+    SetFlags,
+    SetParam,
+    SetTitle,
+    UndoStack,
+    copy_fragment,
+)
 from .events import Emitter
 from .executor import Cancelled, Executor, NodeFailure, OutputCache, RunContext, RunResult, snapshot
 from .model import FLAG_NAMES, Frame, Graph, GraphError, Link, Node, View, new_id
-from .registry import (ANY, REROUTE, NodeType, NodeTypes, Param, Registry, Socket, SocketType,
-                       SocketTypes, base_registry, default_registry)
+from .registry import (
+    ANY,
+    REROUTE,
+    NodeType,
+    NodeTypes,
+    Param,
+    Registry,
+    Socket,
+    SocketType,
+    SocketTypes,
+    base_registry,
+    default_registry,
+)
 from .workflow import WorkflowError
 
 __all__ = [

@@ -82,7 +82,7 @@ def dumps(graph: Graph) -> str:
 
 def save(graph: Graph, path: str | os.PathLike, touch: bool = True) -> None:
     """Write atomically: a temp file in the same folder, fsync, then rename over ``path``."""
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if touch:
         graph.metadata.setdefault("created", now)
         graph.metadata["modified"] = now

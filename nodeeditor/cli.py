@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import threading
-import time
 import traceback
 from typing import Any
 
@@ -96,9 +95,8 @@ class ProgressPrinter:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from graphs import Executor
-
     import nodes
+    from graphs import Executor
 
     graph = _load(args.workflow)
     apply_sets(graph, args.set or [])
@@ -133,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         where = f"node {failure.title!r}" if failure.node_id else "graph"
         _error(f"{args.workflow}: {where}: {failure.error_type}: {failure.message}")
         return EXIT_NODE_FAILED
-    for node_id, outputs in result.outputs.items():
+    for outputs in result.outputs.values():
         for path in outputs.get("paths", []) if isinstance(outputs, dict) else []:
             print(path)
     if not args.quiet:

@@ -27,8 +27,7 @@ def write_char_tokenizer(folder: Path) -> None:
 def make_tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Path:
     """Save a tiny random SD-layout model (UNet, VAE, CLIP, PNDM scheduler) into ``folder``."""
     import torch
-    from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)
