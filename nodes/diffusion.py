@@ -182,7 +182,8 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
 
     hooks = StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every))
     out, trace = denoise_fn(model, positive, negative, latent, noise, scheduler, cfg, denoise,
-                            start_step, end_step, hooks)
+                            start_step, end_step, hooks,
+                            keep_trace=bool(ctx.settings.get("keep_trace", True)))
     trace.latent_rgb, trace.latent_rgb_bias = _preview_matrix(model.key)
     return {"latent": out, "trace": trace}
 
