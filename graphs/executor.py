@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
 from .events import Emitter
 from .model import Graph, Link, Node
 from .registry import REROUTE, NodeType, Registry
@@ -223,23 +225,16 @@ class Executor:
     def plan(self, graph: Graph, targets: Iterable[str] | None = None
              ) -> tuple[list[str], dict[str, str]]:
         """The nodes to evaluate in order, and the nodes dropped (with why)."""
-        # Kahn's algorithm over the whole graph (cycles anywhere are refused). Plain dicts:
-        # networkx's topological_sort costs ~10 ms on a 1,000-node chain.
+        dag = nx.DiGraph()
+        dag.add_nodes_from(graph.nodes)
         sources: dict[str, list[str]] = {}  # node -> the nodes feeding it
-        succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        indegree = dict.fromkeys(graph.nodes, 0)
         for ln in graph.links.values():
             sources.setdefault(ln.dst_node, []).append(ln.src_node)
-            succ[ln.src_node].append(ln.dst_node)
-            indegree[ln.dst_node] += 1
-        full_order = [n for n, d in indegree.items() if d == 0]
-        for node_id in full_order:  # grows while iterating
-            for dst in succ[node_id]:
-                indegree[dst] -= 1
-                if indegree[dst] == 0:
-                    full_order.append(dst)
-        if len(full_order) != len(indegree):
-            raise ValueError("the graph has a cycle")
+        dag.add_edges_from((src, dst) for dst, srcs in sources.items() for src in srcs)
+        try:
+            full_order = list(nx.topological_sort(dag))
+        except nx.NetworkXUnfeasible:
+            raise ValueError("the graph has a cycle") from None
         targets = list(self.output_nodes(graph) if targets is None else targets)
         for target in targets:
             if target not in graph.nodes:

@@ -7,6 +7,8 @@ carry any socket type. Selection is view state and does not live here.
 from __future__ import annotations
 
 import copy
+import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,34 @@ FLAG_NAMES = ("bypass", "mute", "collapsed")
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+# The limits the workflow file enforces; the model normalises to them so that whatever
+# it holds saves and opens again.
+MAX_COORD = 1e7
+MAX_TITLE = 500
+MIN_ZOOM, MAX_ZOOM = 0.01, 100.0
+_HEX = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+def clamp_point(point, limit: float = MAX_COORD) -> tuple[float, ...]:
+    values = tuple(float(v) for v in point)
+    if not all(math.isfinite(v) for v in values):
+        raise GraphError(f"not a finite position: {point!r}")
+    return tuple(min(limit, max(-limit, v)) for v in values)
+
+
+def normalise_color(color: str | None) -> str | None:
+    """``#abc`` → ``#aabbcc``; None stays None; anything else is refused."""
+    if color is None:
+        return None
+    match = _HEX.fullmatch(color)
+    if not match:
+        raise GraphError(f"not a colour: {color!r} (expected #rrggbb)")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return "#" + digits.lower()
 
 
 class GraphError(ValueError):
@@ -84,6 +114,10 @@ class Graph:
         self.metadata: dict[str, Any] = {}
         self.events = Emitter()
         self._inbound: dict[tuple[str, str], str] = {}  # (dst_node, dst_input) -> link id
+        # src node -> {dst node: number of links}; built on first use by the cycle check, then
+        # kept up to date by add_link/remove_link (rebuilt if links changed behind our back).
+        self._succ: dict[str, dict[str, int]] | None = None
+        self._succ_links = 0
 
     # ----- node types -------------------------------------------------------------
     def node_type(self, node_or_id: Node | str) -> NodeType:
@@ -126,7 +160,7 @@ class Graph:
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         node = self.nodes[node_id]
-        node.pos = (float(pos[0]), float(pos[1]))
+        node.pos = clamp_point(pos)
         self.events.emit("node_moved", node=node)
 
     def set_param(self, node_id: str, name: str, value: Any) -> None:
@@ -149,7 +183,7 @@ class Graph:
 
     def set_title(self, node_id: str, title: str) -> None:
         node = self.nodes[node_id]
-        node.title = title
+        node.title = title[:MAX_TITLE]
         self.events.emit("node_changed", node=node, what="title", name="title")
 
     def set_size(self, node_id: str, size: tuple[float, float] | None) -> None:
@@ -159,7 +193,7 @@ class Graph:
 
     def set_color(self, node_id: str, color: str | None) -> None:
         node = self.nodes[node_id]
-        node.color = color
+        node.color = normalise_color(color)
         self.events.emit("node_changed", node=node, what="color", name="color")
 
     def find_node(self, key: str) -> Node:
@@ -236,16 +270,27 @@ class Graph:
             return False, f"would create a cycle: {dst.title} already feeds {src.title}"
         return True, ""
 
+    def _successors(self) -> dict[str, dict[str, int]]:
+        if self._succ is None or self._succ_links != len(self.links):
+            succ: dict[str, dict[str, int]] = {}
+            for ln in self.links.values():
+                targets = succ.setdefault(ln.src_node, {})
+                targets[ln.dst_node] = targets.get(ln.dst_node, 0) + 1
+            self._succ, self._succ_links = succ, len(self.links)
+        return self._succ
+
     def _reaches(self, start: str, target: str) -> bool:
-        stack, seen = [start], set()
+        """Whether ``target`` is downstream of ``start`` (walks only start's descendants)."""
+        succ = self._successors()
+        stack, seen = [start], {start}
         while stack:
             current = stack.pop()
             if current == target:
                 return True
-            if current in seen:
-                continue
-            seen.add(current)
-            stack.extend(ln.dst_node for ln in self.links.values() if ln.src_node == current)
+            for nxt in succ.get(current, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
         return False
 
     def add_link(self, link: Link, check: bool = True) -> Link:
@@ -260,6 +305,10 @@ class Graph:
                              "is already connected")
         self.links[link.id] = link
         self._inbound[(link.dst_node, link.dst_input)] = link.id
+        if self._succ is not None and self._succ_links == len(self.links) - 1:
+            targets = self._succ.setdefault(link.src_node, {})
+            targets[link.dst_node] = targets.get(link.dst_node, 0) + 1
+            self._succ_links += 1
         self.events.emit("link_added", link=link)
         return link
 
@@ -276,6 +325,14 @@ class Graph:
     def remove_link(self, link_id: str) -> Link:
         link = self.links.pop(link_id)
         del self._inbound[(link.dst_node, link.dst_input)]
+        targets = self._succ.get(link.src_node, {}) if self._succ is not None else {}
+        if link.dst_node in targets and self._succ_links == len(self.links) + 1:
+            targets[link.dst_node] -= 1
+            if not targets[link.dst_node]:
+                del targets[link.dst_node]
+            self._succ_links -= 1
+        else:
+            self._succ = None
         self.events.emit("link_removed", link=link)
         return link
 
@@ -311,7 +368,10 @@ class Graph:
 
     # ----- view and whole-graph ---------------------------------------------------
     def set_view(self, zoom: float, center: tuple[float, float]) -> None:
-        self.view = View(float(zoom), (float(center[0]), float(center[1])))
+        zoom = float(zoom)
+        if not math.isfinite(zoom):
+            raise GraphError(f"not a finite zoom: {zoom!r}")
+        self.view = View(min(MAX_ZOOM, max(MIN_ZOOM, zoom)), clamp_point(center))
         self.events.emit("view_changed", view=self.view)
 
     def clear(self) -> None:
@@ -319,6 +379,7 @@ class Graph:
         self.links.clear()
         self.frames.clear()
         self._inbound.clear()
+        self._succ = None
         self.view = View()
         self.metadata = {}
         self.events.emit("cleared")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import re
 import tempfile
@@ -215,6 +214,16 @@ def migrate(data: Any) -> dict:
     return data
 
 
+def _depth(value: Any, level: int = 0) -> int:
+    if level > 4:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
 def _tname(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "bool", int: "int",
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
@@ -279,10 +288,12 @@ class _Validator:
             meta = data["metadata"]
             if not isinstance(meta, dict):
                 raise WorkflowError("metadata", f"expected object, got {_tname(meta)}")
+            # Metadata is inert JSON (no code): shallow lists and objects are fine.
             for key, value in meta.items():
-                if not isinstance(value, (str, int, float, bool)) or isinstance(value, float) and \
-                        not math.isfinite(value):
-                    raise WorkflowError(f"metadata.{key}", "expected a string or number")
+                if _depth(value) > 4:
+                    raise WorkflowError(f"metadata.{key}", "nested more than 4 levels deep")
+            if len(json.dumps(meta)) > 1_000_000:
+                raise WorkflowError("metadata", "larger than 1 MB")
         if "view" in data:
             view = data["view"]
             self.keys(view, "view", {"zoom", "center"})

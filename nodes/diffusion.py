@@ -9,7 +9,6 @@ from typing import Any
 from graphs.registry import NodeType, Param, Socket
 
 from .models import DEVICES, DTYPES, MODEL_CACHE, ClipModel, VaeModel, source_fingerprint
-from .previews import latent_to_pil
 from .sampling import StepHooks, denoise
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_options
 from .values import Conditioning, Latent, NoiseSource, SchedulerSpec
@@ -174,17 +173,20 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
     if negative is None and cfg > 1:
         ctx.warn("no negative conditioning connected: classifier-free guidance is off")
     preview = None
+    matrix = _preview_matrix(model.key)
     if ctx.wants_previews:
-        vae_rgb = _preview_matrix(model.key)
+        from PIL import Image
 
-        def preview(x0, step):
-            ctx.preview(latent_to_pil(x0, *vae_rgb, upscale=_upscale(x0)), step)
+        def preview(rgb, step):
+            image = Image.fromarray(rgb, "RGB")
+            scale = _upscale(rgb)
+            ctx.preview(image.resize((image.width * scale, image.height * scale), Image.NEAREST), step)
 
-    hooks = StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every))
+    hooks = StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every), matrix)
     out, trace = denoise_fn(model, positive, negative, latent, noise, scheduler, cfg, denoise,
                             start_step, end_step, hooks,
                             keep_trace=bool(ctx.settings.get("keep_trace", True)))
-    trace.latent_rgb, trace.latent_rgb_bias = _preview_matrix(model.key)
+    trace.latent_rgb, trace.latent_rgb_bias = matrix
     return {"latent": out, "trace": trace}
 
 
@@ -199,8 +201,9 @@ def _preview_matrix(key: tuple) -> tuple:
     return vae.latent_rgb, vae.latent_rgb_bias
 
 
-def _upscale(latent) -> int:
-    return max(1, 256 // max(latent.shape[-1], latent.shape[-2]))
+def _upscale(rgb) -> int:
+    """Nearest-neighbour factor that makes a latent-sized preview about 256 px."""
+    return max(1, 256 // max(rgb.shape[0], rgb.shape[1]))
 
 
 UNET_DENOISE = NodeType(

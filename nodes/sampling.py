@@ -10,6 +10,7 @@ from typing import Any
 
 from .models import UNetModel
 from .schedulers import build_scheduler
+from .transfer import HostCopier
 from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec
 
 
@@ -19,8 +20,9 @@ class StepHooks:
 
     check_cancel: Callable[[], None] = lambda: None
     progress: Callable[[int, int], None] = lambda step, total: None
-    preview: Callable[[Any, int], None] | None = None  # (x0 latent [C,h,w] on device, step)
+    preview: Callable[[Any, int], None] | None = None  # (uint8 [h,w,3] host array, step)
     preview_every: int = 1
+    preview_matrix: tuple = ()  # (4x3 latent→RGB matrix, bias)
 
 
 def _expand(embeds, batch: int):
@@ -35,7 +37,9 @@ def _expand(embeds, batch: int):
 def predict_x0(scheduler, sample, model_output, timestep):
     """x0 implied by a VP-space model output (for schedulers that don't report it)."""
     alphas = scheduler.alphas_cumprod.to(sample.device)
-    alpha = alphas[int(timestep)].to(sample.dtype)
+    # Index with a device tensor: int(timestep) would synchronise a CUDA stream.
+    index = timestep.to(sample.device).long() if hasattr(timestep, "to") else int(timestep)
+    alpha = alphas[index].to(sample.dtype)
     beta = 1 - alpha
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -113,9 +117,22 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         extra["eta"] = 0.0
 
     trace = LatentTrace(scaling_factor=latent.scaling_factor, model_key=model.key)
+    copier = HostCopier(device)
     if keep_trace:
-        trace.latents.append(latents.detach().to("cpu", torch.float32, copy=True))
+        copier.copy(latents, ("latent", 0))
+    preview = hooks.preview
+    if preview is not None:
+        from .previews import latent_to_rgb_tensor
     total = len(timesteps)
+    collected: dict[str, list] = {"latent": [], "x0": []}
+
+    def collect(items) -> None:
+        for host, (kind, step) in items:
+            if kind == "preview":
+                preview(host.numpy(), step)
+            else:
+                collected[kind].append(host)
+
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
             hooks.check_cancel()
@@ -127,15 +144,19 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)
             out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
             x0 = getattr(out, "pred_original_sample", None)
-            if x0 is None and (keep_trace or hooks.preview is not None):
+            if x0 is None and (keep_trace or preview is not None):
                 x0 = predict_x0(scheduler, latents, noise_pred, t)
             latents = out.prev_sample
             if keep_trace:
-                trace.latents.append(latents.detach().to("cpu", torch.float32, copy=True))
-                trace.x0.append(x0.detach().to("cpu", torch.float32, copy=True))
-            if hooks.preview is not None and (i % hooks.preview_every == 0 or i == total - 1):
-                hooks.preview(x0[0], i)
+                copier.copy(latents, ("latent", i + 1))
+                copier.copy(x0, ("x0", i))
+            if preview is not None and (i % hooks.preview_every == 0 or i == total - 1):
+                copier.copy(latent_to_rgb_tensor(x0[0], *hooks.preview_matrix), ("preview", i))
+            collect(copier.ready())
             hooks.progress(i + 1, total)
+        collect(copier.wait())
     if keep_trace:
+        trace.latents = [t.float() for t in collected["latent"]]
+        trace.x0 = [t.float() for t in collected["x0"]]
         trace.timesteps = [float(t) for t in timesteps.tolist()]
     return Latent(latents, scaling_factor=latent.scaling_factor), trace

@@ -56,11 +56,11 @@ def make_kit() -> Kit:
         kw.setdefault("category", "test")
         registry.nodes.register(NodeType(type_id, run=wrapped, **kw))
 
-    F, I, S = "FLOAT", "INT", "STRING"
+    F, INT, S = "FLOAT", "INT", "STRING"
     reg("test.const", lambda ctx, value: {"value": value},
         outputs=(Socket("value", F),), params=(Param("value", "float", 1.0),))
     reg("test.int", lambda ctx, value: {"value": value},
-        outputs=(Socket("value", I),), params=(Param("value", "int", 1, min=-1000, max=1000),))
+        outputs=(Socket("value", INT),), params=(Param("value", "int", 1, min=-1000, max=1000),))
     reg("test.text", lambda ctx, text: {"text": text},
         outputs=(Socket("text", S),), params=(Param("text", "string", "hi"),))
     reg("test.add", lambda ctx, a, b: {"sum": a + b},
@@ -120,7 +120,7 @@ def make_kit() -> Kit:
         return {}
 
     reg("test.seed", lambda ctx, seed, control: {"seed": seed},
-        outputs=(Socket("seed", I),),
+        outputs=(Socket("seed", INT),),
         params=(Param("seed", "seed", 0, min=0, max=2**64 - 1),
                 Param("control", "choice", "increment", choices=("fixed", "increment"))),
         after_run=seed_after)

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import os
+
 import pytest
 from graph_fixtures import make_kit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphs import (REROUTE, AddNodes, Connect, Disconnect, Frame, Graph, GraphError, Group, Link,
-                    Macro, MoveNodes, Paste, RemoveItems, SetFlags, SetParam, SetTitle, UndoStack,
-                    copy_fragment, new_id)
+from graphs import (
+    REROUTE,
+    AddNodes,
+    Connect,
+    Disconnect,
+    Frame,
+    Graph,
+    GraphError,
+    Group,
+    Link,
+    Macro,
+    MoveNodes,
+    Paste,
+    RemoveItems,
+    SetFlags,
+    SetParam,
+    SetTitle,
+    UndoStack,
+    copy_fragment,
+)
 from graphs import workflow as wf
 
 KIT = make_kit()
@@ -347,6 +365,12 @@ def test_random_commands_undo_redo_round_trip(data):
         states[len(stack.done)] = wf.dumps(graph)
         # the model's link index stays consistent with its links
         assert {(ln.dst_node, ln.dst_input) for ln in graph.links.values()} == set(graph._inbound)
+        if graph._succ is not None:  # the incremental successor index behind the cycle check
+            succ: dict = {}
+            for ln in graph.links.values():
+                succ.setdefault(ln.src_node, {}).setdefault(ln.dst_node, 0)
+                succ[ln.src_node][ln.dst_node] += 1
+            assert {k: v for k, v in graph._succ.items() if v} == succ
     final = wf.dumps(graph)
     depth = len(stack.done)
     while stack.done:

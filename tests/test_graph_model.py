@@ -258,3 +258,27 @@ def test_unsubscribe(graph):
     unsubscribe()
     add(graph, "test.const")
     assert seen == ["node_added"]
+
+
+def test_cycle_check_follows_link_changes(graph):
+    a, b, c = (add(graph, "test.multiply").id for _ in range(3))
+    graph.connect(a, "product", b, "a")
+    bc = graph.connect(b, "product", c, "a")
+    graph.connect(b, "product", c, "factor")  # two links between the same pair
+    assert not graph.can_connect(c, "product", a, "a")[0]
+    graph.remove_link(bc.id)
+    assert not graph.can_connect(c, "product", a, "a")[0]  # still linked via factor
+    graph.remove_link(graph.inbound(c, "factor").id)
+    assert graph.can_connect(c, "product", a, "a")[0]
+    graph.connect(b, "product", c, "a")
+    assert not graph.can_connect(c, "product", a, "a")[0]
+    graph.remove_node(b)
+    assert graph.can_connect(c, "product", a, "a")[0]
+    # links added behind the model's back (as snapshot() builds its copy) are noticed
+    b2 = add(graph, "test.multiply").id
+    for link in (Link("x1", a, "product", b2, "a"), Link("x2", b2, "product", c, "a")):
+        graph.links[link.id] = link
+        graph._inbound[(link.dst_node, link.dst_input)] = link.id
+    assert not graph.can_connect(c, "product", a, "a")[0]
+    graph.clear()
+    assert graph.links == {} and graph._inbound == {}

@@ -224,7 +224,7 @@ BAD = {
     "zoom out of range": (_set(["view", "zoom"], 0), "view.zoom", "out of range"),
     "view extra key": (_set(["view", "x"], 0), "view.x", "unexpected key"),
     "metadata not object": (_set(["metadata"], []), "metadata", "expected object"),
-    "metadata nested": (_set(["metadata", "k"], {"a": 1}), "metadata.k", "string or number"),
+    "metadata nested": (_set(["metadata", "k"], {"a": [[[[1]]]]}), "metadata.k", "nested more"),
 }
 
 
@@ -466,3 +466,20 @@ def test_png_corrupt_chunks_raise_value_error(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: data.index(b"parameters") + 6])
     assert isinstance(pngmeta.read_text_chunks(path), dict)
+
+
+# ----- whatever the model holds saves and opens again (the model normalises to the file's limits)
+MODEL_ONLY = {
+    "long title": lambda g: g.set_title("n0", "x" * 600),  # file: titles <= 500 chars
+    "far position": lambda g: g.move_node("n0", (2e7, 0)),  # file: |pos| <= 1e7
+    "short colour": lambda g: g.set_color("n0", "#abc"),  # file: #rrggbb only
+    "zoom 200": lambda g: g.set_view(200, (0, 0)),  # file: zoom in [0.01, 100]
+    "metadata list": lambda g: g.metadata.__setitem__("tags", ["a"]),  # file: scalars only
+}
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_ONLY))
+def test_what_the_model_accepts_loads_back(case):
+    g = sample_graph()
+    MODEL_ONLY[case](g)
+    wf.loads(wf.dumps(g), REG)

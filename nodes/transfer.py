@@ -1,0 +1,54 @@
+"""Device → host copies that never stall the denoising loop.
+
+On CUDA each copy goes into pinned memory on a side stream and completes in the
+background; the loop polls for finished copies instead of synchronising. On the CPU
+a copy is just a clone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+
+class HostCopier:
+    def __init__(self, device: str) -> None:
+        import torch
+
+        self.cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+        self.stream = torch.cuda.Stream(device=device) if self.cuda else None
+        self._pending: deque[tuple[Any, Any, Any]] = deque()  # (host tensor, event, tag)
+
+    def copy(self, tensor, tag: Any = None):
+        """Start copying ``tensor`` to the host; returns the host tensor (valid after ``wait``)."""
+        import torch
+
+        if not self.cuda:
+            host = tensor.detach().to("cpu", copy=True)
+            self._pending.append((host, None, tag))
+            return host
+        self.stream.wait_stream(torch.cuda.current_stream(tensor.device))
+        with torch.cuda.stream(self.stream):
+            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            host.copy_(tensor.detach(), non_blocking=True)
+            tensor.record_stream(self.stream)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        self._pending.append((host, event, tag))
+        return host
+
+    def ready(self) -> list[tuple[Any, Any]]:
+        """Copies that have finished, oldest first, as (host tensor, tag); never blocks."""
+        done = []
+        while self._pending and (self._pending[0][1] is None or self._pending[0][1].query()):
+            host, _, tag = self._pending.popleft()
+            done.append((host, tag))
+        return done
+
+    def wait(self) -> list[tuple[Any, Any]]:
+        """Block until every copy has landed; returns the ones not yet collected."""
+        if self.stream is not None:
+            self.stream.synchronize()
+        done = [(host, tag) for host, _, tag in self._pending]
+        self._pending.clear()
+        return done
