@@ -8,7 +8,16 @@ from typing import Any
 
 from graphs.registry import NodeType, Param, Socket
 
-from .models import DEVICES, DTYPES, MODEL_CACHE, ClipModel, VaeModel, source_fingerprint
+from .models import (
+    COMPILE_MODES,
+    DEVICES,
+    DTYPES,
+    MODEL_CACHE,
+    OFFLOAD_MODES,
+    ClipModel,
+    VaeModel,
+    source_fingerprint,
+)
 from .sampling import StepHooks, denoise
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_options
 from .values import Conditioning, Latent, NoiseSource, SchedulerSpec
@@ -17,8 +26,9 @@ MAX_SEED = 2**64 - 1
 
 
 # ----- Load model ----------------------------------------------------------------------
-def run_load_model(ctx, source: str, device: str, dtype: str, config: str) -> dict[str, Any]:
-    loaded = MODEL_CACHE.get(source, device, dtype, config)
+def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compile: str,
+                   offload: str) -> dict[str, Any]:
+    loaded = MODEL_CACHE.get(source, device, dtype, config, compile, offload)
     return {"model": loaded.unet, "clip": loaded.clip, "vae": loaded.vae}
 
 
@@ -34,6 +44,10 @@ LOAD_MODEL = NodeType(
               tooltip="auto: fp16 on CUDA, fp32 on CPU"),
         Param("config", "path", "", linkable=False,
               tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
+        Param("compile", "choice", "off", choices=COMPILE_MODES, linkable=False,
+              tooltip="torch.compile the UNet and VAE decoder (slow first run, cached on disk)"),
+        Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
+              tooltip="keep weights in RAM and move each model to the GPU when it runs"),
     ),
     fingerprint=lambda p: source_fingerprint(p["source"]),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",

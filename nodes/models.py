@@ -8,6 +8,7 @@ through ``torch.load(weights_only=True)`` — nothing is unpickled.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from .paths import bundled_model_dir
 
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("off", "compile", "compile + CUDA graphs")
+OFFLOAD_MODES = ("none", "model", "sequential")
 
 # Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
 SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
@@ -215,6 +218,48 @@ def _check_pickle_is_weights_only(file: Path) -> None:
                              "Convert it to .safetensors.") from None
 
 
+def place_on_device(pipe, device: str, offload: str) -> None:
+    """Move the models to ``device`` once, or hand them to diffusers' own CPU offload."""
+    import torch
+
+    if offload != "none":
+        if not device.startswith("cuda"):
+            raise ModelLoadError(f"CPU offload needs a CUDA device (device is {device!r})")
+        if offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        return
+    pipe.to(device)
+    if device.startswith("cuda"):
+        # Convolutions in NHWC run on tensor cores without layout shuffles.
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+
+
+def compile_cache_dir() -> Path:
+    """Where torch.compile keeps its artefacts, so a second launch skips the compile."""
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "latentgraph" / "torch_compile"
+
+
+def compile_pipeline(pipe, reduce_overhead: bool = False) -> None:
+    """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache)."""
+    import torch
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = True
+    try:
+        pipe.fuse_qkv_projections()
+    except Exception:  # older/odd attention processors: compile unfused
+        pass
+    mode = "reduce-overhead" if reduce_overhead else None
+    pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)
+    pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
+
+
 class ModelCache:
     """Process-wide cache of loaded models keyed by (source, device, dtype)."""
 
@@ -224,21 +269,22 @@ class ModelCache:
         self.loads = 0  # how many times weights were actually read (for tests and logs)
 
     def get(self, source: str, device: str = "auto", dtype: str = "auto",
-            config: str = "") -> LoadedModel:
+            config: str = "", compile: str = "off", offload: str = "none") -> LoadedModel:
         device_name = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device_name)
         path = resolve_source(source)
-        key = (str(path), device_name, str(torch_dtype), config)
+        key = (str(path), device_name, str(torch_dtype), config, compile, offload)
         with self._lock:
             cached = self._models.get(key)
             if cached is not None:
                 return cached
-            loaded = self._load(path, key, device_name, torch_dtype, config)
+            loaded = self._load(path, key, device_name, torch_dtype, config, compile, offload)
             self._models[key] = loaded
             self.loads += 1
             return loaded
 
-    def _load(self, path: Path, key: tuple, device: str, dtype, config: str) -> LoadedModel:
+    def _load(self, path: Path, key: tuple, device: str, dtype, config: str, compile: str,
+              offload: str) -> LoadedModel:
         _quiet_libraries()
         try:
             if path.is_dir():
@@ -249,10 +295,12 @@ class ModelCache:
             raise
         except Exception as exc:  # corrupt files, wrong architecture, missing configs
             raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
-        pipe.to(device)
         for module in (pipe.unet, pipe.vae, pipe.text_encoder):
             module.eval()
             module.requires_grad_(False)
+        place_on_device(pipe, device, offload)
+        if compile != "off":
+            compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs")
         latent_rgb = _load_latent_rgb(path) if path.is_dir() else None
         vae = VaeModel(pipe.vae, key, device, dtype)
         if latent_rgb is not None:
