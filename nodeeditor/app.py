@@ -9,14 +9,32 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QShortcut, QUndoStack
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar)
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut, QUndoStack
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+)
 
-from graphs import Executor, Graph, Registry, View, WorkflowError, default_registry, snapshot
-from graphs import pngmeta, workflow
+from graphs import (
+    Executor,
+    Graph,
+    Registry,
+    View,
+    WorkflowError,
+    default_registry,
+    pngmeta,
+    snapshot,
+    workflow,
+)
 
-from . import theme
+from . import (
+    theme,
+)
 from .controller import Controller
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog, pil_to_qimage
 from .scene import GraphScene
@@ -110,6 +128,9 @@ class MainWindow(QMainWindow):
         self.autosave_timer.start()
         self.resize(1500, 900)
         self.setStyleSheet(theme.stylesheet())
+        icon = theme.resources_dir() / "icons" / "latentgraph.png"
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
         self._restore_settings()
         self.update_title()
 
@@ -133,6 +154,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["image"], self.docks["inspector"])
         self.docks["image"].raise_()
         self.resizeDocks([self.docks["properties"]], [360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["properties"], self.docks["image"]], [420, 360],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["log"]], [120], Qt.Orientation.Vertical)
 
     def _build_status(self) -> None:
@@ -204,7 +227,7 @@ class MainWindow(QMainWindow):
         # Tab: Qt uses it for focus, so bind it with a shortcut on the view.
         self.tab_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Tab), self.view)
         self.tab_shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-        self.tab_shortcut.activated.connect(lambda: v.open_search())
+        self.tab_shortcut.activated.connect(v.tab_pressed)
 
     def _build_menus(self) -> None:
         n = self.actions_by_name
@@ -290,6 +313,9 @@ class MainWindow(QMainWindow):
     def _selection_changed(self) -> None:
         ids = self.scene.selected_node_ids()
         self.properties.show_node(ids[0] if len(ids) == 1 else None)
+        if len(ids) == 1 and ids[0] in self.node_images:  # the viewer follows the selection
+            self.image_viewer.show_image(self.node_images[ids[0]], self._title(ids[0]),
+                                         self.run_workflow_text)
 
     # ----- dialogs (replaceable) ------------------------------------------------------
     def _ask_unsaved(self) -> str:
@@ -387,11 +413,11 @@ class MainWindow(QMainWindow):
     def load_graph(self, loaded: Graph) -> None:
         """Replace the canvas with ``loaded`` in one go (the scene rebuilds once)."""
         self.scene.clearSelection()
-        self.scene.bridge.blockSignals(True)
+        self.scene.bridge.suspended = True
         try:
             self.graph.replace_with(loaded)
         finally:
-            self.scene.bridge.blockSignals(False)
+            self.scene.bridge.suspended = False
         self.scene.rebuild()
         self.properties.show_node(None)
         self.node_images.clear()
@@ -589,7 +615,7 @@ class MainWindow(QMainWindow):
             self.run_log.log("run cancelled")
         elif name == "run_finished":
             result = p["result"]
-            for n, item in self.scene.node_items.items():
+            for item in self.scene.node_items.values():
                 if item.badge and item.badge[0] in ("queued", "running"):
                     item.set_badge(None)
             self.run_log.log(f"run {result.status} in {result.seconds:.2f}s "
@@ -644,7 +670,13 @@ def run_app(workflow_path: str | None = None, output_dir: str | None = None) -> 
     window.show()
     recovered = window.offer_recovery()
     if not recovered:
-        path = workflow_path or str(default_workflow_path())
-        if workflow_path or os.path.exists(path):
-            window.open_path(path, ask=False)
+        if workflow_path:
+            window.open_path(workflow_path, ask=False)
+        elif default_workflow_path().exists():
+            window.open_path(str(default_workflow_path()), ask=False)
+            window.path = None  # Save asks where: never overwrite the bundled example
+            window.update_title()
+            QTimer.singleShot(0, window.view.frame_all)
+    run_app.window = window  # for tests and scripting
+    app.aboutToQuit.connect(window.worker.shutdown)  # never leave the run thread behind
     return app.exec()

@@ -23,10 +23,15 @@ class GraphBridge(QObject):
     def __init__(self, graph: Graph, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.graph = graph
+        # While True, events are dropped (bulk loads rebuild the scene once instead).
+        # A Python flag, not QObject.blockSignals: emitting blocked signals thousands of
+        # times trips a refcount bug in PySide6 6.12 (bool_dealloc).
+        self.suspended = False
         self._unsubscribe: Callable[[], None] | None = graph.events.subscribe(self._on_event)
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
-        self.event.emit(name, payload)
+        if not self.suspended:
+            self.event.emit(name, payload)
 
     def detach(self) -> None:
         if self._unsubscribe is not None:

@@ -13,11 +13,32 @@ from PySide6.QtCore import QObject, QRectF
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QInputDialog
 
-from graphs import (REROUTE, AddNodes, Command, Connect, Disconnect, Fragment, Graph, Group, Link,
-                    Macro, MoveNodes, NodeType, Paste, RemoveItems, SetFlags, SetParam, SetTitle,
-                    copy_fragment, new_id)
+from graphs import (
+    REROUTE,
+    AddNodes,
+    Command,
+    Connect,
+    Disconnect,
+    Fragment,
+    Graph,
+    Group,
+    Link,
+    Macro,
+    MoveNodes,
+    NodeType,
+    Paste,
+    RemoveItems,
+    SetFlags,
+    SetParam,
+    SetTitle,
+    copy_fragment,
+    new_id,
+)
 
-from .undo import SetFrame, push
+from .undo import SetFrame, SetNodeColor, SetNodeSize, push
+
+COLORS = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
+          "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}
 
 
 class Controller(QObject):
@@ -75,6 +96,8 @@ class Controller(QObject):
             self.status(str(exc))
             return None
         links: list[Link] = []
+        if wire is not None and wire[0] not in self.graph.nodes:
+            wire = None  # the node the wire came from is gone
         if wire is not None:
             other_id, other_name, from_output, _type = wire
             mine = self._wire_socket(self.graph.registry.nodes.get(type_id), wire)
@@ -230,6 +253,20 @@ class Controller(QObject):
     def select_all(self) -> None:
         for item in self.scene.node_items.values():
             item.setSelected(True)
+
+    def resize_node(self, node_id: str, size: tuple[float, float] | None) -> bool:
+        if self.graph.nodes[node_id].size == size:
+            return False
+        return self.push(SetNodeSize(self.graph, node_id, size))
+
+    def set_color(self, color: str | None, node_ids=None) -> bool:
+        ids = self._targets(node_ids)
+        if not ids:
+            return False
+        return self.push(SetNodeColor(self.graph, ids, color))
+
+    def set_frame_color(self, frame_id: str, color: str) -> bool:
+        return self.push(SetFrame(self.graph.frames[frame_id], color=color))
 
     # ----- frames ---------------------------------------------------------------------
     def group(self, title: str = "Group") -> str | None:

@@ -9,7 +9,9 @@ from PySide6.QtWidgets import QGraphicsItem, QStyle
 
 from graphs import Frame
 
-from . import theme
+from . import (
+    theme,
+)
 
 TITLE_H = 30.0
 GRIP = 14.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 
 def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
@@ -24,7 +24,11 @@ class LinkItem(QGraphicsPathItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(-1)
         self._hover = False
+        self.dimmed = False
+        self._pen_key: tuple | None = None
+        self._pen_cache: QPen | None = None
         self._shape: QPainterPath | None = None
+        self.setPen(QPen(self.color, 4.0))  # only for the C++ bounding rect; paint() draws
         self.update_path()
 
     def set_color(self, color: QColor) -> None:
@@ -34,7 +38,8 @@ class LinkItem(QGraphicsPathItem):
 
     def update_path(self) -> None:
         self._shape = None
-        self.setPath(wire_path(self.src.scenePos(), self.dst.scenePos()))
+        self._p1, self._p2 = self.src.scenePos(), self.dst.scenePos()
+        self.setPath(wire_path(self._p1, self._p2))
 
     def shape(self) -> QPainterPath:
         if self._shape is None:
@@ -43,22 +48,33 @@ class LinkItem(QGraphicsPathItem):
             self._shape = stroker.createStroke(self.path())
         return self._shape
 
-    def boundingRect(self) -> QRectF:  # noqa: N802
-        return self.path().boundingRect().adjusted(-6, -6, 6, 6)
+    def _pen(self) -> QPen:
+        key = (self.color.rgba(), self._hover, self.isSelected(), self.dimmed)
+        if self._pen_key != key:
+            color = QColor("#ffffff") if key[2] else QColor(self.color)
+            if self.dimmed:
+                color.setAlpha(90)
+            self._pen_cache = QPen(color, 3.2 if (key[1] or key[2]) else 2.2,
+                                   Qt.PenStyle.DashLine if self.dimmed else Qt.PenStyle.SolidLine)
+            self._pen_key = key
+        return self._pen_cache
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        color = QColor("#ffffff") if selected else QColor(self.color)
-        width = 3.2 if (self._hover or selected) else 2.2
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if lod > 0.3:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        dimmed = self.src.node_item.is_muted() or self.dst.node_item.is_muted()
-        if dimmed:
-            color.setAlpha(90)
-        painter.setPen(QPen(color, width, Qt.PenStyle.DashLine if dimmed else Qt.PenStyle.SolidLine))
+        # Kept lean: with hundreds of links this runs hundreds of times per frame.
+        zoom = painter.worldTransform().m11()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, zoom > 0.45)
+        painter.setPen(self._pen())
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self.path())
+        if zoom < 0.3:  # level of detail: a straight wire is indistinguishable this far out
+            painter.drawLine(self._p1, self._p2)
+        else:
+            painter.drawPath(self.path())
+
+    def refresh_dimmed(self) -> None:
+        dimmed = self.src.node_item.is_muted() or self.dst.node_item.is_muted()
+        if dimmed != self.dimmed:
+            self.dimmed = dimmed
+            self.update()
 
     def hoverEnterEvent(self, event) -> None:  # noqa: N802
         self._hover = True

@@ -12,13 +12,22 @@ from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import (QGraphicsItem, QGraphicsProxyWidget, QHBoxLayout, QLabel, QStyle,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsProxyWidget,
+    QHBoxLayout,
+    QLabel,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
 from graphs import REROUTE, Node, NodeType, Param
 
-from . import theme
-from .socket_item import SocketItem
+from . import (
+    theme,
+)
+from .socket_item import HIT_RADIUS, SocketItem
 from .widgets import ParamEditor, display_value, make_editor, row_height, seed_control
 
 
@@ -38,10 +47,13 @@ class NodeItem(QGraphicsItem):
         self._image_scaled: QImage | None = None
         self._width = theme.NODE_WIDTH
         self._height = theme.HEADER_H
+        self._size_override: tuple[float, float] | None = None  # live, while resizing
+        self._resize_from: tuple | None = None
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setAcceptHoverEvents(True)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setPos(QPointF(*node.pos))
         self._build_sockets()
         self.relayout()
@@ -87,7 +99,9 @@ class NodeItem(QGraphicsItem):
         self.prepareGeometryChange()
         node = self.node
         node_type = self.node_type
-        width = node.size[0] if node.size else theme.NODE_WIDTH
+        default = theme.NODE_WIDTH + (50.0 if self._companions else 0.0)
+        size = self._size_override or node.size
+        width = size[0] if size else default
         self._width = width
         collapsed = bool(node.flags.get("collapsed"))
         mid = theme.HEADER_H / 2
@@ -98,6 +112,7 @@ class NodeItem(QGraphicsItem):
                 sock.setPos(width, mid)
             self._height = theme.HEADER_H
             self.param_rows = []
+            self._update_bounds()
             self._place_proxy()
             self._update_links()
             return
@@ -119,7 +134,7 @@ class NodeItem(QGraphicsItem):
             companion = seed_control(node_type, param)
             self.param_rows.append((param, y, h, companion))
             if param.name in self.inputs:
-                self.inputs[param.name].setPos(0, y + min(h, 24) / 2)
+                self.inputs[param.name].setPos(0, y + min(h, 22) / 2)
             y += h + 2
         self._params_bottom = y
         if self.image is not None:
@@ -129,14 +144,20 @@ class NodeItem(QGraphicsItem):
             self._image_rect = QRectF((width - w) / 2, y + 4, w, h)
             y += h + 8
         y += 6
-        if node.size and node.size[1] > y:
-            y = node.size[1]
+        self._natural_height = y
+        if size and size[1] > y:
+            y = size[1]
         self._height = y
+        self._update_bounds()
         self._place_proxy()
         self._update_links()
 
     def boundingRect(self) -> QRectF:  # noqa: N802
-        return QRectF(-2, -2, self._width + 4, self._height + 4)
+        return self._bounds
+
+    def _update_bounds(self) -> None:
+        m = theme.SOCKET_R + 4
+        self._bounds = QRectF(-m, -2, self._width + 2 * m, self._height + 4)
 
     def body_rect(self) -> QRectF:
         return QRectF(0, 0, self._width, self._height)
@@ -192,6 +213,7 @@ class NodeItem(QGraphicsItem):
         self.proxy = QGraphicsProxyWidget(self)
         self.proxy.setWidget(container)
         self.proxy.setZValue(1)
+        self.proxy.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._place_proxy()
         self.refresh_linked()
         self.proxy.setVisible(self.graph_scene.widgets_visible and not node.flags.get("collapsed"))
@@ -254,7 +276,7 @@ class NodeItem(QGraphicsItem):
     def apply_flags(self) -> None:
         self.setOpacity(0.45 if self.is_muted() else 1.0)
         for link in self.links:
-            link.update()
+            link.refresh_dimmed()
 
     def set_pos_from_model(self) -> None:
         pos = QPointF(*self.node.pos)
@@ -283,10 +305,12 @@ class NodeItem(QGraphicsItem):
         if node.flags.get("bypass"):
             header_color = theme.BYPASS
         if lod < theme.LOD_TEXT:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
             painter.fillRect(rect, theme.NODE_BODY)
             painter.fillRect(QRectF(0, 0, rect.width(), theme.HEADER_H), header_color)
             if selected or failed:
                 painter.setPen(QPen(theme.FAILED if failed else theme.NODE_SELECTED, 3 / max(lod, 0.05)))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
                 painter.drawRect(rect)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -306,21 +330,33 @@ class NodeItem(QGraphicsItem):
         painter.setPen(theme.TEXT)
         painter.setFont(theme.font(9.5, True))
         arrow = "▸" if node.flags.get("collapsed") else "▾"
-        painter.drawText(QRectF(6, 0, 14, theme.HEADER_H), Qt.AlignmentFlag.AlignVCenter, arrow)
+        painter.drawText(QRectF(9, 0, 14, theme.HEADER_H), Qt.AlignmentFlag.AlignVCenter, arrow)
         badge_w = self._paint_badge(painter) if self.badge else 0.0
         metrics = QFontMetrics(theme.font(9.5, True))
         title = metrics.elidedText(node.title, Qt.TextElideMode.ElideRight,
-                                   int(rect.width() - 30 - badge_w))
-        painter.drawText(QRectF(22, 0, rect.width() - 30 - badge_w, theme.HEADER_H),
+                                   int(rect.width() - 34 - badge_w))
+        painter.drawText(QRectF(25, 0, rect.width() - 34 - badge_w, theme.HEADER_H),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, title)
         if not node.flags.get("collapsed"):
             self._paint_rows(painter, lod)
             if self.image is not None:
                 painter.drawImage(self._image_rect, self._scaled_image())
+            g = self.grip_rect()
+            painter.setPen(QPen(QColor("#5a616b"), 1.2))
+            for i in (4, 8):
+                painter.drawLine(QPointF(g.right() - i, g.bottom() - 2),
+                                 QPointF(g.right() - 2, g.bottom() - i))
         border = theme.FAILED if failed else (theme.NODE_SELECTED if selected else theme.NODE_BORDER)
         painter.setPen(QPen(border, 2.2 if (selected or failed) else 1.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(body)
+        self.paint_sockets(painter)
+
+    def paint_sockets(self, painter: QPainter) -> None:
+        for sock in self.inputs.values():
+            sock.paint(painter)
+        for sock in self.outputs.values():
+            sock.paint(painter)
 
     def _scaled_image(self) -> QImage:
         if self._image_scaled is None and self.image is not None:
@@ -363,7 +399,7 @@ class NodeItem(QGraphicsItem):
         params = self.node.params
         for param, py, h, companion in self.param_rows:
             painter.setPen(theme.TEXT_DIM)
-            painter.drawText(QRectF(theme.PAD, py, theme.LABEL_W, min(h, 24)),
+            painter.drawText(QRectF(theme.PAD, py, theme.LABEL_W, min(h, 22)),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                              param.label or param.name.replace("_", " "))
             box = QRectF(theme.PAD + theme.LABEL_W + 4, py + 1,
@@ -385,19 +421,79 @@ class NodeItem(QGraphicsItem):
             painter.drawText(box.adjusted(4, 2, -4, -2), flags, value)
 
     # ----- interaction ----------------------------------------------------------------
+    def grip_rect(self) -> QRectF:
+        return QRectF(self._width - 12, self._height - 12, 12, 12)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if (event.button() == Qt.MouseButton.LeftButton and event.pos().y() < theme.HEADER_H
-                and event.pos().x() < 20):
+                and 6 < event.pos().x() < 24):
             self.graph_scene.request_toggle_collapse(self.node_id)
+            event.accept()
+            return
+        if (event.button() == Qt.MouseButton.LeftButton and not self.node.flags.get("collapsed")
+                and self.grip_rect().contains(event.pos())):
+            self._resize_from = (event.scenePos(), self._width, self._height, self.node.size)
             event.accept()
             return
         super().mousePressEvent(event)
 
-    def socket_at(self, scene_pos: QPointF) -> SocketItem | None:
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._resize_from is None:
+            super().mouseMoveEvent(event)
+            return
+        start, w, h, _old = self._resize_from
+        delta = event.scenePos() - start
+        self._size_override = (max(160.0, round(w + delta.x())), max(0.0, round(h + delta.y())))
+        self.relayout()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._resize_from is None:
+            super().mouseReleaseEvent(event)
+            return
+        size, self._size_override, self._resize_from = self._size_override, None, None
+        if size is None:
+            return
+        new = (float(size[0]), float(max(size[1], self._natural_height)))
+        if self.graph_scene.controller is not None:
+            if not self.graph_scene.controller.resize_node(self.node_id, new):
+                self.relayout()
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        if event.pos().y() < theme.HEADER_H and event.pos().x() > 24 and \
+                self.graph_scene.controller is not None:
+            self.graph_scene.controller.rename_node(self.node_id)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def socket_at(self, scene_pos: QPointF, radius: float = HIT_RADIUS) -> SocketItem | None:
+        local = scene_pos - self.pos()
+        best, best_d = None, radius
         for sock in list(self.inputs.values()) + list(self.outputs.values()):
-            if (sock.scenePos() - scene_pos).manhattanLength() < 12:
-                return sock
-        return None
+            d = (sock._pos - local).manhattanLength()
+            if d < best_d:
+                best, best_d = sock, d
+        return best
+
+    def hoverMoveEvent(self, event) -> None:  # noqa: N802
+        sock = self.socket_at(event.scenePos())
+        changed = False
+        for other in list(self.inputs.values()) + list(self.outputs.values()):
+            hover = other is sock
+            if other.hover != hover:
+                other.hover, changed = hover, True
+        if sock is not None:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.unsetCursor()
+        if changed:
+            self.update()
+
+    def hoverLeaveEvent(self, event) -> None:  # noqa: N802
+        for other in list(self.inputs.values()) + list(self.outputs.values()):
+            other.hover = False
+        self.unsetCursor()
+        self.update()
 
 
 class RerouteItem(NodeItem):
@@ -412,7 +508,8 @@ class RerouteItem(NodeItem):
         self.inputs["in"].setPos(0, self.SIZE / 2)
         self.outputs["out"].setPos(self.SIZE, self.SIZE / 2)
         for sock in (self.inputs["in"], self.outputs["out"]):
-            sock.setScale(0.7)
+            sock.scale = 0.7
+        self._update_bounds()
         self._update_links()
 
     def ensure_widgets(self) -> None:
@@ -429,6 +526,7 @@ class RerouteItem(NodeItem):
         painter.setBrush(QColor(color))
         r = self.SIZE / 2 - 2
         painter.drawEllipse(QPointF(self.SIZE / 2, self.SIZE / 2), r, r)
+        self.paint_sockets(painter)
 
 
 def make_node_item(scene, node: Node) -> NodeItem:

@@ -7,10 +7,25 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGraphicsPixmapItem,
-                               QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QPushButton, QScrollArea, QSlider, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from graphs import FLAG_NAMES, SetFlags, SetTitle
 
@@ -72,6 +87,8 @@ class PropertiesPanel(QScrollArea):
             editor = make_editor(param, node.params.get(param.name, param.default),
                                  lambda v, name=param.name: controller.set_param(self.node_id, name, v))
             editor.set_enabled(self.graph.inbound(self.node_id, param.name) is None)
+            if param.kind == "text":
+                editor.widget.setMaximumHeight(120)
             self.editors[param.name] = editor
             form.addRow(param.label or param.name.replace("_", " "), editor.widget)
         flags = QWidget()
@@ -263,10 +280,11 @@ class LatentInspector(QWidget):
 
     def _source_changed(self, *_args) -> None:
         trace = self.current_trace()
+        # frames 0..num_steps: 0 is the starting noise, i the state after step i
         steps = int(getattr(trace, "num_steps", 0) or 0) if trace is not None else 0
         self.step.blockSignals(True)
-        self.step.setRange(0, max(0, steps - 1))
-        self.step.setValue(max(0, steps - 1))
+        self.step.setRange(0, max(0, steps))
+        self.step.setValue(max(0, steps))
         self.step.blockSignals(False)
         self.render()
 

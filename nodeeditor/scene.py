@@ -16,7 +16,9 @@ from PySide6.QtWidgets import QGraphicsScene
 
 from graphs import REROUTE, Graph
 
-from . import theme
+from . import (
+    theme,
+)
 from .bridge import GraphBridge
 from .frame_item import FrameItem
 from .link_item import LinkItem
@@ -36,7 +38,7 @@ class GraphScene(QGraphicsScene):
         self.frame_items: dict[str, FrameItem] = {}
         self.widgets_visible = True
         self._press_positions: dict[NodeItem, QPointF] = {}
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self.setSceneRect(QRectF(-50000, -50000, 100000, 100000))
         self._colors: dict[str, QColor] = {}
         self.bridge = GraphBridge(graph, self)
@@ -92,6 +94,7 @@ class GraphScene(QGraphicsScene):
         self.link_items[link.id] = item
         src_item.links.add(item)
         dst_item.links.add(item)
+        item.refresh_dimmed()
         if refresh:
             dst_item.refresh_linked()
             src.connected = True

@@ -11,21 +11,30 @@ from graphs import REROUTE, NodeType
 
 
 def fuzzy_score(query: str, text: str) -> float | None:
-    """Higher is better; None when ``query``'s letters do not appear in order in ``text``."""
+    """Higher is better; None when ``query`` does not match ``text``.
+
+    A substring scores highest (earlier is better). Otherwise each query letter must
+    continue the previous match or start a word ("vdec" finds "VAE decode", "ksam"
+    finds "KSampler"), so stray letters scattered through a name do not match.
+    """
     query, text = query.lower().strip(), text.lower()
     if not query:
         return 0.0
     if query in text:
         start = text.index(query)
-        return 100.0 - start + (20.0 if start == 0 or text[start - 1] in " ._/" else 0.0)
+        return 100.0 - start + (20.0 if start == 0 or text[start - 1] in " ._/-" else 0.0)
     score, pos, prev = 0.0, 0, -2
     for ch in query:
         if ch == " ":
             continue
-        found = text.find(ch, pos)
+        found = -1
+        for i in range(pos, len(text)):
+            if text[i] == ch and (i == prev + 1 or i == 0 or text[i - 1] in " ._/-"):
+                found = i
+                break
         if found < 0:
             return None
-        score += 5.0 if found == prev + 1 else (3.0 if found == 0 or text[found - 1] in " ._/" else 1.0)
+        score += 5.0 if found == prev + 1 else 3.0
         prev, pos = found, found + 1
     return score - len(text) * 0.05
 
@@ -68,7 +77,9 @@ class SearchPopup(QFrame):
         layout.addWidget(self.query)
         layout.addWidget(self.list)
         self.resize(300, 340)
-        self.setStyleSheet("QFrame{background:#24272b;border:1px solid #4a5059;}"
+        self.setObjectName("searchPopup")
+        self.setStyleSheet("#searchPopup{background:#24272b;border:1px solid #4a5059;}"
+                           "QLabel{border:none;color:#8d939c;}"
                            "QLineEdit{padding:4px;font-size:10pt;}"
                            "QListWidget{font-size:9.5pt;}")
         self.query.textChanged.connect(self.refresh)

@@ -1,37 +1,56 @@
-"""A coloured socket on a node: the end point of links and the handle for dragging wires."""
+"""A coloured socket on a node: the end point of links and the handle for dragging wires.
+
+Sockets are not QGraphicsItems (a 500-node canvas would carry thousands of them): the
+node paints them and the view hit-tests them through ``NodeItem.socket_at``. The object
+keeps the small item-like API the rest of the editor uses (``scenePos``, ``setPos``,
+``update``).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsItem
 
-from . import theme
+from . import (
+    theme,
+)
+
+HIT_RADIUS = 10.0
 
 
-class SocketItem(QGraphicsItem):
+class SocketItem:
     """``is_output`` sockets sit on the right edge, inputs on the left."""
+
+    __slots__ = ("node_item", "name", "socket_type", "is_output", "color", "optional", "state",
+                 "connected", "hover", "_pos", "scale")
 
     def __init__(self, node_item, name: str, socket_type: str, is_output: bool,
                  color: QColor, optional: bool = False) -> None:
-        super().__init__(node_item)
         self.node_item = node_item
         self.name, self.socket_type, self.is_output = name, socket_type, is_output
         self.color = QColor(color)
         self.optional = optional
         self.state = "normal"  # "normal", "dim" or "hot" (compatible while dragging)
         self.connected = False
-        self.setAcceptHoverEvents(True)
-        self.setZValue(2)
-        self._hover = False
+        self.hover = False
+        self._pos = QPointF(0, 0)
+        self.scale = 1.0
 
     @property
     def node_id(self) -> str:
         return self.node_item.node_id
 
-    def boundingRect(self) -> QRectF:  # noqa: N802
-        r = theme.SOCKET_R + 4
-        return QRectF(-r, -r, 2 * r, 2 * r)
+    def setPos(self, x: float, y: float) -> None:  # noqa: N802 - item-like API
+        self._pos = QPointF(x, y)
+
+    def pos(self) -> QPointF:
+        return QPointF(self._pos)
+
+    def scenePos(self) -> QPointF:  # noqa: N802 - item-like API
+        return self.node_item.pos() + self._pos
+
+    def update(self) -> None:
+        self.node_item.update()
 
     def set_color(self, color: QColor) -> None:
         if color != self.color:
@@ -43,27 +62,19 @@ class SocketItem(QGraphicsItem):
             self.state = state
             self.update()
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter) -> None:
         color = QColor(self.color)
-        r = theme.SOCKET_R
+        r = theme.SOCKET_R * self.scale
         if self.state == "dim":
             color.setAlpha(55)
-        if self.state == "hot" or self._hover:
+        if self.state == "hot" or self.hover:
             r += 1.5
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        border = QColor("#ffffff") if self.state == "hot" else QColor("#101214")
-        painter.setPen(QPen(border, 1.5 if self.state == "hot" else 1.0))
-        filled = self.connected or not self.optional or self.state == "hot"
-        painter.setBrush(QBrush(color) if filled else QBrush(QColor("#1f2226")))
-        if not filled:
+        hot = self.state == "hot"
+        filled = self.connected or not self.optional or hot
+        if filled:
+            painter.setPen(QPen(QColor("#ffffff") if hot else QColor("#101214"), 1.5 if hot else 1.0))
+            painter.setBrush(QBrush(color))
+        else:
             painter.setPen(QPen(color, 2.0))
-        painter.drawEllipse(QRectF(-r, -r, 2 * r, 2 * r))
-
-    def hoverEnterEvent(self, event) -> None:  # noqa: N802
-        self._hover = True
-        self.update()
-        self.setCursor(Qt.CursorShape.CrossCursor)
-
-    def hoverLeaveEvent(self, event) -> None:  # noqa: N802
-        self._hover = False
-        self.update()
+            painter.setBrush(QBrush(QColor("#1f2226")))
+        painter.drawEllipse(QRectF(self._pos.x() - r, self._pos.y() - r, 2 * r, 2 * r))

@@ -30,6 +30,10 @@ class GraphUndoCommand(QUndoCommand):
             except (GraphError, KeyError, ValueError) as exc:
                 self.error = exc
                 self.setObsolete(True)
+                try:  # best effort: take back whatever the command did before it failed
+                    self.command.undo(self.graph)
+                except Exception:  # noqa: BLE001 - partial state; nothing more we can do
+                    pass
             return
         self.command.do(self.graph)
 
@@ -68,3 +72,36 @@ class SetFrame(Command):
 
     def undo(self, graph: Graph) -> None:
         graph.set_frame(self.frame_id, title=self.old[0], color=self.old[1])
+
+
+class SetNodeColor(Command):
+    """Header colour of nodes (None: the default)."""
+
+    text = "colour"
+
+    def __init__(self, graph: Graph, node_ids: list[str], color: str | None) -> None:
+        self.color = color
+        self.old = {n: graph.nodes[n].color for n in node_ids}
+
+    def do(self, graph: Graph) -> None:
+        for node_id in self.old:
+            graph.set_color(node_id, self.color)
+
+    def undo(self, graph: Graph) -> None:
+        for node_id, color in self.old.items():
+            graph.set_color(node_id, color)
+
+
+class SetNodeSize(Command):
+    """Resize a node (its ``size``; None is the size its declarations give)."""
+
+    text = "resize"
+
+    def __init__(self, graph: Graph, node_id: str, size: tuple[float, float] | None) -> None:
+        self.node_id, self.size, self.old = node_id, size, graph.nodes[node_id].size
+
+    def do(self, graph: Graph) -> None:
+        graph.set_size(self.node_id, self.size)
+
+    def undo(self, graph: Graph) -> None:
+        graph.set_size(self.node_id, self.old)

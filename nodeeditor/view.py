@@ -12,11 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsView, QMenu
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsProxyWidget, QGraphicsView, QMenu
 
 from graphs import ANY
 
-from . import theme
+from . import (
+    theme,
+)
+from .controller import COLORS
 from .frame_item import FrameItem
 from .link_item import DragWire, LinkItem
 from .node_item import NodeItem
@@ -137,10 +140,12 @@ class EdgeDragMode:
                     sock.set_state("dim")
                     continue
                 if self.origin.is_output:
-                    their = graph.input_type(item.node_id, sock.name) if sock.socket_type == ANY else sock.socket_type
+                    their = (graph.input_type(item.node_id, sock.name) if sock.socket_type == ANY
+                             else sock.socket_type)
                     ok = sockets_reg.compatible(self.type, their)
                 else:
-                    their = graph.output_type(item.node_id, sock.name) if sock.socket_type == ANY else sock.socket_type
+                    their = (graph.output_type(item.node_id, sock.name) if sock.socket_type == ANY
+                             else sock.socket_type)
                     ok = sockets_reg.compatible(their, self.type)
                 sock.set_state("hot" if ok else "dim")
                 if ok:
@@ -156,10 +161,8 @@ class EdgeDragMode:
         return best
 
     def any_socket_at(self, scene_pos: QPointF) -> SocketItem | None:
-        for item in self.view.scene().items(QRectF(scene_pos.x() - 8, scene_pos.y() - 8, 16, 16)):
-            if isinstance(item, SocketItem) and item is not self.origin:
-                return item
-        return None
+        sock = self.view.socket_at(scene_pos)
+        return sock if sock is not self.origin else None
 
     def move(self, event) -> None:
         pos = self.view.mapToScene(event.position().toPoint())
@@ -192,7 +195,16 @@ class EdgeDragMode:
             controller.disconnect([self.detached.id])
             return
         under = [i for i in scene.items(pos) if isinstance(i, NodeItem)]
-        if under:
+        if under:  # dropped on a node's body: plug into its first compatible socket
+            node_item = under[0]
+            hot = [sock for sock in self.hot if sock.node_item is node_item]
+            free = [sock for sock in hot if not sock.connected]
+            if hot:
+                sock = (free or hot)[0]  # rather an empty input than replacing a link
+                src, dst = (self.origin, sock) if self.origin.is_output else (sock, self.origin)
+                controller.connect(src.node_id, src.name, dst.node_id, dst.name, detached=self.detached)
+            else:
+                controller.status(f"{node_item.node.title} has no socket that fits {self.type}")
             return
         view.open_search(pos, wire=(self.origin.node_id, self.origin.name, self.origin.is_output, self.type))
 
@@ -230,6 +242,8 @@ class GraphView(QGraphicsView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
+        # Every item's paint() sets the pen/brush/hints it needs, so skip save/restore per item.
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
@@ -363,6 +377,17 @@ class GraphView(QGraphicsView):
         return made
 
     # ----- mouse ----------------------------------------------------------------------
+    def socket_at(self, scene_pos: QPointF) -> SocketItem | None:
+        """The socket under ``scene_pos`` (sockets are painted by their node)."""
+        r = 10.0
+        probe = QRectF(scene_pos.x() - r, scene_pos.y() - r, 2 * r, 2 * r)
+        for item in self.scene().items(probe, Qt.ItemSelectionMode.IntersectsItemBoundingRect):
+            if isinstance(item, NodeItem):
+                sock = item.socket_at(scene_pos)
+                if sock is not None:
+                    return sock
+        return None
+
     def _start(self, mode: Mode, helper) -> None:
         self.mode, self.helper = mode, helper
 
@@ -383,9 +408,9 @@ class GraphView(QGraphicsView):
             event.accept()
             return
         if button == Qt.MouseButton.LeftButton:
-            item = self.itemAt(pos)
-            if isinstance(item, SocketItem):
-                self._start(Mode.EDGE_DRAG, EdgeDragMode(self, item))
+            sock = self.socket_at(scene_pos)
+            if sock is not None:
+                self._start(Mode.EDGE_DRAG, EdgeDragMode(self, sock))
                 event.accept()
                 return
         super().mousePressEvent(event)
@@ -465,6 +490,17 @@ class GraphView(QGraphicsView):
         self.space_held = False
         super().focusOutEvent(event)
 
+    def tab_pressed(self) -> None:
+        """Tab opens the search, unless a node's widget is being edited: then it moves on."""
+        focus = self.scene().focusItem()
+        if isinstance(focus, QGraphicsProxyWidget) and focus.widget() is not None:
+            current = focus.widget().focusWidget()
+            nxt = current.nextInFocusChain() if current is not None else None
+            if nxt is not None:
+                nxt.setFocus(Qt.FocusReason.TabFocusReason)
+            return
+        self.open_search()
+
     # ----- search popup ---------------------------------------------------------------
     def cursor_scene_pos(self) -> QPointF:
         """Where the mouse last was over the canvas (paste / add at cursor), else the centre."""
@@ -502,11 +538,15 @@ class GraphView(QGraphicsView):
             node = item.node
             menu.addAction("Run to here", lambda: c.run(targets=[item.node_id]))
             menu.addSeparator()
-            menu.addAction("Unbypass" if node.flags.get("bypass") else "Bypass", lambda: c.toggle_flag("bypass", ids))
+            menu.addAction("Unbypass" if node.flags.get("bypass") else "Bypass",
+                           lambda: c.toggle_flag("bypass", ids))
             menu.addAction("Unmute" if node.flags.get("mute") else "Mute", lambda: c.toggle_flag("mute", ids))
             menu.addAction("Expand" if node.flags.get("collapsed") else "Collapse",
                            lambda: c.toggle_collapse(ids))
             menu.addAction("Rename…", lambda: c.rename_node(item.node_id))
+            colors = menu.addMenu("Colour")
+            for name, value in COLORS.items():
+                colors.addAction(name, lambda v=value: c.set_color(v, ids))
             menu.addAction("Duplicate", c.duplicate)
             menu.addAction("Group in frame", c.group)
             menu.addSeparator()
@@ -517,6 +557,9 @@ class GraphView(QGraphicsView):
             menu.addAction("Delete link", lambda: c.disconnect([item.link_id]))
         elif isinstance(item, FrameItem):
             menu.addAction("Rename frame…", lambda: c.rename_frame(item.frame_id))
+            colors = menu.addMenu("Colour")
+            for name, value in COLORS.items():
+                colors.addAction(name, lambda v=value: c.set_frame_color(item.frame_id, v or "#3a4a5a"))
             menu.addAction("Delete frame", lambda: c.delete_items(frame_ids=[item.frame_id]))
         else:
             menu.addAction("Add node…", lambda: self.open_search(scene_pos))

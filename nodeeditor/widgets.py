@@ -14,8 +14,19 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QRegularExpressionValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
-                               QLineEdit, QPlainTextEdit, QSlider, QSpinBox, QToolButton, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
 from graphs import NodeType, Param
 
@@ -24,8 +35,8 @@ INT_LIMIT = 2**31 - 1
 SEED_MAX = 2**64 - 1
 
 # Row heights used by node layout (scene units): most params take one row, text takes more.
-ROW_H = 24
-TEXT_ROW_H = 72
+ROW_H = 22
+TEXT_ROW_H = 66
 
 
 def row_height(param: Param) -> int:
@@ -116,7 +127,7 @@ def make_editor(param: Param, value: Any, on_change: OnChange,
     else:  # string
         line = QLineEdit(parent)
         line.setText(str(value))
-        line.textEdited.connect(emit)
+        line.textChanged.connect(emit)
 
         def set_line(v: Any) -> None:
             if line.text() != v:
@@ -207,7 +218,7 @@ def _seed_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | Non
 def _path_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
     line = QLineEdit()
     line.setText(str(value))
-    line.textEdited.connect(emit)
+    line.textChanged.connect(emit)
     browse = QToolButton()
     browse.setText("…")
     browse.setToolTip("browse")

@@ -51,7 +51,15 @@ class RunWorker(QObject):
         self._request.connect(self._runner.run)
         self._runner.finished.connect(self._on_finished)
         self.busy = False
+        self._cancel_requested = False
+        # Executor.run clears its cancel flag when it starts; a cancel that arrives between
+        # the request and that moment is re-applied when the run reports it has started.
+        self._unsubscribe = self.executor.events.subscribe(self._reapply_cancel)
         self.thread.start()
+
+    def _reapply_cancel(self, name: str, payload: dict) -> None:  # worker thread
+        if name == "run_started" and self._cancel_requested:
+            self.executor.cancel()
 
     def request(self, snapshot: Graph, targets: list[str] | None = None,
                 settings: dict[str, Any] | None = None) -> bool:
@@ -59,10 +67,13 @@ class RunWorker(QObject):
         if self.busy:
             return False
         self.busy = True
+        self._cancel_requested = False
         self._request.emit(snapshot, targets, dict(settings or {}))
         return True
 
     def cancel(self) -> None:
+        if self.busy:
+            self._cancel_requested = True
         self.executor.cancel()
 
     def _on_finished(self, result: RunResult) -> None:
@@ -75,3 +86,4 @@ class RunWorker(QObject):
             self.thread.quit()
             self.thread.wait(wait_ms)
         self.bridge.detach()
+        self._unsubscribe()

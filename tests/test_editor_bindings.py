@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures imported from conftest_editor are parameters here)
 """Every binding of DESIGN.md §6, driven with real key and mouse events where practical."""
 
 from __future__ import annotations
@@ -351,3 +352,84 @@ def test_open_save_keys(win, tmp_path):
     key(win, Qt.Key.Key_O, CTRL)
     assert win.graph.nodes["lonely"].params["value"] == 9
     assert shortcut_of(win, "open") == [QKeySequence("Ctrl+O").toString()]
+
+
+def test_typing_in_node_widgets_does_not_trigger_canvas_keys(win, qtbot):
+    a, b, c = chain_ids(win)
+    win.view.materialize_visible(None)
+    item = win.scene.node_items[b]
+    spin = item.editors["b"].widget
+    zoom = win.view.zoom()
+    item.proxy.setFocus()
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(win.view, "42")
+    assert spin.lineEdit().text() == "42"
+    key(win, Qt.Key.Key_F)  # not a digit: ignored by the spin box, still not "frame"
+    key(win, Qt.Key.Key_Backspace)
+    assert b in win.graph.nodes  # Backspace edited the field, it did not delete the node
+    key(win, Qt.Key.Key_Tab)
+    assert win.view.search_popup is None or not win.view.search_popup.isVisible()
+    assert win.view.zoom() == zoom
+
+
+def test_frame_title_drag_moves_nodes_inside_and_grip_resizes(win):
+    a, b, c = chain_ids(win)
+    win.scene.select_nodes([a, b])
+    key(win, Qt.Key.Key_G, CTRL)
+    frame_id = next(iter(win.graph.frames))
+    win.scene.clearSelection()
+    before = dumps(win.graph)
+    x, y, w, h = win.graph.frames[frame_id].rect
+    pos_a = win.graph.nodes[a].pos
+    drag(win, vp(win, (x + w / 2, y + 12)), vp(win, (x + w / 2 + 50, y + 12 + 40)))
+    assert win.graph.frames[frame_id].rect[:2] == pytest.approx((x + 50, y + 40), abs=2)
+    assert win.graph.nodes[a].pos == pytest.approx((pos_a[0] + 50, pos_a[1] + 40), abs=2)
+    assert win.graph.nodes[c].pos == (600.0, 0.0)  # outside the frame: untouched
+    win.undo_stack.undo()
+    assert dumps(win.graph) == before
+    x, y, w, h = win.graph.frames[frame_id].rect
+    drag(win, vp(win, (x + w - 5, y + h - 5)), vp(win, (x + w + 95, y + h + 45)))
+    assert win.graph.frames[frame_id].rect[2:] == pytest.approx((w + 100, h + 50), abs=3)
+
+
+def test_header_arrow_click_collapses(win):
+    item = win.scene.node_items["lonely"]
+    QTest.mouseClick(win.view.viewport(), LEFT, NONE, vp(win, item.scenePos() + QPointF(14, 13)))
+    assert win.graph.nodes["lonely"].flags["collapsed"]
+    win.undo_stack.undo()
+    assert not win.graph.nodes["lonely"].flags["collapsed"]
+
+
+def test_wire_dropped_on_node_body_uses_first_compatible_socket(win):
+    a, b, c = chain_ids(win)
+    src = win.scene.node_items["lonely"].outputs["out"]
+    body = win.scene.node_items[c].sceneBoundingRect().center()
+    drag(win, vp(win, src.scenePos()), vp(win, body))
+    # "a" is taken (by b), so the free param socket "b" gets it
+    assert win.graph.inbound(c, "b").src_node == "lonely"
+    assert win.graph.inbound(c, "a").src_node == b
+
+
+def test_fuzzy_search_ranking():
+    from nodeeditor.search import fuzzy_score
+    assert fuzzy_score("vae", "VAE decode") > fuzzy_score("dec", "VAE decode") > 0
+    assert fuzzy_score("vdec", "VAE decode") is not None
+    assert fuzzy_score("ksam", "KSampler") is not None
+    assert fuzzy_score("vae", "values.integer") is None  # scattered letters do not match
+    assert fuzzy_score("emptylat", "Empty latent") is not None
+
+
+def test_resize_grip_and_rename_by_double_click(win):
+    item = win.scene.node_items["lonely"]
+    before = dumps(win.graph)
+    grip = item.scenePos() + item.grip_rect().center()
+    drag(win, vp(win, grip), vp(win, grip + QPointF(80, 30)))
+    w, h = win.graph.nodes["lonely"].size
+    assert w == pytest.approx(330, abs=3) and h >= item.body_rect().height() - 1
+    assert item.body_rect().width() == pytest.approx(w)
+    win.undo_stack.undo()
+    assert dumps(win.graph) == before and item.body_rect().width() == 250
+    win.controller.ask_text = lambda title, label, current: "Renamed"
+    QTest.mouseDClick(win.view.viewport(), LEFT, NONE, vp(win, item.scenePos() + QPointF(100, 12)))
+    assert win.graph.nodes["lonely"].title == "Renamed"

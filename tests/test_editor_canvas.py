@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures imported from conftest_editor are parameters here)
 """Editor canvas: opening, mirroring the model, connecting, undo/redo exactness, files."""
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def test_undo_redo_every_command_kind(window, registry):
     _roundtrip_undo(window, ctl.group)
     frame_id = ctl.group()
     _roundtrip_undo(window, lambda: ctl.rename_frame(frame_id, "Named"))
+    _roundtrip_undo(window, lambda: ctl.set_frame_color(frame_id, "#7a3434"))
+    _roundtrip_undo(window, lambda: ctl.set_color("#35623f", ids))
     _roundtrip_undo(window, lambda: ctl.move({}, {frame_id: (tuple(window.graph.frames[frame_id].rect),
                                                              (0.0, 0.0, 500.0, 400.0))}))
     scene.clearSelection()
@@ -153,6 +156,8 @@ def test_save_open_roundtrip_identical(window, tmp_path, registry):
     g.set_flag("c0nst", "collapsed", True)
     g.set_flag("1mage", "bypass", True)
     g.set_param("1mage", "steps", 9)
+    g.set_size("sh0w", (320.0, 200.0))
+    g.set_color("c0nst", "#7a3434")
     g.add_frame(__import__("graphs").Frame("fr1", "Frame", (-60, -90, 1000, 400), "#445566"))
     load(window, g)
     window.view.set_zoom(0.8)
