@@ -129,6 +129,18 @@ class OutputCache:
         return key in self._entries
 
 
+def resolve_path(path: str, settings: dict[str, Any]) -> str:
+    """A user path: ``~`` expanded; a relative path is looked up next to the workflow file
+    (``settings["base_dir"]``) first, then in the working directory."""
+    expanded = os.path.expanduser(path)
+    base = settings.get("base_dir")
+    if expanded and not os.path.isabs(expanded) and base:
+        candidate = os.path.join(base, expanded)
+        if os.path.exists(candidate):
+            return candidate
+    return expanded
+
+
 class RunContext:
     """What a node's ``run`` function may use: progress, previews, cancel checks, settings."""
 
@@ -162,6 +174,9 @@ class RunContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.executor.events.emit("warning", node_id=self.node_id, message=message)
+
+    def resolve_path(self, path: str) -> str:
+        return resolve_path(path, self.settings)
 
     def workflow(self) -> dict[str, Any]:
         """The snapshot being run, as workflow-file data (for embedding in outputs)."""
@@ -315,7 +330,7 @@ class Executor:
             return result
 
     def _node_key(self, graph: Graph, node: Node, node_type: NodeType, inputs: dict[str, Link],
-                  keys: dict[str, str]) -> str:
+                  keys: dict[str, str], settings: dict[str, Any]) -> str:
         """A Merkle key: type, version, own (unlinked) params and the keys of the inputs.
         ``repr`` of sorted items is canonical for the JSON values params hold, and cheaper
         than ``json.dumps``."""
@@ -326,7 +341,7 @@ class Executor:
         if node.flags.get("bypass"):
             parts.append("bypass")
         if node_type.fingerprint is not None:
-            parts.append(node_type.fingerprint(node.params))
+            parts.append(node_type.fingerprint(node.params, settings))
         if node_type.always_run:
             parts.append(os.urandom(8).hex())
         return hashlib.blake2b(repr(parts).encode("utf-8", "backslashreplace"),
@@ -354,7 +369,7 @@ class Executor:
                 if link.src_node not in dropped:
                     inputs[name] = link
         try:
-            key = self._node_key(graph, node, node_type, inputs, keys)
+            key = self._node_key(graph, node, node_type, inputs, keys, settings)
         except Exception as exc:  # e.g. a fingerprint that cannot read its file
             raise self._fail(node, exc) from None
         keys[node_id] = key

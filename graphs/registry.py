@@ -200,8 +200,8 @@ class NodeType:
     description: str = ""
     output_node: bool = False  # a sink the executor runs when asked for "all outputs"
     always_run: bool = False  # never served from cache
-    # fingerprint(params) -> str: state of the outside world (e.g. a file's mtime+size)
-    fingerprint: Callable[[dict[str, Any]], str] | None = None
+    # fingerprint(params, run settings) -> str: state of the outside world (a file's mtime+size)
+    fingerprint: Callable[[dict[str, Any], dict[str, Any]], str] | None = None
     # after_run(params) -> {param: new value}: e.g. a seed's increment/randomize control
     after_run: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 

@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.registry = registry or default_registry()
         self.graph = Graph(self.registry)
         self.path: str | None = None
+        self.base_dir: str | None = None
         self.display_name = "Untitled"
         self.output_dir = output_dir or os.path.join(os.getcwd(), "out")
         self.settings = settings or QSettings(APP_NAME, APP_NAME)
@@ -403,6 +404,8 @@ class MainWindow(QMainWindow):
         self.load_graph(loaded)
         is_png = Path(path).suffix.lower() == ".png"
         self.path = None if is_png else os.path.abspath(path)
+        # Relative paths in the workflow (e.g. Load image) are looked up next to the file.
+        self.base_dir = os.path.dirname(os.path.abspath(path))
         self.display_name = Path(path).stem if is_png else Path(path).name
         if not is_png:
             self._add_recent(path)
@@ -532,7 +535,7 @@ class MainWindow(QMainWindow):
         self.running = True
         self._set_running_ui(True)
         self.run_log.log("run requested" + (f" to {len(targets)} node(s)" if targets else ""))
-        settings = {"output_dir": self.output_dir}
+        settings = {"output_dir": self.output_dir, "base_dir": self.base_dir}
         return self.worker.request(snap, targets, settings)
 
     def run_selected(self) -> bool:

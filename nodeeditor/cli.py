@@ -104,7 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for node in graph.nodes.values():
             if node.type_id == "sd.load_model":
                 graph.set_param(node.id, "device", args.device)
-    executor = Executor(settings={"output_dir": args.output_dir, "previews": False})
+    executor = Executor(settings={"output_dir": args.output_dir, "previews": False,
+                                  "base_dir": os.path.dirname(os.path.abspath(args.workflow))})
     executor.release_hooks.append(nodes.release_models)
     executor.events.subscribe(ProgressPrinter(graph, quiet=args.quiet))
     outcome: dict[str, Any] = {}

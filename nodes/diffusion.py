@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
 from .models import (
@@ -28,7 +29,8 @@ MAX_SEED = 2**64 - 1
 # ----- Load model ----------------------------------------------------------------------
 def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compile: str,
                    offload: str) -> dict[str, Any]:
-    loaded = MODEL_CACHE.get(source, device, dtype, config, compile, offload)
+    loaded = MODEL_CACHE.get(ctx.resolve_path(source), device, dtype,
+                             ctx.resolve_path(config) if config else "", compile, offload)
     return {"model": loaded.unet, "clip": loaded.clip, "vae": loaded.vae}
 
 
@@ -49,7 +51,7 @@ LOAD_MODEL = NodeType(
         Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
               tooltip="keep weights in RAM and move each model to the GPU when it runs"),
     ),
-    fingerprint=lambda p: source_fingerprint(p["source"]),
+    fingerprint=lambda p, settings: source_fingerprint(resolve_path(p["source"], settings)),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",
 )
 

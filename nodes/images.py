@@ -8,14 +8,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from graphs.executor import resolve_path
 from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
 from graphs.registry import NodeType, Param, Socket
 
 from .previews import images_to_pil, pil_to_images
 
 
-def _file_fingerprint(params: dict[str, Any]) -> str:
-    path = Path(params["path"]).expanduser()
+def _file_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
+    path = Path(resolve_path(params["path"], settings))
     try:
         stat = path.stat()
     except OSError:
@@ -26,7 +27,7 @@ def _file_fingerprint(params: dict[str, Any]) -> str:
 def run_load_image(ctx, path: str) -> dict[str, Any]:
     from PIL import Image, UnidentifiedImageError
 
-    file = Path(path).expanduser()
+    file = Path(ctx.resolve_path(path))
     if not path:
         raise ValueError("no image chosen (param 'path' is empty)")
     if not file.is_file():

@@ -192,17 +192,37 @@ def _load_single_file(file: Path, dtype, config: str) -> Any:
 
     if file.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
         _check_pickle_is_weights_only(file)
-    elif file.suffix.lower() != ".safetensors":
+    elif file.suffix.lower() == ".safetensors":
+        _check_safetensors_header(file)
+    else:
         raise ModelLoadError(f"{file}: unsupported model file (expected .safetensors)")
-    kwargs: dict[str, Any] = {}
-    if config:
-        config_path = Path(config).expanduser()
-        if not config_path.is_dir():
-            raise ModelLoadError(f"config folder not found: {config_path}")
-        kwargs["config"] = str(config_path)
+    # Without ``config`` diffusers fetches the architecture's configs from the Hugging Face Hub
+    # (it retries online even with local_files_only=True), so refuse before that.
+    if not config:
+        raise ModelLoadError(
+            f"{file.name}: a single-file checkpoint needs 'config' set to a local diffusers "
+            "folder of the same architecture (model_index.json, unet/vae/text_encoder configs, "
+            "tokenizer, scheduler), e.g. a stable-diffusion-v1-5 folder; nothing is downloaded")
+    config_path = Path(config).expanduser()
+    if not config_path.is_dir():
+        raise ModelLoadError(f"config folder not found: {config_path}")
+    if not (config_path / "model_index.json").is_file():
+        raise ModelLoadError(f"config folder {config_path} is not a diffusers model folder "
+                             "(no model_index.json)")
     return StableDiffusionPipeline.from_single_file(
-        str(file), dtype=dtype, safety_checker=None, requires_safety_checker=False,
-        local_files_only=True, **kwargs)
+        str(file), config=str(config_path), dtype=dtype, safety_checker=None,
+        requires_safety_checker=False, local_files_only=True)
+
+
+def _check_safetensors_header(file: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as weights:
+            weights.keys()
+    except Exception as exc:  # safetensors raises its own SafetensorError for bad headers
+        raise ModelLoadError(f"{file}: not a readable .safetensors file "
+                             f"({type(exc).__name__}: {exc})") from None
 
 
 def _check_pickle_is_weights_only(file: Path) -> None:

@@ -47,8 +47,8 @@ def sampler_chain(b: Builder, d: dict, latent_src, latent_out: str, denoise: flo
     load = next(n for n in g.nodes.values() if n.type_id == "sd.load_model")
     pos = b.add("positive", "sd.text_encode", "Positive prompt", (380, 0), text=d["default_prompt"])
     neg = b.add("negative", "sd.text_encode", "Negative prompt", (380, 260), text=d["negative_prompt"])
-    noise = b.add("noise", "sd.noise", "Noise", (380, 520), seed=42)
-    sched = b.add("scheduler", "sd.scheduler", "Scheduler", (380, 700), name=d["scheduler"],
+    noise = b.add("noise", "sd.noise", "Noise", (380, 500), seed=42)
+    sched = b.add("scheduler", "sd.scheduler", "Scheduler", (380, 640), name=d["scheduler"],
                   steps=int(d["steps"]), **({"spacing": d["spacing"]} if "spacing" in d else {}))
     unet = b.add("unet", "sd.unet_denoise", "UNet denoise", (760, 180), cfg=float(d["cfg"]),
                  denoise=denoise)
@@ -77,7 +77,7 @@ def sampler_chain(b: Builder, d: dict, latent_src, latent_out: str, denoise: flo
 def txt2img(d: dict) -> Graph:
     b = Builder("txt2img")
     load = b.add("load", "sd.load_model", "Load model", (0, 120))
-    empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 860), width=int(d["width"]),
+    empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 830), width=int(d["width"]),
                   height=int(d["height"]))
     b.link(load, "vae", empty, "vae")
     sampler_chain(b, d, empty, "latent")
@@ -89,8 +89,8 @@ def img2img(d: dict) -> Graph:
     b = Builder("img2img")
     load = b.add("load", "sd.load_model", "Load model", (0, 120))
     image = b.add("image", "image.load", "Load image", (0, 520),
-                  path=str(Path("resources") / "workflows" / "img2img_input.png"))
-    encode = b.add("encode", "sd.vae_encode", "VAE encode", (380, 860))
+                  path="img2img_input.png")  # relative: found next to the workflow
+    encode = b.add("encode", "sd.vae_encode", "VAE encode", (380, 830))
     b.link(load, "vae", encode, "vae")
     b.link(image, "image", encode, "image")
     sampler_chain(b, d, encode, "latent", denoise=0.6)

@@ -38,7 +38,7 @@ class Kit:
         return [n for t, n in self.runs if type_id is None or t == type_id]
 
 
-def _file_fingerprint(params: dict[str, Any]) -> str:
+def _file_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
     st = os.stat(params["path"])
     return f"{st.st_mtime_ns}:{st.st_size}"
 

@@ -96,3 +96,12 @@ def test_run_failing_node_exit_1(tmp_path):
     assert proc.returncode == 1
     assert "node 'Load model'" in proc.stderr and "model not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_img2img_workflow_runs_from_another_folder(tiny_sd, tmp_path):
+    """The bundled img2img input is found next to the workflow, whatever the working folder."""
+    img2img = ROOT / "resources" / "workflows" / "img2img.json"
+    proc = cli("run", img2img, "--set", f"Load model.source={tiny_sd}", "--set",
+               "Scheduler.steps=4", "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
