@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.controller.on_open = self.open_path
         self.setCentralWidget(self.view)
         self.worker = RunWorker(executor or Executor(self.registry), self)
+        if "nodes" in sys.modules:  # out of memory: the executor frees the loaded models too
+            self.worker.executor.release_hooks.append(sys.modules["nodes"].release_models)
         self.worker.events.connect(self.on_executor_event)
         self.worker.run_done.connect(self.on_run_done)
 

@@ -50,7 +50,9 @@ def font(size: float = 9.0, bold: bool = False) -> QFont:
 
 
 def resources_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "resources"
+    from nodes.paths import resources_dir as find  # light: no torch, no Qt
+
+    return find()
 
 
 def stylesheet() -> str:

@@ -7,7 +7,8 @@ offline with ``StableDiffusionPipeline.from_pretrained(folder)``, plus ``latent_
 (latent -> RGB preview fit) and ``latentgraph.json`` (recommended defaults).
 
 Phases (``--phase``):
-  vae     train the AutoencoderKL on rendered scenes (MSE + tiny KL)
+  vae     train the AutoencoderKL on rendered scenes (stage 1: MSE + tiny KL; stage 2: + L1)
+  vae2    only stage 2, starting from <work>/vae_stage1
   encode  render a fixed caption/image dataset and encode it to latents, measure scaling_factor
   unet    train UNet2DConditionModel + CLIPTextModel jointly (DDPM epsilon loss, EMA)
   export  write the pipeline folder
@@ -158,29 +159,45 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 # ----------------------------------------------------------------------------- phases
 
-def phase_vae(args, work: Path, device):
-    from diffusers import AutoencoderKL
-
-    set_seed(args.seed)
-    rng = random.Random(args.seed)
-    vae = AutoencoderKL(**VAE_CONFIG).to(device)
-    log(f"VAE params {n_params(vae) / 1e6:.3f}M")
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+def _train_vae(vae, args, rng, steps, lr, l1, kl_w, tag, device):
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     t0 = time.time()
-    for step in range(args.vae_steps):
+    for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 50)
+            g["lr"] = lr_at(step, steps, lr, 50)
         x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
         mse = F.mse_loss(rec, x)
         kl = post.kl().mean()
-        loss = mse + args.vae_kl * kl
+        loss = mse + kl_w * kl
+        if l1:
+            loss = loss + l1 * (rec - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 100 == 0 or step == args.vae_steps - 1:
-            log(f"vae step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
+        if step % 100 == 0 or step == steps - 1:
+            log(f"vae {tag} step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
+
+
+def phase_vae(args, work: Path, device, stage2_only: bool = False):
+    """Stage 1: MSE + 1e-6 KL, cosine lr. Stage 2: continue with MSE + L1 and a 100x weaker KL so the
+    posterior gets sharp (sharper edges / star points)."""
+    from diffusers import AutoencoderKL
+
+    t0 = time.time()
+    if not stage2_only:
+        set_seed(args.seed)
+        vae = AutoencoderKL(**VAE_CONFIG).to(device)
+        log(f"VAE params {n_params(vae) / 1e6:.3f}M")
+        _train_vae(vae, args, random.Random(args.seed), args.vae_steps, args.vae_lr, 0.0, args.vae_kl, "s1",
+                   device)
+        vae.save_pretrained(work / "vae_stage1")
+    else:
+        vae = AutoencoderKL.from_pretrained(work / "vae_stage1").to(device)
+    set_seed(args.seed + 10)
+    _train_vae(vae, args, random.Random(args.seed + 10), args.vae_steps2, args.vae_lr2, args.vae_l1,
+               args.vae_kl2, "s2", device)
     vae.save_pretrained(work / "vae")
     log(f"VAE phase done in {time.time() - t0:.0f}s")
 
@@ -322,7 +339,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "resources/models/latentgraph-shapes"))
     ap.add_argument("--work", default="/tmp/latentgraph-shapes-work")
-    ap.add_argument("--phase", default="all", choices=["all", "vae", "encode", "unet", "export"])
+    ap.add_argument("--phase", default="all", choices=["all", "vae", "vae2", "encode", "unet", "export"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=1234)
@@ -330,6 +347,12 @@ def main():
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--vae-kl", type=float, default=1e-6)
+    ap.add_argument("--vae-steps2", type=int, default=1000)
+    ap.add_argument("--vae-lr2", type=float, default=5e-4)
+    ap.add_argument("--vae-l1", type=float, default=0.5)
+    ap.add_argument("--vae-kl2", type=float, default=1e-8,
+                    help="stage-2 KL weight (KL is summed over latent elements, MSE averaged over pixels, so "
+                         "1e-6 made the posterior noisy (std ~0.4) and the decoder blurry)")
     ap.add_argument("--dataset-size", type=int, default=24000)
     ap.add_argument("--unet-steps", type=int, default=3900)
     ap.add_argument("--unet-batch", type=int, default=48)
@@ -348,8 +371,8 @@ def main():
     times = {}
     for ph in phases:
         t0 = time.time()
-        if ph == "vae":
-            phase_vae(args, work, device)
+        if ph in ("vae", "vae2"):
+            phase_vae(args, work, device, stage2_only=ph == "vae2")
         elif ph == "encode":
             phase_encode(args, work, device)
         elif ph == "unet":

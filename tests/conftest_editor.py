@@ -161,7 +161,7 @@ def dumps(graph) -> str:
     return wf.dumps(graph)
 
 
-def wait_run(qtbot, win, timeout=10000):
+def wait_run(qtbot, win, timeout=60_000):
     qtbot.waitUntil(lambda: not win.worker.busy and not win.running, timeout=timeout)
 
 

@@ -52,8 +52,7 @@ def test_converter_matches_diffusers_for_sd_block_layout():
     """SD 1.x block order (attention on the first levels), 2 resnets per level: our export is
     the exact inverse of diffusers' LDM converters, and uses SD 1.5's key names."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import (convert_ldm_unet_checkpoint,
-                                                     convert_ldm_vae_checkpoint)
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
