@@ -206,3 +206,19 @@ def test_previews_every_step(tiny_sd):
     executor.events.subscribe(lambda n, p: previews.append(p["image"]) if n == "preview" else None)
     run_ok(executor, graph)
     assert len(previews) == 4 and all(isinstance(p, Image.Image) for p in previews)
+
+
+def test_end_step_then_start_step_chain(tiny_sd):
+    """Two samplers split one schedule: the first stops early, leaving noise in the latent."""
+    graph, ids = txt2img_graph(str(tiny_sd), steps=6)
+    graph.set_param(ids["unet"], "end_step", 2)
+    result = run_ok(Executor(), graph)
+    trace = result.outputs[ids["unet"]]["trace"]
+    assert trace.num_steps == 2
+    full = txt2img_graph(str(tiny_sd), steps=6)
+    full_trace = run_ok(Executor(), full[0]).outputs[full[1]["unet"]]["trace"]
+    # The first two steps are the same as in the full run.
+    assert np.allclose(trace.latents[2].numpy(), full_trace.latents[2].numpy(), atol=1e-6)
+    graph.set_param(ids["unet"], "end_step", -1)
+    graph.set_param(ids["unet"], "start_step", 4)
+    assert run_ok(Executor(), graph).outputs[ids["unet"]]["trace"].num_steps == 2
