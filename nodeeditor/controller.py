@@ -29,13 +29,16 @@ from graphs import (
     Paste,
     RemoveItems,
     SetFlags,
+    SetFrame,
+    SetNodeColor,
+    SetNodeSize,
     SetParam,
     SetTitle,
     copy_fragment,
     new_id,
 )
 
-from .undo import SetFrame, SetNodeColor, SetNodeSize, push
+from .undo import push
 
 COLORS = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
           "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from graphs import Command, Frame, Graph, GraphError
+from graphs import Command, Graph, GraphError
 
 
 class GraphUndoCommand(QUndoCommand):
@@ -54,54 +54,3 @@ def push(stack: QUndoStack, graph: Graph, command: Command) -> Exception | None:
     wrapper = GraphUndoCommand(graph, command)
     stack.push(wrapper)
     return wrapper.error
-
-
-class SetFrame(Command):
-    """Rename / recolour a frame (the graphs library has no command for it yet)."""
-
-    text = "edit frame"
-
-    def __init__(self, frame: Frame, title: str | None = None, color: str | None = None) -> None:
-        self.frame_id = frame.id
-        self.old = (frame.title, frame.color)
-        self.new = (title if title is not None else frame.title,
-                    color if color is not None else frame.color)
-
-    def do(self, graph: Graph) -> None:
-        graph.set_frame(self.frame_id, title=self.new[0], color=self.new[1])
-
-    def undo(self, graph: Graph) -> None:
-        graph.set_frame(self.frame_id, title=self.old[0], color=self.old[1])
-
-
-class SetNodeColor(Command):
-    """Header colour of nodes (None: the default)."""
-
-    text = "colour"
-
-    def __init__(self, graph: Graph, node_ids: list[str], color: str | None) -> None:
-        self.color = color
-        self.old = {n: graph.nodes[n].color for n in node_ids}
-
-    def do(self, graph: Graph) -> None:
-        for node_id in self.old:
-            graph.set_color(node_id, self.color)
-
-    def undo(self, graph: Graph) -> None:
-        for node_id, color in self.old.items():
-            graph.set_color(node_id, color)
-
-
-class SetNodeSize(Command):
-    """Resize a node (its ``size``; None is the size its declarations give)."""
-
-    text = "resize"
-
-    def __init__(self, graph: Graph, node_id: str, size: tuple[float, float] | None) -> None:
-        self.node_id, self.size, self.old = node_id, size, graph.nodes[node_id].size
-
-    def do(self, graph: Graph) -> None:
-        graph.set_size(self.node_id, self.size)
-
-    def undo(self, graph: Graph) -> None:
-        graph.set_size(self.node_id, self.old)

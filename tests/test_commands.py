@@ -382,3 +382,27 @@ def test_random_commands_undo_redo_round_trip(data):
     assert len(stack.done) == depth and wf.dumps(graph) == final
     # and the end state is a loadable workflow
     assert wf.dumps(wf.loads(final, KIT.registry)) == final
+
+
+def test_frame_colour_and_size_commands_undo_exactly():
+    from graphs import Frame, Graph, SetFrame, SetNodeColor, SetNodeSize, UndoStack, base_registry
+    from graphs import workflow as wf
+
+    registry = base_registry()
+    graph = Graph(registry)
+    node = graph.add_node(graph.create_node("graph.reroute", (0, 0)))
+    frame = graph.add_frame(Frame("f1", "Group", (0, 0, 100, 100)))
+    stack = UndoStack(graph)
+    before = wf.dumps(graph)
+    stack.push(SetFrame(frame, title="Inputs", color="#112233"))
+    stack.push(SetNodeColor(graph, [node.id], "#abc"))
+    stack.push(SetNodeSize(graph, node.id, (300, 200)))
+    after = wf.dumps(graph)
+    assert graph.frames["f1"].title == "Inputs" and graph.nodes[node.id].color == "#aabbcc"
+    assert graph.nodes[node.id].size == (300.0, 200.0)
+    while stack.undo():
+        pass
+    assert wf.dumps(graph) == before
+    while stack.redo():
+        pass
+    assert wf.dumps(graph) == after
