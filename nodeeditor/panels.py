@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -226,8 +226,30 @@ def _render_trace_fn():
     return render_trace
 
 
+class _RenderDone(QObject):
+    finished = Signal(int, object, str)  # generation, PIL image or None, error message
+
+
+class _RenderJob(QRunnable):
+    """A VAE decode for the inspector, off the GUI thread."""
+
+    def __init__(self, render, kwargs: dict[str, Any], generation: int, sink: _RenderDone) -> None:
+        super().__init__()
+        self.render, self.kwargs, self.generation, self.sink = render, kwargs, generation, sink
+
+    def run(self) -> None:
+        try:
+            image, error = self.render(**self.kwargs), ""
+        except Exception as exc:  # noqa: BLE001 - reported in the panel
+            image, error = None, str(exc)
+        self.sink.finished.emit(self.generation, image, error)
+
+
 class LatentInspector(QWidget):
-    """Scrub the steps of a UNet denoise trace: latent or x0, latent2rgb / channel / decoded."""
+    """Scrub the steps of a UNet denoise trace: latent or x0, latent2rgb / channel / decoded.
+
+    latent2rgb and channel views are cheap and drawn at once; the decoded view runs the VAE
+    on a pool thread, and only the newest request is shown."""
 
     def __init__(self, window) -> None:
         super().__init__()
@@ -264,6 +286,11 @@ class LatentInspector(QWidget):
         for combo in (self.source, self.which, self.mode):
             combo.currentIndexChanged.connect(self._source_changed if combo is self.source else self.render)
         self.last_image = None
+        self._generation = 0
+        self._render_done = _RenderDone(self)
+        self._render_done.finished.connect(self._show_rendered)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
 
     def set_traces(self, traces: dict[str, Any], titles: dict[str, str]) -> None:
         self.traces = dict(traces)
@@ -299,12 +326,25 @@ class LatentInspector(QWidget):
                                  else "no trace (latent inspector library missing)")
             self.last_image = None
             return
+        self._generation += 1
+        kwargs = {"trace": trace, "step": self.step.value(), "which": self.which.currentText(),
+                  "view": self.mode.currentText(), "channel": self.channel.value()}
+        if kwargs["view"] == "decoded":
+            self.picture.setText("decoding…")
+            self.pool.start(_RenderJob(render_trace, kwargs, self._generation, self._render_done))
+            return
         try:
-            image = render_trace(trace, self.step.value(), which=self.which.currentText(),
-                                 view=self.mode.currentText(), channel=self.channel.value())
+            image, error = render_trace(**kwargs), ""
         except Exception as exc:  # noqa: BLE001 - show the renderer's error instead of crashing
+            image, error = None, str(exc)
+        self._show_rendered(self._generation, image, error)
+
+    def _show_rendered(self, generation: int, image, error: str) -> None:
+        if generation != self._generation:
+            return  # a newer request is on its way
+        if image is None:
             self.picture.setPixmap(QPixmap())
-            self.picture.setText(f"cannot render: {exc}")
+            self.picture.setText(f"cannot render: {error}")
             self.last_image = None
             return
         self.last_image = image

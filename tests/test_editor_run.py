@@ -184,6 +184,11 @@ def test_latent_inspector_scrubs_a_trace(window, qtbot, registry):
     inspector.step.setValue(2)
     assert inspector.last_image is not None
     assert node.id in inspector.traces
+    # The decoded view runs off the GUI thread; this fake trace has no VAE to decode with.
+    inspector.mode.setCurrentText("decoded")
+    assert inspector.picture.text() == "decoding…"
+    qtbot.waitUntil(lambda: "needs a VAE" in inspector.picture.text(), timeout=10_000)
+    assert inspector.last_image is None
 
 
 @pytest.mark.skipif(not DEFAULT_WORKFLOW.exists(), reason="default workflow missing")
