@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRectF
-from PySide6.QtGui import QUndoStack
+from PySide6.QtCore import QMimeData, QObject, QRectF
+from PySide6.QtGui import QGuiApplication, QUndoStack
 from PySide6.QtWidgets import QInputDialog
 
 from graphs import (
@@ -37,6 +37,7 @@ from graphs import (
     copy_fragment,
     new_id,
 )
+from graphs.clipboard import MIME_TYPE, fragment_from_text, fragment_to_text
 
 from .undo import push
 
@@ -219,7 +220,13 @@ class Controller(QObject):
         if not ids and not frames:
             self.status("Nothing selected to copy")
             return False
-        Controller._clipboard = copy_fragment(self.graph, ids, frames)
+        fragment = copy_fragment(self.graph, ids, frames)
+        Controller._clipboard = fragment
+        text = fragment_to_text(self.graph, fragment)
+        mime = QMimeData()
+        mime.setData(MIME_TYPE, text.encode("utf-8"))
+        mime.setText(text)
+        QGuiApplication.clipboard().setMimeData(mime)
         self.status(f"Copied {len(ids)} node(s)")
         return True
 
@@ -228,7 +235,7 @@ class Controller(QObject):
 
     def paste(self, at: tuple[float, float] | None = None, keep_input_links: bool = False,
               fragment: Fragment | None = None) -> list[str]:
-        fragment = fragment or Controller._clipboard
+        fragment = fragment or self._system_clipboard() or Controller._clipboard
         if fragment is None or not fragment.nodes:
             self.status("Clipboard is empty")
             return []
@@ -242,6 +249,21 @@ class Controller(QObject):
             return []
         self.scene.select_nodes(command.node_ids)
         return command.node_ids
+
+    def _system_clipboard(self) -> Fragment | None:
+        """Nodes on the system clipboard: copied in any LatentGraph window, or workflow JSON."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None:
+            return None
+        if mime.hasFormat(MIME_TYPE):
+            text = bytes(mime.data(MIME_TYPE).data()).decode("utf-8", "replace")
+        elif mime.hasText():
+            text = mime.text()
+        else:
+            return None
+        if len(text) > 32 * 1024 * 1024:
+            return None
+        return fragment_from_text(text, self.graph.registry)
 
     def duplicate(self) -> list[str]:
         ids = self.scene.selected_node_ids()

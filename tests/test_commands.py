@@ -406,3 +406,29 @@ def test_frame_colour_and_size_commands_undo_exactly():
     while stack.redo():
         pass
     assert wf.dumps(graph) == after
+
+
+def test_clipboard_text_round_trip_keeps_inner_and_input_links():
+    from graph_fixtures import make_kit
+
+    from graphs import Graph, Paste, UndoStack, copy_fragment
+    from graphs.clipboard import fragment_from_text, fragment_to_text
+
+    registry = make_kit().registry
+    graph = Graph(registry)
+    a = graph.add_node(graph.create_node("test.const", (0, 0)))
+    b = graph.add_node(graph.create_node("test.add", (200, 0)))
+    c = graph.add_node(graph.create_node("test.add", (400, 0)))
+    graph.connect(a.id, "value", b.id, "a")
+    graph.connect(b.id, "sum", c.id, "a")
+    text = fragment_to_text(graph, copy_fragment(graph, [b.id, c.id]))
+    fragment = fragment_from_text(text, registry)
+    assert sorted(n.id for n in fragment.nodes) == sorted([b.id, c.id])
+    assert len(fragment.links) == 2  # b->c inside, a->b from outside
+    stack = UndoStack(graph)
+    command = stack.push(Paste(graph, fragment, (0, 300), keep_input_links=True))
+    new_b = next(n for n in command.node_ids if graph.nodes[n].type_id == "test.add"
+                 and graph.inbound(n, "a") and graph.inbound(n, "a").src_node == a.id)
+    assert new_b
+    assert fragment_from_text("{not json", registry) is None
+    assert fragment_from_text('{"format": "latentgraph", "version": 1}', registry) is None

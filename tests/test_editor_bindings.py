@@ -433,3 +433,28 @@ def test_resize_grip_and_rename_by_double_click(win):
     win.controller.ask_text = lambda title, label, current: "Renamed"
     QTest.mouseDClick(win.view.viewport(), LEFT, NONE, vp(win, item.scenePos() + QPointF(100, 12)))
     assert win.graph.nodes["lonely"].title == "Renamed"
+
+
+def test_copy_goes_through_the_system_clipboard(window, qtbot):
+    """Copied nodes land on the OS clipboard as workflow JSON; another window (or a pasted
+    workflow text) can paste them."""
+    import json
+
+    from PySide6.QtGui import QGuiApplication
+
+    from nodeeditor.controller import Controller
+
+    win = window
+    ids = build_chain(win.graph, 2)
+    win.scene.select_nodes(ids)
+    assert win.controller.copy()
+    text = QGuiApplication.clipboard().text()
+    assert json.loads(text)["format"] == "latentgraph"
+    Controller._clipboard = None  # as if another process had copied
+    before = len(win.graph.nodes)
+    pasted = win.controller.paste(at=(0, 500))
+    assert len(pasted) == 2 and len(win.graph.nodes) == before + 2
+    assert any(win.graph.inbound(p, "a") is not None for p in pasted)  # the inner link came too
+    Controller._clipboard = None
+    QGuiApplication.clipboard().setText("not a workflow")
+    assert win.controller.paste() == []
