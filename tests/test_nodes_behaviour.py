@@ -222,3 +222,41 @@ def test_end_step_then_start_step_chain(tiny_sd):
     graph.set_param(ids["unet"], "end_step", -1)
     graph.set_param(ids["unet"], "start_step", 4)
     assert run_ok(Executor(), graph).outputs[ids["unet"]]["trace"].num_steps == 2
+
+
+def test_offload_needs_cuda(tiny_sd):
+    graph, ids = txt2img_graph(str(tiny_sd), steps=2)
+    graph.set_param(ids["load"], "device", "cpu")
+    graph.set_param(ids["load"], "offload", "model")
+    error = failure(graph)
+    assert error.node_id == ids["load"] and "needs a CUDA device" in error.message
+
+
+def test_cuda_out_of_memory_frees_models_and_next_run_works(tiny_sd):
+    import torch
+
+    import nodes
+    from graphs import Graph, NodeType, Socket, base_registry
+
+    registry = nodes.register(base_registry())
+    state = {"fail": True}
+
+    def hungry(ctx, model):
+        if state["fail"]:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
+        return {}
+
+    registry.nodes.register(NodeType("test.hungry", "Hungry", "test", hungry,
+                                     inputs=(Socket("model", "MODEL"),), output_node=True))
+    graph = Graph(registry)
+    load = graph.add_node(graph.create_node("sd.load_model", params={"source": str(tiny_sd)}))
+    eat = graph.add_node(graph.create_node("test.hungry"))
+    graph.connect(load.id, "model", eat.id, "model")
+    executor = Executor(registry)
+    executor.release_hooks.append(nodes.release_models)
+    result = executor.run(graph)
+    assert result.status == "failed" and result.error.node_id == eat.id
+    assert "out of memory" in result.error.message and "freed" in result.error.message
+    assert len(MODEL_CACHE) == 0 and len(executor.cache) == 0
+    state["fail"] = False
+    assert executor.run(graph).status == "finished"
