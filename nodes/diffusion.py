@@ -9,6 +9,7 @@ from typing import Any
 from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
+from . import sampling
 from .models import (
     COMPILE_MODES,
     DEVICES,
@@ -19,7 +20,6 @@ from .models import (
     VaeModel,
     source_fingerprint,
 )
-from .sampling import StepHooks, denoise
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_options
 from .values import Conditioning, Latent, NoiseSource, SchedulerSpec
 
@@ -196,17 +196,17 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
         def preview(rgb, step):
             image = Image.fromarray(rgb, "RGB")
             scale = _upscale(rgb)
-            ctx.preview(image.resize((image.width * scale, image.height * scale), Image.NEAREST), step)
+            ctx.preview(image.resize((image.width * scale, image.height * scale), Image.NEAREST),
+                        step)
 
-    hooks = StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every), matrix)
-    out, trace = denoise_fn(model, positive, negative, latent, noise, scheduler, cfg, denoise,
-                            start_step, end_step, hooks,
-                            keep_trace=bool(ctx.settings.get("keep_trace", True)))
+    hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
+                               matrix)
+    # keep_trace=False is for benchmarks only: it is not part of the cache key.
+    out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
+                                  denoise, start_step, end_step, hooks,
+                                  keep_trace=bool(ctx.settings.get("keep_trace", True)))
     trace.latent_rgb, trace.latent_rgb_bias = matrix
     return {"latent": out, "trace": trace}
-
-
-denoise_fn = denoise
 
 
 def _preview_matrix(key: tuple) -> tuple:
