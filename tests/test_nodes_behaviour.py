@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 from sd_graphs import txt2img_graph
 
-import nodes  # noqa: F401
+import nodes
 from graphs import Executor, pngmeta, workflow
 from nodes.models import MODEL_CACHE
 
@@ -235,7 +235,6 @@ def test_offload_needs_cuda(tiny_sd):
 def test_cuda_out_of_memory_frees_models_and_next_run_works(tiny_sd):
     import torch
 
-    import nodes
     from graphs import Graph, NodeType, Socket, base_registry
 
     registry = nodes.register(base_registry())
