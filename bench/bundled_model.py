@@ -32,7 +32,7 @@ DEFAULTS = {
     "scheduler": "EulerDiscreteScheduler",
     "timestep_spacing": "trailing",
     "steps": 20,
-    "cfg": 5.0,
+    "cfg": 3.0,
     "width": 64,
     "height": 64,
     "default_prompt": "a red circle and a blue square on a white background",
@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--cfg", type=float, default=None)
     ap.add_argument("--scheduler", default=None, help="diffusers scheduler class name (default: latentgraph.json)")
     ap.add_argument("--timestep-spacing", default=None)
+    ap.add_argument("--scheduler-kwargs", default=None,
+                    help='extra scheduler config as JSON, e.g. \'{"use_karras_sigmas": true}\' (default: none)')
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--prompt-seed", type=int, default=2024)
     ap.add_argument("--grid", default=None, help="save an 8x8 grid PNG of samples (16 per template, seed 0)")
@@ -66,9 +68,9 @@ def main():
     if args.quick:
         args.per_template, args.seeds = 8, 1
 
+    import diffusers
     import numpy as np
     import torch
-    import diffusers
     from diffusers import StableDiffusionPipeline
     from PIL import Image
 
@@ -81,7 +83,9 @@ def main():
     spacing = args.timestep_spacing or d.get("timestep_spacing", "trailing")
 
     pipe = StableDiffusionPipeline.from_pretrained(str(model_dir))
-    pipe.scheduler = getattr(diffusers, sched_name).from_config(pipe.scheduler.config, timestep_spacing=spacing)
+    extra = json.loads(args.scheduler_kwargs) if args.scheduler_kwargs else {}
+    pipe.scheduler = getattr(diffusers, sched_name).from_config(pipe.scheduler.config, timestep_spacing=spacing,
+                                                                **extra)
     pipe.set_progress_bar_config(disable=True)
 
     scenes = W.eval_scenes(random.Random(args.prompt_seed), args.per_template)
@@ -139,6 +143,7 @@ def main():
         "cfg": cfg,
         "scheduler": sched_name,
         "timestep_spacing": spacing,
+        "scheduler_kwargs": extra,
         "width": d["width"],
         "height": d["height"],
         "threads": args.threads,

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 import nodes  # noqa: E402,F401
 from graphs import Graph, Link, workflow  # noqa: E402
 from nodes.paths import bundled_model_dir  # noqa: E402
+from nodes.schedulers import SCHEDULERS  # noqa: E402
 
 NAMESPACE = uuid.UUID("6b1f9a52-6c1d-4e0e-9a55-0d3c2b1f0a77")
 
@@ -25,7 +26,19 @@ def defaults() -> dict:
     file = bundled_model_dir() / "latentgraph.json"
     if file.is_file():
         base.update(json.loads(file.read_text()))
+    # The model folder names a diffusers class; the Scheduler node takes the UI name.
+    if base["scheduler"] not in SCHEDULERS:
+        base["scheduler"] = next(name for name, (cls, fixed) in SCHEDULERS.items()
+                                 if cls == base["scheduler"] and not fixed)
+    spacing = base.pop("timestep_spacing", None)
+    if spacing and spacing != _model_spacing():
+        base["spacing"] = spacing
     return base
+
+
+def _model_spacing() -> str | None:
+    config = bundled_model_dir() / "scheduler" / "scheduler_config.json"
+    return json.loads(config.read_text()).get("timestep_spacing") if config.is_file() else None
 
 
 class Builder:

@@ -303,12 +303,12 @@ def score_image(scene: Scene, img) -> dict:
     res = analyse_image(img, two=scene.template == "two")
     sc = {"background": [res["background"] == scene.background], "colour": [], "shape": []}
     if scene.template == "two":
-        l, r = res["left"], res["right"]
-        for o, got in ((scene.objects[0], l), (scene.objects[1], r)):
+        left, right = res["left"], res["right"]
+        for o, got in ((scene.objects[0], left), (scene.objects[1], right)):
             sc["colour"].append(bool(got) and got["colour"] == o.colour)
             sc["shape"].append(bool(got) and got["shape"] == o.shape)
-        sc["binding"] = [bool(l) and bool(r) and l["colour"] == scene.objects[0].colour
-                         and r["colour"] == scene.objects[1].colour]
+        sc["binding"] = [bool(left) and bool(right) and left["colour"] == scene.objects[0].colour
+                         and right["colour"] == scene.objects[1].colour]
     else:
         o, got = scene.objects[0], res["object"]
         sc["colour"].append(bool(got) and got["colour"] == o.colour)
@@ -349,5 +349,5 @@ if __name__ == "__main__":
         print(f"{k:12s} {np.mean(v):.3f} (n={len(v)})")
     for s, f in fills.items():
         f = np.array(f)
-        print(s, "fill min %.3f mean %.3f max %.3f | drop min %.3f mean %.3f max %.3f" % (
-            f[:, 0].min(), f[:, 0].mean(), f[:, 0].max(), f[:, 1].min(), f[:, 1].mean(), f[:, 1].max()))
+        print(s, f"fill min {f[:, 0].min():.3f} mean {f[:, 0].mean():.3f} max {f[:, 0].max():.3f} | "
+              f"drop min {f[:, 1].min():.3f} mean {f[:, 1].mean():.3f} max {f[:, 1].max():.3f}")

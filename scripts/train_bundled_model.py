@@ -11,6 +11,8 @@ Phases (``--phase``):
   vae2    only stage 2, starting from <work>/vae_stage1
   encode  render a fixed caption/image dataset and encode it to latents, measure scaling_factor
   unet    train UNet2DConditionModel + CLIPTextModel jointly (DDPM epsilon loss, EMA)
+  unet2   continue UNet + text encoder from the stage-1 EMA with v-prediction (see phase_unet2)
+  decoder fine-tune only the VAE decoder (encoder frozen) for sharper shapes
   export  write the pipeline folder
   all     everything in order (default)
 
@@ -35,10 +37,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
+import shapes_world as W  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-import shapes_world as W  # noqa: E402
 
 MAX_TOKENS = 24
 SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
@@ -68,7 +69,7 @@ DEFAULTS = {
     "scheduler": "EulerDiscreteScheduler",
     "timestep_spacing": "trailing",
     "steps": 20,
-    "cfg": 5.0,
+    "cfg": 3.0,
     "width": 64,
     "height": 64,
     "default_prompt": "a red circle and a blue square on a white background",
@@ -202,6 +203,37 @@ def phase_vae(args, work: Path, device, stage2_only: bool = False):
     log(f"VAE phase done in {time.time() - t0:.0f}s")
 
 
+def phase_decoder(args, work: Path, device):
+    """Stage 3: encoder frozen (so latents / scaling_factor / UNet are unaffected), fine-tune only the
+    decoder on deterministic posterior means with MSE + L1 -> sharper shapes. Independent of the UNet phase."""
+    from diffusers import AutoencoderKL
+
+    set_seed(args.seed + 20)
+    rng = random.Random(args.seed + 20)
+    vae = AutoencoderKL.from_pretrained(work / "vae").to(device)
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
+    t0 = time.time()
+    for step in range(args.dec_steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.dec_steps, args.dec_lr, 50)
+        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+        mse = F.mse_loss(rec, x)
+        loss = mse + args.vae_l1 * (rec - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == args.dec_steps - 1:
+            log(f"decoder step {step} mse {mse.item():.5f} ({time.time() - t0:.0f}s)")
+    vae.save_pretrained(work / "vae_dec")
+    log(f"decoder phase done in {time.time() - t0:.0f}s")
+
+
 @torch.no_grad()
 def phase_encode(args, work: Path, device):
     from diffusers import AutoencoderKL
@@ -280,7 +312,8 @@ def phase_unet(args, work: Path, device):
     g = torch.Generator().manual_seed(args.seed + 3)
     t0 = time.time()
     run_loss = 0.0
-    for step in range(args.unet_steps):
+    stop = min(args.unet_steps, args.unet_stop or args.unet_steps)
+    for step in range(stop):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200)
         idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
@@ -306,11 +339,71 @@ def phase_unet(args, work: Path, device):
             log(f"unet step {step + 1}/{args.unet_steps} loss {run_loss / 100:.4f} ({el:.0f}s, "
                 f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
             run_loss = 0.0
-        if (step + 1) % 1000 == 0 or step == args.unet_steps - 1:
+        if (step + 1) % 1000 == 0 or step == stop - 1:
             ema.shadow[0].save_pretrained(work / "unet_ema")
             ema.shadow[1].save_pretrained(work / "text_ema")
             tok.save_pretrained(work / "tokenizer")
     log(f"UNet phase done in {time.time() - t0:.0f}s")
+
+
+def phase_unet2(args, work: Path, device):
+    """Stage 2: continue from the stage-1 EMA weights with v-prediction.
+
+    With epsilon prediction and this (near zero terminal SNR) linear schedule the loss barely rewards
+    getting the global layout / background from the text at high noise (eps-loss = SNR * x0-loss), so
+    stage 1 learned to denoise but largely ignored the prompt for the background. v-prediction weights
+    high-noise x0 errors ~1 and at high noise v ~ eps, so the eps-trained UNet is a good initialisation.
+    """
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    set_seed(args.seed + 4)
+    data = torch.load(work / "dataset.pt")
+    lat = data["latents"] * data["scaling_factor"]
+    caps = data["captions"]
+    tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
+    ids_all = tokenize(tok, caps)
+    empty_ids = tokenize(tok, [""])[0]
+    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema").to(device).train()
+    text = CLIPTextModel.from_pretrained(work / "text_ema").to(device).train()
+    sched = DDPMScheduler(**SCHED_CONFIG)
+    acp = sched.alphas_cumprod.to(device)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.unet2_lr, weight_decay=0.01)
+    ema = Ema([unet, text], args.ema2)
+    g = torch.Generator().manual_seed(args.seed + 5)
+    t0 = time.time()
+    run_loss = 0.0
+    for step in range(args.unet2_steps):
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(step, args.unet2_steps, args.unet2_lr, 100)
+        idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
+        x0 = lat[idx].to(device)
+        ids = ids_all[idx].clone()
+        drop = torch.rand(args.unet_batch, generator=g) < args.p_uncond
+        ids[drop] = empty_ids
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        t = torch.randint(0, 1000, (args.unet_batch,), generator=g).to(device)
+        a = acp[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0
+        pred = unet(xt, t, text(ids.to(device))[0]).sample
+        loss = F.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update()
+        run_loss += loss.item()
+        if (step + 1) % 100 == 0 or step == args.unet2_steps - 1:
+            el = time.time() - t0
+            log(f"unet2 step {step + 1}/{args.unet2_steps} v-loss {run_loss / 100:.4f} ({el:.0f}s, "
+                f"eta {el / (step + 1) * (args.unet2_steps - step - 1) / 60:.1f} min)")
+            run_loss = 0.0
+        if (step + 1) % 500 == 0 or step == args.unet2_steps - 1:
+            ema.shadow[0].save_pretrained(work / "unet2_ema")
+            ema.shadow[1].save_pretrained(work / "text2_ema")
+    log(f"UNet stage-2 phase done in {time.time() - t0:.0f}s")
 
 
 def phase_export(args, work: Path, out: Path):
@@ -318,13 +411,16 @@ def phase_export(args, work: Path, out: Path):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     data = torch.load(work / "dataset.pt")
-    vae = AutoencoderKL.from_pretrained(work / "vae")
+    vae = AutoencoderKL.from_pretrained(work / ("vae_dec" if (work / "vae_dec").exists() else "vae"))
     vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
-    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema")
-    text = CLIPTextModel.from_pretrained(work / "text_ema")
+    stage2 = (work / "unet2_ema").exists()
+    unet = UNet2DConditionModel.from_pretrained(work / ("unet2_ema" if stage2 else "unet_ema"))
+    text = CLIPTextModel.from_pretrained(work / ("text2_ema" if stage2 else "text_ema"))
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
-    sched = EulerDiscreteScheduler(**{k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"},
-                                   timestep_spacing=DEFAULTS["timestep_spacing"])
+    sc = {k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"}
+    if stage2:
+        sc["prediction_type"] = "v_prediction"
+    sched = EulerDiscreteScheduler(**sc, timestep_spacing=DEFAULTS["timestep_spacing"])
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -339,7 +435,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "resources/models/latentgraph-shapes"))
     ap.add_argument("--work", default="/tmp/latentgraph-shapes-work")
-    ap.add_argument("--phase", default="all", choices=["all", "vae", "vae2", "encode", "unet", "export"])
+    ap.add_argument("--phase", default="all", choices=["all", "vae", "vae2", "encode", "unet", "unet2", "decoder", "export"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=1234)
@@ -353,8 +449,15 @@ def main():
     ap.add_argument("--vae-kl2", type=float, default=1e-8,
                     help="stage-2 KL weight (KL is summed over latent elements, MSE averaged over pixels, so "
                          "1e-6 made the posterior noisy (std ~0.4) and the decoder blurry)")
+    ap.add_argument("--dec-steps", type=int, default=1000)
+    ap.add_argument("--dec-lr", type=float, default=3e-4)
     ap.add_argument("--dataset-size", type=int, default=24000)
-    ap.add_argument("--unet-steps", type=int, default=3900)
+    ap.add_argument("--unet-steps", type=int, default=3400)
+    ap.add_argument("--unet-stop", type=int, default=2000,
+                    help="stop stage 1 after this many steps of the --unet-steps lr schedule")
+    ap.add_argument("--unet2-steps", type=int, default=1800)
+    ap.add_argument("--unet2-lr", type=float, default=5e-4)
+    ap.add_argument("--ema2", type=float, default=0.998)
     ap.add_argument("--unet-batch", type=int, default=48)
     ap.add_argument("--unet-lr", type=float, default=8e-4)
     ap.add_argument("--p-uncond", type=float, default=0.12)
@@ -367,7 +470,7 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
-    phases = ["vae", "encode", "unet", "export"] if args.phase == "all" else [args.phase]
+    phases = ["vae", "encode", "unet", "unet2", "decoder", "export"] if args.phase == "all" else [args.phase]
     times = {}
     for ph in phases:
         t0 = time.time()
@@ -377,6 +480,10 @@ def main():
             phase_encode(args, work, device)
         elif ph == "unet":
             phase_unet(args, work, device)
+        elif ph == "unet2":
+            phase_unet2(args, work, device)
+        elif ph == "decoder":
+            phase_decoder(args, work, device)
         else:
             phase_export(args, work, out)
         times[ph] = round(time.time() - t0, 1)

@@ -1,0 +1,51 @@
+"""The bundled model: loads offline with diffusers' own pipeline and through the default
+workflow, and follows the prompt's attribute binding (colours swap sides with the words)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nodes  # noqa: F401
+from graphs import Executor, workflow
+from nodes.paths import bundled_model_dir, workflows_dir
+
+MODEL = bundled_model_dir()
+pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(),
+                                reason="bundled model not trained yet")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+
+def test_loads_offline_with_stock_pipeline():
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(MODEL), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red circle on a white background", num_inference_steps=4, height=64,
+                 width=64, generator=torch.Generator("cpu").manual_seed(0)).images[0]
+    assert image.size == (64, 64)
+    assert sum(f.stat().st_size for f in MODEL.rglob("*") if f.is_file()) <= 20 * 1024**2
+
+
+def run_default_workflow(prompt: str, seed: int = 42):
+    graph = workflow.load(workflows_dir() / "txt2img.json")
+    assert graph.find_node("Load model").params["source"] == "bundled"
+    graph.set_param(graph.find_node("Positive prompt").id, "text", prompt)
+    graph.set_param(graph.find_node("Noise").id, "seed", seed)
+    result = Executor().run(graph, targets=[graph.find_node("Preview image").id])
+    assert result.status == "finished", result.error and result.error.traceback
+    return np.asarray(result.outputs[graph.find_node("Preview image").id]["images"][0])
+
+
+@pytest.mark.parametrize("first, second", [("red", "blue"), ("yellow", "purple")])
+def test_colours_swap_sides_with_the_prompt(first, second):
+    from shapes_world import analyse_image
+
+    template = "a {} circle and a {} square on a white background"
+    one = analyse_image(run_default_workflow(template.format(first, second)), two=True)
+    two = analyse_image(run_default_workflow(template.format(second, first)), two=True)
+    assert (one["left"]["colour"], one["right"]["colour"]) == (first, second)
+    assert (two["left"]["colour"], two["right"]["colour"]) == (second, first)
+    assert one["background"] == two["background"] == "white"
