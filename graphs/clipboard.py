@@ -10,8 +10,6 @@ from .model import Graph, Link
 from .registry import Registry
 from .workflow import WorkflowError, from_dict, to_dict
 
-MIME_TYPE = "application/x-latentgraph-fragment"
-
 
 def fragment_to_text(graph: Graph, fragment: Fragment) -> str:
     """A valid workflow of the fragment; links from outside it are kept under ``input_links``."""

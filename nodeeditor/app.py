@@ -664,10 +664,10 @@ class MainWindow(QMainWindow):
                           f"{APP_NAME} {workflow.APP_VERSION}\nA node editor for Stable Diffusion pipelines.")
 
 
-def run_app(workflow_path: str | None = None, output_dir: str | None = None) -> int:
-    """Create the QApplication, open the main window with ``workflow_path`` (or the bundled
-    txt2img workflow) and run the event loop. Returns the exit code."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+def open_main_window(workflow_path: str | None = None, output_dir: str | None = None) -> MainWindow:
+    """Show the main window with ``workflow_path`` (or the bundled txt2img workflow, or a
+    recovered autosave). Needs a QApplication."""
+    app = QApplication.instance()
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     _load_nodes()
@@ -682,6 +682,12 @@ def run_app(workflow_path: str | None = None, output_dir: str | None = None) -> 
             window.path = None  # Save asks where: never overwrite the bundled example
             window.update_title()
             QTimer.singleShot(0, window.view.frame_all)
-    run_app.window = window  # for tests and scripting
     app.aboutToQuit.connect(window.worker.shutdown)  # never leave the run thread behind
+    return window
+
+
+def run_app(workflow_path: str | None = None, output_dir: str | None = None) -> int:
+    """Create the QApplication, open the main window and run the event loop; the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    run_app.window = open_main_window(workflow_path, output_dir)  # for scripting
     return app.exec()

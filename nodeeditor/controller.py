@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QObject, QRectF
+from PySide6.QtCore import QObject, QRectF
 from PySide6.QtGui import QGuiApplication, QUndoStack
 from PySide6.QtWidgets import QInputDialog
 
@@ -37,7 +37,7 @@ from graphs import (
     copy_fragment,
     new_id,
 )
-from graphs.clipboard import MIME_TYPE, fragment_from_text, fragment_to_text
+from graphs.clipboard import fragment_from_text, fragment_to_text
 
 from .undo import push
 
@@ -222,11 +222,9 @@ class Controller(QObject):
             return False
         fragment = copy_fragment(self.graph, ids, frames)
         Controller._clipboard = fragment
-        text = fragment_to_text(self.graph, fragment)
-        mime = QMimeData()
-        mime.setData(MIME_TYPE, text.encode("utf-8"))
-        mime.setText(text)
-        QGuiApplication.clipboard().setMimeData(mime)
+        # Plain text (workflow JSON): setMimeData with a Python-made QMimeData crashes
+        # PySide6 at exit when the clipboard frees an object Python already freed.
+        QGuiApplication.clipboard().setText(fragment_to_text(self.graph, fragment))
         self.status(f"Copied {len(ids)} node(s)")
         return True
 
@@ -255,12 +253,9 @@ class Controller(QObject):
         mime = QGuiApplication.clipboard().mimeData()
         if mime is None:
             return None
-        if mime.hasFormat(MIME_TYPE):
-            text = bytes(mime.data(MIME_TYPE).data()).decode("utf-8", "replace")
-        elif mime.hasText():
-            text = mime.text()
-        else:
+        if not mime.hasText():
             return None
+        text = mime.text()
         if len(text) > 32 * 1024 * 1024:
             return None
         return fragment_from_text(text, self.graph.registry)

@@ -156,9 +156,8 @@ def test_collapse_hides_widgets_and_sockets_follow(window, registry):
     assert item.proxy is None or not item.proxy.isVisible()
 
 
-def test_run_app_opens_file_and_returns(qtbot, tmp_path, registry, monkeypatch):
-    from PySide6.QtCore import QStandardPaths, QTimer
-    from PySide6.QtWidgets import QApplication
+def test_open_main_window_opens_the_file(qtbot, tmp_path, registry, monkeypatch):
+    from PySide6.QtCore import QStandardPaths
 
     import nodeeditor.app as app_module
     QStandardPaths.setTestModeEnabled(True)
@@ -167,16 +166,36 @@ def test_run_app_opens_file_and_returns(qtbot, tmp_path, registry, monkeypatch):
     workflow.save(graph, path)
     monkeypatch.setattr(app_module, "default_registry", lambda: registry)
     monkeypatch.setattr(app_module, "_load_nodes", lambda: None)
-    seen = {}
+    win = app_module.open_main_window(str(path), str(tmp_path / "out"))
+    qtbot.addWidget(win)
+    assert win.windowTitle() == "start.json — LatentGraph"
+    assert sorted(win.graph.nodes) == sorted(graph.nodes)
+    win.ask_unsaved = lambda: "discard"
 
-    def close_soon():
-        win = app_module.run_app.window
-        seen["title"] = win.windowTitle()
-        seen["nodes"] = sorted(win.graph.nodes)
-        win.close()
-        QApplication.instance().quit()
 
-    QTimer.singleShot(300, close_soon)
-    assert app_module.run_app(str(path), str(tmp_path / "out")) == 0
-    assert seen["title"] == "start.json — LatentGraph"
-    assert seen["nodes"] == sorted(graph.nodes)
+def test_latentgraph_command_opens_and_quits(tmp_path):
+    """`latentgraph` (no subcommand) runs the event loop with the bundled workflow; a timer
+    quits it. Run in a subprocess: a finished QApplication.exec cannot be reused."""
+    import os
+    import subprocess
+    import sys as _sys
+
+    code = ("import sys\n"
+            "from PySide6.QtCore import QTimer\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication(sys.argv[:1])\n"
+            "from nodeeditor import app as a, cli\n"
+            "def stop():\n"
+            "    w = a.run_app.window\n"
+            "    print('TITLE', w.windowTitle(), len(w.graph.nodes))\n"
+            "    w.ask_unsaved = lambda: 'discard'\n"
+            "    w.close(); app.quit()\n"
+            "QTimer.singleShot(1500, stop)\n"
+            "sys.exit(cli.main([]))\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    proc = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "TITLE txt2img.json" in proc.stdout and " 11" in proc.stdout
+
