@@ -215,6 +215,15 @@ class Graph:
         link_id = self._inbound.get((node_id, input_name))
         return self.links[link_id] if link_id else None
 
+    def param_overridden(self, node_id: str, param_name: str) -> bool:
+        """Whether a link (to the param's own socket or to the input declared in
+        ``Param.overridden_by``) supplies this param instead of its widget."""
+        if self.inbound(node_id, param_name) is not None:
+            return True
+        param = self.node_type(node_id).param(param_name)
+        return bool(param and param.overridden_by
+                    and self.inbound(node_id, param.overridden_by) is not None)
+
     def outbound(self, node_id: str, output_name: str | None = None) -> list[Link]:
         return [ln for ln in self.links.values() if ln.src_node == node_id
                 and (output_name is None or ln.src_output == output_name)]

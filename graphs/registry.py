@@ -86,6 +86,7 @@ class Param:
     label: str = ""
     linkable: bool = True  # an input socket of the same name may drive it
     slider: bool = False  # the editor shows a slider beside the spin box
+    overridden_by: str = ""  # an input that, when connected, supplies this value instead
 
     def __post_init__(self) -> None:
         if self.kind not in PARAM_KINDS:

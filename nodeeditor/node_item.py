@@ -251,7 +251,7 @@ class NodeItem(QGraphicsItem):
 
     def refresh_linked(self) -> None:
         for name, editor in self.editors.items():
-            editor.set_enabled(self.graph.inbound(self.node_id, name) is None)
+            editor.set_enabled(not self.graph.param_overridden(self.node_id, name))
         for name, sock in self.inputs.items():
             connected = self.graph.inbound(self.node_id, name) is not None
             if connected != sock.connected:
@@ -408,7 +408,7 @@ class NodeItem(QGraphicsItem):
                 painter.setPen(QPen(QColor("#3f444c"), 1))
                 painter.setBrush(QColor("#1f2226"))
                 painter.drawRoundedRect(box, 3, 3)
-            linked = self.graph.inbound(self.node_id, param.name) is not None
+            linked = self.graph.param_overridden(self.node_id, param.name)
             value = "(linked)" if linked else display_value(param, params.get(param.name, param.default))
             if companion is not None and not linked:
                 value += f"  [{params.get(companion.name, companion.default)}]"

@@ -86,7 +86,7 @@ class PropertiesPanel(QScrollArea):
         for param in node_type.params:
             editor = make_editor(param, node.params.get(param.name, param.default),
                                  lambda v, name=param.name: controller.set_param(self.node_id, name, v))
-            editor.set_enabled(self.graph.inbound(self.node_id, param.name) is None)
+            editor.set_enabled(not self.graph.param_overridden(self.node_id, param.name))
             if param.kind == "text":
                 editor.widget.setMaximumHeight(120)
             self.editors[param.name] = editor
@@ -134,9 +134,9 @@ class PropertiesPanel(QScrollArea):
                 box.blockSignals(False)
         elif name in ("link_added", "link_removed"):
             link = payload["link"]
-            if link.dst_node == self.node_id and link.dst_input in self.editors:
-                self.editors[link.dst_input].set_enabled(
-                    self.graph.inbound(self.node_id, link.dst_input) is None)
+            if link.dst_node == self.node_id:  # a param's own socket, or an input overriding it
+                for param_name, editor in self.editors.items():
+                    editor.set_enabled(not self.graph.param_overridden(self.node_id, param_name))
 
 
 # ----- image viewer ----------------------------------------------------------------------

@@ -282,3 +282,24 @@ def test_cycle_check_follows_link_changes(graph):
     assert not graph.can_connect(c, "product", a, "a")[0]
     graph.clear()
     assert graph.links == {} and graph._inbound == {}
+
+
+def test_param_overridden_by_its_socket_or_a_declared_input():
+    from graphs import Graph, NodeType, Param, Socket, base_registry
+
+    registry = base_registry()
+    registry.nodes.register(NodeType("t.src", "Src", "t", lambda ctx: {"v": 1},
+                                     outputs=(Socket("v", "INT"),)))
+    registry.nodes.register(NodeType(
+        "t.dst", "Dst", "t", lambda ctx, **v: {}, inputs=(Socket("shape", "INT", optional=True),),
+        params=(Param("size", "int", 1), Param("channels", "int", 4, linkable=False,
+                                                overridden_by="shape"))))
+    graph = Graph(registry)
+    src = graph.add_node(graph.create_node("t.src"))
+    dst = graph.add_node(graph.create_node("t.dst"))
+    assert not graph.param_overridden(dst.id, "size")
+    assert not graph.param_overridden(dst.id, "channels")
+    graph.connect(src.id, "v", dst.id, "size")
+    assert graph.param_overridden(dst.id, "size") and not graph.param_overridden(dst.id, "channels")
+    graph.connect(src.id, "v", dst.id, "shape")
+    assert graph.param_overridden(dst.id, "channels")
