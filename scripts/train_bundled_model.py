@@ -292,7 +292,7 @@ def phase_unet(args, work: Path, device):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     set_seed(args.seed + 2)
-    data = torch.load(work / "dataset.pt")
+    data = torch.load(work / "dataset.pt", weights_only=True)
     lat = data["latents"] * data["scaling_factor"]
     caps = data["captions"]
     tok = build_tokenizer(W.all_caption_words())
@@ -358,7 +358,7 @@ def phase_unet2(args, work: Path, device):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     set_seed(args.seed + 4)
-    data = torch.load(work / "dataset.pt")
+    data = torch.load(work / "dataset.pt", weights_only=True)
     lat = data["latents"] * data["scaling_factor"]
     caps = data["captions"]
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
@@ -410,7 +410,7 @@ def phase_export(args, work: Path, out: Path):
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    data = torch.load(work / "dataset.pt")
+    data = torch.load(work / "dataset.pt", weights_only=True)
     vae = AutoencoderKL.from_pretrained(work / ("vae_dec" if (work / "vae_dec").exists() else "vae"))
     vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
     stage2 = (work / "unet2_ema").exists()
