@@ -7,7 +7,7 @@ from typing import Any
 from graphs.registry import NodeType, Param, Socket
 
 from .models import MODEL_CACHE, SD1_LATENT_RGB, VaeModel
-from .previews import channel_to_pil, images_to_pil, latent_to_pil
+from .previews import channel_to_pil, images_to_pil, latent_to_pil, pil_to_images
 from .values import Latent, LatentTrace
 
 VIEWS = ("latent2rgb", "channel", "decoded")
@@ -61,9 +61,9 @@ def render_trace(trace: LatentTrace, step: int, which: str = "latent", view: str
 def run_latent_inspect(ctx, step: int, which: str, view: str, channel: int,
                        trace: LatentTrace | None = None, latent: Latent | None = None,
                        vae: VaeModel | None = None) -> dict[str, Any]:
-    import torch
-
     if trace is not None:
+        if not trace.latents:
+            raise ValueError("the trace is empty (the sampler ran no steps)")
         frames = [render_trace(trace, step, which, view, channel, vae, i)
                   for i in range(trace.latents[0].shape[0])]
     elif latent is not None:
@@ -74,11 +74,7 @@ def run_latent_inspect(ctx, step: int, which: str, view: str, channel: int,
     else:
         raise ValueError("connect a LATENT_TRACE or a LATENT")
     ctx.show_images(frames)
-    from .previews import pil_to_images
-
-    sizes = {f.size for f in frames}
-    image = pil_to_images(frames) if len(sizes) == 1 else torch.empty(0)
-    return {"image": image}
+    return {"image": pil_to_images(frames)}  # one batch: every frame has the same size
 
 
 LATENT_INSPECT = NodeType(

@@ -6,11 +6,13 @@ from typing import Any
 
 
 def latent_to_rgb_tensor(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
-    """``[C, h, w]`` latent → ``[h, w, 3]`` uint8 (on the latent's device)."""
+    """``[C, h, w]`` latent → ``[h, w, 3]`` uint8 (on the latent's device).
+
+    ``matrix``/``bias`` may already be tensors on that device (the sampler builds them once)."""
     import torch
 
-    weights = torch.tensor(matrix, dtype=torch.float32, device=latent.device)
-    offset = torch.tensor(bias, dtype=torch.float32, device=latent.device)
+    weights = torch.as_tensor(matrix, dtype=torch.float32, device=latent.device)
+    offset = torch.as_tensor(bias, dtype=torch.float32, device=latent.device)
     channels = min(latent.shape[0], weights.shape[0])
     rgb = torch.einsum("chw,cr->hwr", latent[:channels].float(), weights[:channels]) + offset
     return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .models import UNetModel
+from .models import SD1_LATENT_RGB, UNetModel
 from .schedulers import build_scheduler
 from .transfer import HostCopier
 from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec
@@ -22,7 +22,7 @@ class StepHooks:
     progress: Callable[[int, int], None] = lambda step, total: None
     preview: Callable[[Any, int], None] | None = None  # (uint8 [h,w,3] host array, step)
     preview_every: int = 1
-    preview_matrix: tuple = ()  # (4x3 latent→RGB matrix, bias)
+    preview_matrix: tuple = (SD1_LATENT_RGB, (0.0, 0.0, 0.0))  # (4x3 latent→RGB matrix, bias)
 
 
 def _expand(embeds, batch: int):
@@ -55,6 +55,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             hooks: StepHooks | None = None, keep_trace: bool = True) -> tuple[Latent, LatentTrace]:
     """Run the sampler. Returns the final latent and the trace of the run."""
     import torch
+    from diffusers.utils.torch_utils import randn_tensor
 
     hooks = hooks or StepHooks()
     unet, device, dtype = model.unet, model.device, model.dtype
@@ -81,8 +82,6 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         t_start = max(spec.steps - init, 0)
         first = t_start * order
         if latent.mean is not None:  # VAE-encoded: sample from the run's generator first
-            from diffusers.utils.torch_utils import randn_tensor
-
             draw = randn_tensor(latent.mean.shape, generator=generator, device=torch.device(device),
                                 dtype=latent.mean.dtype)
             samples = ((latent.mean + latent.std * draw) * latent.scaling_factor).to(dtype)
@@ -91,11 +90,8 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     timesteps = timesteps[first:]
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(first)
-    if img2img or first > 0:
-        if len(timesteps) == 0:
-            return latent, LatentTrace()
-    from diffusers.utils.torch_utils import randn_tensor
-
+    if len(timesteps) == 0:  # strength 0, or a start past the last step: nothing to do
+        return latent, LatentTrace()
     initial_noise = randn_tensor(tuple(samples.shape), generator=generator,
                                  device=torch.device(device), dtype=dtype)
     if img2img:
@@ -123,6 +119,10 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     preview = hooks.preview
     if preview is not None:
         from .previews import latent_to_rgb_tensor
+
+        # Once per run, not per step: the map lives on the device with the latents.
+        rgb_map = tuple(torch.as_tensor(m, dtype=torch.float32, device=device)
+                        for m in hooks.preview_matrix)
     total = len(timesteps)
     collected: dict[str, list] = {"latent": [], "x0": []}
 
@@ -151,7 +151,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
                 copier.copy(latents, ("latent", i + 1))
                 copier.copy(x0, ("x0", i))
             if preview is not None and (i % hooks.preview_every == 0 or i == total - 1):
-                copier.copy(latent_to_rgb_tensor(x0[0], *hooks.preview_matrix), ("preview", i))
+                copier.copy(latent_to_rgb_tensor(x0[0], *rgb_map), ("preview", i))
             collect(copier.ready())
             hooks.progress(i + 1, total)
         collect(copier.wait())
