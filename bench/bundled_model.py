@@ -27,25 +27,10 @@ import shapes_world as W  # noqa: E402
 
 MODEL_DIR = ROOT / "resources/models/latentgraph-shapes"
 
-# Recommended defaults (mirrors resources/models/latentgraph-shapes/latentgraph.json, which wins if present).
-DEFAULTS = {
-    "scheduler": "EulerDiscreteScheduler",
-    "timestep_spacing": "trailing",
-    "steps": 20,
-    "cfg": 3.0,
-    "width": 64,
-    "height": 64,
-    "default_prompt": "a red circle and a blue square on a white background",
-    "negative_prompt": "",
-}
-
-
 def load_defaults(model_dir: Path) -> dict:
-    d = dict(DEFAULTS)
-    f = model_dir / "latentgraph.json"
-    if f.exists():
-        d.update(json.loads(f.read_text()))
-    return d
+    """The recommended settings the training script stored with the model (the same ones
+    scripts/make_workflows.py puts into the bundled workflows)."""
+    return json.loads((model_dir / "latentgraph.json").read_text())
 
 
 def main():
