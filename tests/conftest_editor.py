@@ -163,35 +163,3 @@ def dumps(graph) -> str:
 
 def wait_run(qtbot, win, timeout=60_000):
     qtbot.waitUntil(lambda: not win.worker.busy and not win.running, timeout=timeout)
-
-
-def make_tiny_model(folder):
-    """A random-weights pipeline with the bundled model's architecture (built from the
-    training script's configs), so the editor can run the real diffusion nodes in tests
-    without the trained model. Raises ImportError/AttributeError when that is not possible."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    import torch
-    script = Path(__file__).resolve().parent.parent / "scripts" / "train_bundled_model.py"
-    spec = importlib.util.spec_from_file_location("_lg_train_bundled_model", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-    torch.manual_seed(0)
-    tok = module.build_tokenizer(module.W.all_caption_words())
-    config = CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
-                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                            **module.TEXT_CONFIG)
-    scheduler = EulerDiscreteScheduler(**{k: v for k, v in module.SCHED_CONFIG.items()
-                                          if k != "clip_sample"})
-    pipe = StableDiffusionPipeline(vae=AutoencoderKL(**module.VAE_CONFIG),
-                                   text_encoder=CLIPTextModel(config), tokenizer=tok,
-                                   unet=UNet2DConditionModel(**module.UNET_CONFIG),
-                                   scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
