@@ -289,10 +289,15 @@ class Executor:
 
     # ----- running ----------------------------------------------------------------
     def run(self, graph: Graph, targets: Iterable[str] | None = None,
-            settings: dict[str, Any] | None = None, take_snapshot: bool = True) -> RunResult:
-        """Evaluate ``targets`` (default: every output node) and what they need."""
+            settings: dict[str, Any] | None = None, take_snapshot: bool = True,
+            cancel_event: threading.Event | None = None) -> RunResult:
+        """Evaluate ``targets`` (default: every output node) and what they need.
+
+        ``cancel_event`` belongs to this one run: a caller that queues runs (the editor)
+        makes one per request, so a cancel sent before the run starts still stops it and a
+        late cancel never leaks into the next run. :meth:`cancel` sets the current one."""
         with self._lock:
-            self._cancel.clear()
+            self._cancel = cancel_event if cancel_event is not None else threading.Event()
             started = time.perf_counter()
             graph = snapshot(graph) if take_snapshot else graph
             run_settings = {**self.settings, **(settings or {})}

@@ -7,6 +7,7 @@ worker runs it and the executor's events reach the GUI through :class:`ExecutorB
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -23,10 +24,11 @@ class _Runner(QObject):
         super().__init__()
         self.executor = executor
 
-    @Slot(object, object, object)
-    def run(self, graph: Graph, targets: Any, settings: Any) -> None:
+    @Slot(object, object, object, object)
+    def run(self, graph: Graph, targets: Any, settings: Any, cancel_event: Any) -> None:
         try:
-            result = self.executor.run(graph, targets=targets, settings=settings, take_snapshot=False)
+            result = self.executor.run(graph, targets=targets, settings=settings, take_snapshot=False,
+                                       cancel_event=cancel_event)
         except Exception as exc:  # the executor reports node failures itself; this is a bug guard
             from graphs import NodeFailure
             result = RunResult("failed", error=NodeFailure("", "run", type(exc).__name__, str(exc), ""))
@@ -36,7 +38,7 @@ class _Runner(QObject):
 class RunWorker(QObject):
     """Owns the thread and the executor. ``events`` carries executor events on the GUI thread."""
 
-    _request = Signal(object, object, object)
+    _request = Signal(object, object, object, object)
     run_done = Signal(object)  # RunResult, after run_finished has been delivered
 
     def __init__(self, executor: Executor | None = None, parent: QObject | None = None) -> None:
@@ -51,15 +53,8 @@ class RunWorker(QObject):
         self._request.connect(self._runner.run)
         self._runner.finished.connect(self._on_finished)
         self.busy = False
-        self._cancel_requested = False
-        # Executor.run clears its cancel flag when it starts; a cancel that arrives between
-        # the request and that moment is re-applied when the run reports it has started.
-        self._unsubscribe = self.executor.events.subscribe(self._reapply_cancel)
+        self._cancel_event = threading.Event()  # one per request
         self.thread.start()
-
-    def _reapply_cancel(self, name: str, payload: dict) -> None:  # worker thread
-        if name == "run_started" and self._cancel_requested:
-            self.executor.cancel()
 
     def request(self, snapshot: Graph, targets: list[str] | None = None,
                 settings: dict[str, Any] | None = None) -> bool:
@@ -67,14 +62,13 @@ class RunWorker(QObject):
         if self.busy:
             return False
         self.busy = True
-        self._cancel_requested = False
-        self._request.emit(snapshot, targets, dict(settings or {}))
+        self._cancel_event = threading.Event()
+        self._request.emit(snapshot, targets, dict(settings or {}), self._cancel_event)
         return True
 
     def cancel(self) -> None:
-        if self.busy:
-            self._cancel_requested = True
-        self.executor.cancel()
+        """Stop the queued or running run (thread-safe; a no-op when idle)."""
+        self._cancel_event.set()
 
     def _on_finished(self, result: RunResult) -> None:
         self.busy = False
@@ -82,8 +76,7 @@ class RunWorker(QObject):
 
     def shutdown(self, wait_ms: int = 10000) -> None:
         if self.thread.isRunning():
-            self.executor.cancel()
+            self._cancel_event.set()
             self.thread.quit()
             self.thread.wait(wait_ms)
         self.bridge.detach()
-        self._unsubscribe()

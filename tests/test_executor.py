@@ -484,3 +484,17 @@ def test_run_context_warnings_progress_and_bad_return(kit, graph, executor, even
     assert "expected a dict" in result.error.message
     assert ("warning", {"node_id": odd, "message": "careful"}) in events
     assert ("progress", {"node_id": odd, "step": 1, "total": 2}) in events
+
+
+def test_per_run_cancel_event(kit, graph, executor):
+    """A cancel sent before a queued run starts still stops it; it does not leak into the next."""
+    import threading
+
+    chain(graph, kit, 3)
+    early = threading.Event()
+    early.set()
+    result = executor.run(graph, cancel_event=early)
+    assert result.status == "cancelled" and result.executed == []
+    assert executor.run(graph, cancel_event=threading.Event()).status == "finished"
+    early.set()  # a late cancel of the old run changes nothing for the next one
+    assert executor.run(graph).status == "finished"
