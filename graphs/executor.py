@@ -347,6 +347,8 @@ class Executor:
             parts.append("bypass")
         if node_type.fingerprint is not None:
             parts.append(node_type.fingerprint(node.params, settings))
+        if node_type.settings_in_key:
+            parts.append([settings.get(name) for name in node_type.settings_in_key])
         if node_type.always_run:
             parts.append(os.urandom(8).hex())
         return hashlib.blake2b(repr(parts).encode("utf-8", "backslashreplace"),

@@ -203,6 +203,8 @@ class NodeType:
     always_run: bool = False  # never served from cache
     # fingerprint(params, run settings) -> str: state of the outside world (a file's mtime+size)
     fingerprint: Callable[[dict[str, Any], dict[str, Any]], str] | None = None
+    # run settings that change this node's outputs, so they join its cache key
+    settings_in_key: tuple[str, ...] = ()
     # after_run(params) -> {param: new value}: e.g. a seed's increment/randomize control
     after_run: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 

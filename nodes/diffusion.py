@@ -201,7 +201,6 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
 
     hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
                                matrix)
-    # keep_trace=False is for benchmarks only: it is not part of the cache key.
     out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
                                   denoise, start_step, end_step, hooks,
                                   keep_trace=bool(ctx.settings.get("keep_trace", True)))
@@ -239,6 +238,7 @@ UNET_DENOISE = NodeType(
         Param("preview_every", "int", 1, min=1, max=1000, linkable=False,
               tooltip="live preview every N steps"),
     ),
+    settings_in_key=("keep_trace",),  # a run without the trace must not be reused with one
     description="The sampling loop with classifier-free guidance; outputs every step's latents.",
 )
 

@@ -259,3 +259,12 @@ def test_cuda_out_of_memory_frees_models_and_next_run_works(tiny_sd):
     assert len(MODEL_CACHE) == 0 and len(executor.cache) == 0
     state["fail"] = False
     assert executor.run(graph).status == "finished"
+
+
+def test_trace_setting_is_part_of_the_cache_key(tiny_sd):
+    graph, ids = txt2img_graph(str(tiny_sd), steps=2)
+    executor = Executor()
+    bare = run_ok(executor, graph, keep_trace=False)
+    assert bare.outputs[ids["unet"]]["trace"].num_steps == 0
+    full = run_ok(executor, graph)
+    assert ids["unet"] in full.executed and full.outputs[ids["unet"]]["trace"].num_steps == 2
