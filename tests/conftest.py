@@ -15,3 +15,18 @@ def tiny_sd(tmp_path_factory):
     from sd_fixtures import make_tiny_sd
 
     return make_tiny_sd(tmp_path_factory.mktemp("tiny_sd"))
+
+
+@pytest.fixture
+def kit():
+    """Trivial node types (const, add, sleep, fail, ...) in a fresh registry."""
+    from graph_fixtures import make_kit
+
+    return make_kit()
+
+
+@pytest.fixture
+def graph(kit):
+    from graphs import Graph
+
+    return Graph(kit.registry)

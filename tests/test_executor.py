@@ -7,19 +7,9 @@ import time
 
 import networkx as nx
 import pytest
-from graph_fixtures import Blob, chain, make_kit
+from graph_fixtures import Blob, chain
 
-from graphs import REROUTE, Executor, Graph, Link, NodeType, OutputCache, Socket, new_id, snapshot
-
-
-@pytest.fixture
-def kit():
-    return make_kit()
-
-
-@pytest.fixture
-def graph(kit):
-    return Graph(kit.registry)
+from graphs import REROUTE, Executor, Link, NodeType, OutputCache, Socket, new_id, snapshot
 
 
 @pytest.fixture

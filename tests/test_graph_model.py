@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from graph_fixtures import make_kit
 
 import graphs
 from graphs import REROUTE, Frame, Graph, GraphError, Link, new_id
-
-
-@pytest.fixture
-def kit():
-    return make_kit()
-
-
-@pytest.fixture
-def graph(kit):
-    return Graph(kit.registry)
 
 
 @pytest.fixture
