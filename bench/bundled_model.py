@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--scheduler-kwargs", default=None,
                     help='extra scheduler config as JSON, e.g. \'{"use_karras_sigmas": true}\' (default: none)')
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (the target) or cuda (quick checks of training runs)")
     ap.add_argument("--prompt-seed", type=int, default=2024)
     ap.add_argument("--grid", default=None, help="save an 8x8 grid PNG of samples (16 per template, seed 0)")
     ap.add_argument("--verbose", action="store_true")
@@ -72,6 +73,7 @@ def main():
     pipe.scheduler = getattr(diffusers, sched_name).from_config(pipe.scheduler.config, timestep_spacing=spacing,
                                                                 **extra)
     pipe.set_progress_bar_config(disable=True)
+    pipe.to(args.device)
 
     scenes = W.eval_scenes(random.Random(args.prompt_seed), args.per_template)
     totals: dict[str, list[bool]] = {}
@@ -132,6 +134,7 @@ def main():
         "width": d["width"],
         "height": d["height"],
         "threads": args.threads,
+        "device": args.device,
         "wall_s": round(time.time() - t_all, 1),
     }
     print(json.dumps(out))
