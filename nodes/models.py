@@ -137,6 +137,22 @@ def source_fingerprint(source: str) -> str:
     return "|".join(parts)
 
 
+def preferred_dtype(path: Path) -> str | None:
+    """The dtype a model folder asks for in its ``latentgraph.json`` (``"dtype": "fp32"``), if any.
+
+    The bundled model is tiny and trained in fp32; its fp16 image on a GPU was seen to differ
+    from the fp32 one far more than rounding explains (docs/benchmarks.md), so it asks for fp32.
+    """
+    file = path / "latentgraph.json" if path.is_dir() else None
+    if file is None or not file.is_file():
+        return None
+    try:
+        value = json.loads(file.read_text()).get("dtype")
+    except (ValueError, AttributeError):
+        return None
+    return value if value in DTYPES else None
+
+
 def _load_latent_rgb(folder: Path) -> tuple[tuple, tuple] | None:
     file = folder / "latent_rgb.json"
     if not file.is_file():
@@ -302,8 +318,10 @@ class ModelCache:
     def get(self, source: str, device: str = "auto", dtype: str = "auto",
             config: str = "", compile: str = "off", offload: str = "none") -> LoadedModel:
         device_name = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, device_name)
         path = resolve_source(source)
+        if dtype == "auto":
+            dtype = preferred_dtype(path) or "auto"
+        torch_dtype = resolve_dtype(dtype, device_name)
         key = (str(path), device_name, str(torch_dtype), config, compile, offload)
         with self._lock:
             cached = self._models.get(key)

@@ -211,14 +211,57 @@ def _components(mask: np.ndarray) -> list[np.ndarray]:
     return comps
 
 
-def classify_shape(fill: float, drop: float = 0.0) -> str:
-    """fill: area / bbox area; drop: (mass centroid - bbox centre) / bbox height (triangle ~0.17, star ~0.05)."""
+def convex_hull_area(points: list[tuple[float, float]]) -> float:
+    """Area of the convex hull of 2-D points (Andrew's monotone chain + shoelace)."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return 0.0
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list = []
+    upper: list = []
+    for pt in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], pt) <= 0:
+            lower.pop()
+        lower.append(pt)
+    for pt in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], pt) <= 0:
+            upper.pop()
+        upper.append(pt)
+    hull = lower[:-1] + upper[:-1]
+    return 0.5 * abs(sum(hull[i][0] * hull[i - 1][1] - hull[i - 1][0] * hull[i][1] for i in range(len(hull))))
+
+
+def shape_features(alpha: np.ndarray) -> tuple[float, float]:
+    """(fill, solidity) of the half-coverage silhouette (alpha >= 0.5).
+
+    The 0.5 contour of an antialiased or slightly blurred edge stays where the edge is, so
+    these hold up under the blur a VAE adds, unlike ratios of soft coverage.
+    fill = area / bounding box (square ~1, circle ~0.78, triangle ~0.5, star ~0.4);
+    solidity = area / convex hull area (star ~0.6, the convex shapes > 0.85).
+    """
+    comps = _components(alpha >= 0.5)
+    if not comps:
+        return 0.0, 1.0
+    comp = max(comps, key=len)
+    ys, xs = comp[:, 0], comp[:, 1]
+    area = float(len(comp))
+    box = float((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1))
+    corners = [(x + dx, y + dy) for y, x in zip(ys.tolist(), xs.tolist()) for dx in (0, 1) for dy in (0, 1)]
+    return area / box, area / max(convex_hull_area(corners), 1.0)
+
+
+def classify_shape(fill: float, solidity: float) -> str:
+    """Thresholds sit between the ranges measured on ground-truth renders (python shapes_world.py)."""
+    if solidity < 0.78:
+        return "star"
     if fill >= 0.89:
         return "square"
-    if fill >= 0.64:
+    if fill >= 0.67:
         return "circle"
-    # triangle: fill ~0.5 and bottom-heavy; star: fill ~0.35-0.42 and balanced
-    return "triangle" if (fill - 0.46) / 0.06 + (drop - 0.11) / 0.05 > 0 else "star"
+    return "triangle"
 
 
 def analyse_region(img: np.ndarray, bg_rgb: np.ndarray, bg_idx: int, x0: int = 0, x1: int | None = None,
@@ -255,15 +298,12 @@ def analyse_region(img: np.ndarray, bg_rgb: np.ndarray, bg_idx: int, x0: int = 0
     area = float(alpha.sum())
     w = float(alpha.max(0).sum())
     h = float(alpha.max(1).sum())
-    fill = area / max(w * h, 1e-6)
     yy, xx = np.mgrid[0:sub.shape[0], 0:sub.shape[1]]
     cy = float((alpha * yy).sum() / max(area, 1e-6)) + 0.5
     cx = float((alpha * xx).sum() / max(area, 1e-6)) + 0.5 + x0
-    rows = alpha.max(1)
-    box_cy = float((rows * np.arange(len(rows))).sum() / max(float(rows.sum()), 1e-6)) + 0.5
-    drop = (cy - box_cy) / max(h, 1e-6)
-    return {"colour": COLOUR_NAMES[cidx], "fill": fill, "drop": drop, "shape": classify_shape(fill, drop),
-            "area": area, "cx": cx, "cy": cy, "w": w, "h": h}
+    fill, solidity = shape_features(alpha)
+    return {"colour": COLOUR_NAMES[cidx], "fill": fill, "solidity": solidity,
+            "shape": classify_shape(fill, solidity), "area": area, "cx": cx, "cy": cy, "w": w, "h": h}
 
 
 def position_of(cx: float, cy: float, size: int = IMAGE_SIZE) -> str:
@@ -344,10 +384,10 @@ if __name__ == "__main__":
         objs = [an["left"], an["right"]] if sc.template == "two" else [an["object"]]
         for o, g in zip(sc.objects, objs):
             if g:
-                fills[o.shape].append((g["fill"], g["drop"]))
+                fills[o.shape].append((g["fill"], g["solidity"]))
     for k, v in tot.items():
         print(f"{k:12s} {np.mean(v):.3f} (n={len(v)})")
     for s, f in fills.items():
         f = np.array(f)
         print(s, f"fill min {f[:, 0].min():.3f} mean {f[:, 0].mean():.3f} max {f[:, 0].max():.3f} | "
-              f"drop min {f[:, 1].min():.3f} mean {f[:, 1].mean():.3f} max {f[:, 1].max():.3f}")
+              f"solidity min {f[:, 1].min():.3f} mean {f[:, 1].mean():.3f} max {f[:, 1].max():.3f}")

@@ -7,17 +7,17 @@ offline with ``StableDiffusionPipeline.from_pretrained(folder)``, plus ``latent_
 (latent -> RGB preview fit) and ``latentgraph.json`` (recommended defaults).
 
 Phases (``--phase``):
-  vae     train the AutoencoderKL on rendered scenes (stage 1: MSE + tiny KL; stage 2: + L1)
-  vae2    only stage 2, starting from <work>/vae_stage1
+  vae     train the AutoencoderKL on rendered scenes (MSE + L1 + tiny KL)
   encode  render a fixed caption/image dataset and encode it to latents, measure scaling_factor
-  unet    train UNet2DConditionModel + CLIPTextModel jointly (DDPM epsilon loss, EMA)
-  unet2   continue UNet + text encoder from the stage-1 EMA with v-prediction (see phase_unet2)
+  unet    train UNet2DConditionModel + CLIPTextModel jointly from scratch (v-prediction, EMA)
   decoder fine-tune only the VAE decoder (encoder frozen) for sharper shapes
   export  write the pipeline folder
   all     everything in order (default)
 
-Intermediate state lives in ``--work`` so phases can be rerun separately.
-Everything is seeded; on CPU with ``--threads 1`` the run is deterministic.
+Intermediate state lives in ``--work`` so phases can be rerun separately. Everything is
+seeded. Run it alone on the machine, e.g. ``OMP_WAIT_POLICY=PASSIVE python
+scripts/train_bundled_model.py``: with two threads and another busy process, OpenMP's
+spin-waiting makes torch many times slower unless waits are passive.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -46,24 +45,34 @@ SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
 
 # ----------------------------------------------------------------------------- model configs
 
-VAE_CONFIG = dict(
-    in_channels=3, out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8,
-    sample_size=64, mid_block_add_attention=False,
-)
-UNET_CONFIG = dict(
-    sample_size=16, in_channels=4, out_channels=4,
-    block_out_channels=(32, 64, 128), layers_per_block=1,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    mid_block_type="UNetMidBlock2DCrossAttn",
-    cross_attention_dim=128, attention_head_dim=4, norm_num_groups=8,
-)
+def vae_factor(args) -> int:
+    return 2 ** (len(args.vae_blocks) - 1)
+
+
+def vae_config(args) -> dict:
+    n = len(args.vae_blocks)
+    return dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=tuple(args.vae_blocks),
+                layers_per_block=1, latent_channels=args.latent_channels, norm_num_groups=8,
+                sample_size=W.IMAGE_SIZE, mid_block_add_attention=False)
+
+
+def unet_config(args) -> dict:
+    """Cross-attention on every level but the last (lowest resolution), as in SD."""
+    n = len(args.unet_blocks)
+    return dict(sample_size=W.IMAGE_SIZE // vae_factor(args), in_channels=args.latent_channels,
+                out_channels=args.latent_channels, block_out_channels=tuple(args.unet_blocks),
+                layers_per_block=1,
+                down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
+                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+                mid_block_type="UNetMidBlock2DCrossAttn",
+                cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=4, norm_num_groups=8)
+
+
 TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                    max_position_embeddings=MAX_TOKENS, hidden_act="quick_gelu")
 SCHED_CONFIG = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
-                    prediction_type="epsilon", steps_offset=1, clip_sample=False)
+                    prediction_type="v_prediction", steps_offset=1, clip_sample=False)
 
 DEFAULTS = {
     "scheduler": "EulerDiscreteScheduler",
@@ -74,6 +83,7 @@ DEFAULTS = {
     "height": 64,
     "default_prompt": "a red circle and a blue square on a white background",
     "negative_prompt": "",
+    "dtype": "fp32",
 }
 
 
@@ -160,52 +170,40 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 # ----------------------------------------------------------------------------- phases
 
-def _train_vae(vae, args, rng, steps, lr, l1, kl_w, tag, device):
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+def phase_vae(args, work: Path, device):
+    """AutoencoderKL on freshly rendered scenes: MSE + L1 (sharp edges and star points) and a
+    tiny KL (KL is summed over latent elements, the pixel losses averaged, so even 1e-6 makes
+    the posterior noisy and the decoder blurry)."""
+    from diffusers import AutoencoderKL
+
+    set_seed(args.seed)
+    rng = random.Random(args.seed)
+    vae = AutoencoderKL(**vae_config(args)).to(device)
+    log(f"VAE params {n_params(vae) / 1e6:.3f}M, latent {args.latent_channels}x"
+        f"{W.IMAGE_SIZE // vae_factor(args)}^2")
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     t0 = time.time()
-    for step in range(steps):
+    for step in range(args.vae_steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, 50)
+            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 50)
         x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
         mse = F.mse_loss(rec, x)
         kl = post.kl().mean()
-        loss = mse + kl_w * kl
-        if l1:
-            loss = loss + l1 * (rec - x).abs().mean()
+        loss = mse + args.vae_l1 * (rec - x).abs().mean() + args.vae_kl * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 100 == 0 or step == steps - 1:
-            log(f"vae {tag} step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
-
-
-def phase_vae(args, work: Path, device, stage2_only: bool = False):
-    """Stage 1: MSE + 1e-6 KL, cosine lr. Stage 2: continue with MSE + L1 and a 100x weaker KL so the
-    posterior gets sharp (sharper edges / star points)."""
-    from diffusers import AutoencoderKL
-
-    t0 = time.time()
-    if not stage2_only:
-        set_seed(args.seed)
-        vae = AutoencoderKL(**VAE_CONFIG).to(device)
-        log(f"VAE params {n_params(vae) / 1e6:.3f}M")
-        _train_vae(vae, args, random.Random(args.seed), args.vae_steps, args.vae_lr, 0.0, args.vae_kl, "s1",
-                   device)
-        vae.save_pretrained(work / "vae_stage1")
-    else:
-        vae = AutoencoderKL.from_pretrained(work / "vae_stage1").to(device)
-    set_seed(args.seed + 10)
-    _train_vae(vae, args, random.Random(args.seed + 10), args.vae_steps2, args.vae_lr2, args.vae_l1,
-               args.vae_kl2, "s2", device)
+        if step % 200 == 0 or step == args.vae_steps - 1:
+            log(f"vae step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
     vae.save_pretrained(work / "vae")
     log(f"VAE phase done in {time.time() - t0:.0f}s")
 
 
 def phase_decoder(args, work: Path, device):
-    """Stage 3: encoder frozen (so latents / scaling_factor / UNet are unaffected), fine-tune only the
-    decoder on deterministic posterior means with MSE + L1 -> sharper shapes. Independent of the UNet phase."""
+    """Encoder frozen (latents, scaling_factor and the UNet are unaffected): fine-tune only the
+    decoder on posterior means, the latents the UNet learns to produce, for sharper shapes."""
     from diffusers import AutoencoderKL
 
     set_seed(args.seed + 20)
@@ -228,7 +226,7 @@ def phase_decoder(args, work: Path, device):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 100 == 0 or step == args.dec_steps - 1:
+        if step % 200 == 0 or step == args.dec_steps - 1:
             log(f"decoder step {step} mse {mse.item():.5f} ({time.time() - t0:.0f}s)")
     vae.save_pretrained(work / "vae_dec")
     log(f"decoder phase done in {time.time() - t0:.0f}s")
@@ -244,13 +242,14 @@ def phase_encode(args, work: Path, device):
     t0 = time.time()
     lat, caps, rgb_small = [], [], []
     bs = 100
+    factor = vae_factor(args)
     for i in range(0, args.dataset_size, bs):
         scenes = [W.sample_scene(rng) for _ in range(min(bs, args.dataset_size - i))]
         x = render_tensor(scenes).to(device)
         lat.append(vae.encode(x).latent_dist.mean.cpu())
         caps.extend(s.caption for s in scenes)
         if i < 4000:
-            rgb_small.append(F.avg_pool2d(x, 4).cpu())
+            rgb_small.append(F.avg_pool2d(x, factor).cpu())
     lat = torch.cat(lat)
     std = lat.std().item()
     scaling = 1.0 / std
@@ -258,13 +257,14 @@ def phase_encode(args, work: Path, device):
         f"-> scaling_factor {scaling:.5f}")
     # preview fit: scaled latents (as the UNet sees them) -> RGB in [-1, 1]
     n = sum(r.shape[0] for r in rgb_small)
-    z = (lat[:n] * scaling).permute(0, 2, 3, 1).reshape(-1, 4).double()
+    channels = lat.shape[1]
+    z = (lat[:n] * scaling).permute(0, 2, 3, 1).reshape(-1, channels).double()
     y = torch.cat(rgb_small).permute(0, 2, 3, 1).reshape(-1, 3).double()
     A = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
     sol = torch.linalg.lstsq(A, y).solution
     pred = (A @ sol).clamp(-1, 1)
     log(f"latent_rgb fit rmse {((pred - y) ** 2).mean().sqrt().item():.4f}")
-    latent_rgb = {"latent_space": "scaled", "matrix": sol[:4].tolist(), "bias": sol[4].tolist(),
+    latent_rgb = {"latent_space": "scaled", "matrix": sol[:channels].tolist(), "bias": sol[channels].tolist(),
                   "note": "preview_rgb = clamp(latent^T . matrix + bias, -1, 1); latent as the UNet sees it "
                           "(already multiplied by vae.config.scaling_factor)"}
     torch.save({"latents": lat, "captions": caps, "scaling_factor": scaling}, work / "dataset.pt")
@@ -282,12 +282,18 @@ class Ema:
     def update(self):
         self.n += 1
         d = min(self.decay, (1 + self.n) / (10 + self.n))
-        for s, m in zip(self.shadow, self.src):
-            for ps, pm in zip(s.parameters(), m.parameters()):
-                ps.lerp_(pm.detach(), 1 - d)
+        shadow = [p for s in self.shadow for p in s.parameters()]
+        source = [p.detach() for m in self.src for p in m.parameters()]
+        torch._foreach_lerp_(shadow, source, 1 - d)  # one fused call instead of one per tensor
 
 
 def phase_unet(args, work: Path, device):
+    """UNet + text encoder from scratch, jointly, with v-prediction.
+
+    v-prediction rather than epsilon: with this (near zero terminal SNR) linear schedule the
+    epsilon loss barely rewards getting the layout and background from the text at high noise
+    (eps-loss = SNR * x0-loss); the v loss weights those errors ~1.
+    """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -301,82 +307,19 @@ def phase_unet(args, work: Path, device):
     tcfg = CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                           pad_token_id=tok.pad_token_id, **TEXT_CONFIG)
     text = CLIPTextModel(tcfg).to(device)
-    unet = UNet2DConditionModel(**UNET_CONFIG).to(device)
+    unet = UNet2DConditionModel(**unet_config(args)).to(device)
     log(f"UNet params {n_params(unet) / 1e6:.3f}M, text encoder params {n_params(text) / 1e6:.3f}M, "
         f"dataset {len(caps)}")
-    sched = DDPMScheduler(**SCHED_CONFIG)
-    acp = sched.alphas_cumprod.to(device)
+    acp = DDPMScheduler(**SCHED_CONFIG).alphas_cumprod.to(device)
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=0.01)
     ema = Ema([unet, text], args.ema)
     g = torch.Generator().manual_seed(args.seed + 3)
     t0 = time.time()
     run_loss = 0.0
-    stop = min(args.unet_steps, args.unet_stop or args.unet_steps)
-    for step in range(stop):
+    for step in range(args.unet_steps):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200)
-        idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
-        x0 = lat[idx].to(device)
-        ids = ids_all[idx].clone()
-        drop = torch.rand(args.unet_batch, generator=g) < args.p_uncond
-        ids[drop] = empty_ids
-        noise = torch.randn(x0.shape, generator=g).to(device)
-        t = torch.randint(0, 1000, (args.unet_batch,), generator=g).to(device)
-        a = acp[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        enc = text(ids.to(device))[0]
-        pred = unet(xt, t, enc).sample
-        loss = F.mse_loss(pred, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update()
-        run_loss += loss.item()
-        if (step + 1) % 100 == 0 or step == args.unet_steps - 1:
-            el = time.time() - t0
-            log(f"unet step {step + 1}/{args.unet_steps} loss {run_loss / 100:.4f} ({el:.0f}s, "
-                f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
-            run_loss = 0.0
-        if (step + 1) % 1000 == 0 or step == stop - 1:
-            ema.shadow[0].save_pretrained(work / "unet_ema")
-            ema.shadow[1].save_pretrained(work / "text_ema")
-            tok.save_pretrained(work / "tokenizer")
-    log(f"UNet phase done in {time.time() - t0:.0f}s")
-
-
-def phase_unet2(args, work: Path, device):
-    """Stage 2: continue from the stage-1 EMA weights with v-prediction.
-
-    With epsilon prediction and this (near zero terminal SNR) linear schedule the loss barely rewards
-    getting the global layout / background from the text at high noise (eps-loss = SNR * x0-loss), so
-    stage 1 learned to denoise but largely ignored the prompt for the background. v-prediction weights
-    high-noise x0 errors ~1 and at high noise v ~ eps, so the eps-trained UNet is a good initialisation.
-    """
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    set_seed(args.seed + 4)
-    data = torch.load(work / "dataset.pt", weights_only=True)
-    lat = data["latents"] * data["scaling_factor"]
-    caps = data["captions"]
-    tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
-    ids_all = tokenize(tok, caps)
-    empty_ids = tokenize(tok, [""])[0]
-    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema").to(device).train()
-    text = CLIPTextModel.from_pretrained(work / "text_ema").to(device).train()
-    sched = DDPMScheduler(**SCHED_CONFIG)
-    acp = sched.alphas_cumprod.to(device)
-    params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=args.unet2_lr, weight_decay=0.01)
-    ema = Ema([unet, text], args.ema2)
-    g = torch.Generator().manual_seed(args.seed + 5)
-    t0 = time.time()
-    run_loss = 0.0
-    for step in range(args.unet2_steps):
-        for gr in opt.param_groups:
-            gr["lr"] = lr_at(step, args.unet2_steps, args.unet2_lr, 100)
         idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
         x0 = lat[idx].to(device)
         ids = ids_all[idx].clone()
@@ -395,15 +338,16 @@ def phase_unet2(args, work: Path, device):
         opt.step()
         ema.update()
         run_loss += loss.item()
-        if (step + 1) % 100 == 0 or step == args.unet2_steps - 1:
+        if (step + 1) % 200 == 0 or step == args.unet_steps - 1:
             el = time.time() - t0
-            log(f"unet2 step {step + 1}/{args.unet2_steps} v-loss {run_loss / 100:.4f} ({el:.0f}s, "
-                f"eta {el / (step + 1) * (args.unet2_steps - step - 1) / 60:.1f} min)")
+            log(f"unet step {step + 1}/{args.unet_steps} v-loss {run_loss / 200:.4f} ({el:.0f}s, "
+                f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
             run_loss = 0.0
-        if (step + 1) % 500 == 0 or step == args.unet2_steps - 1:
-            ema.shadow[0].save_pretrained(work / "unet2_ema")
-            ema.shadow[1].save_pretrained(work / "text2_ema")
-    log(f"UNet stage-2 phase done in {time.time() - t0:.0f}s")
+        if (step + 1) % 1000 == 0 or step == args.unet_steps - 1:
+            ema.shadow[0].save_pretrained(work / "unet_ema")
+            ema.shadow[1].save_pretrained(work / "text_ema")
+            tok.save_pretrained(work / "tokenizer")
+    log(f"UNet phase done in {time.time() - t0:.0f}s")
 
 
 def phase_export(args, work: Path, out: Path):
@@ -413,14 +357,13 @@ def phase_export(args, work: Path, out: Path):
     data = torch.load(work / "dataset.pt", weights_only=True)
     vae = AutoencoderKL.from_pretrained(work / ("vae_dec" if (work / "vae_dec").exists() else "vae"))
     vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
-    stage2 = (work / "unet2_ema").exists()
-    unet = UNet2DConditionModel.from_pretrained(work / ("unet2_ema" if stage2 else "unet_ema"))
-    text = CLIPTextModel.from_pretrained(work / ("text2_ema" if stage2 else "text_ema"))
+    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema")
+    text = CLIPTextModel.from_pretrained(work / "text_ema")
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
     sc = {k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"}
-    if stage2:
-        sc["prediction_type"] = "v_prediction"
     sched = EulerDiscreteScheduler(**sc, timestep_spacing=DEFAULTS["timestep_spacing"])
+    if args.half_weights:  # diffusers upcasts UNet/VAE on load; the small text encoder stays fp32
+        unet, vae = unet.half(), vae.half()
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -431,63 +374,64 @@ def phase_export(args, work: Path, out: Path):
     log(f"exported to {out} ({size / 1e6:.2f} MB)")
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "resources/models/latentgraph-shapes"))
     ap.add_argument("--work", default="/tmp/latentgraph-shapes-work")
-    ap.add_argument("--phase", default="all", choices=["all", "vae", "vae2", "encode", "unet", "unet2", "decoder", "export"])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--phase", default="all", choices=["all", "vae", "encode", "unet", "decoder", "export"])
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--vae-steps", type=int, default=1200)
-    ap.add_argument("--vae-batch", type=int, default=8)
+    ap.add_argument("--vae-blocks", type=_ints, default=[32, 64, 64],
+                    help="AutoencoderKL block widths; n blocks downsample by 2^(n-1)")
+    ap.add_argument("--latent-channels", type=int, default=4)
+    ap.add_argument("--vae-steps", type=int, default=2000)
+    ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
-    ap.add_argument("--vae-kl", type=float, default=1e-6)
-    ap.add_argument("--vae-steps2", type=int, default=1000)
-    ap.add_argument("--vae-lr2", type=float, default=5e-4)
     ap.add_argument("--vae-l1", type=float, default=0.5)
-    ap.add_argument("--vae-kl2", type=float, default=1e-8,
-                    help="stage-2 KL weight (KL is summed over latent elements, MSE averaged over pixels, so "
-                         "1e-6 made the posterior noisy (std ~0.4) and the decoder blurry)")
-    ap.add_argument("--dec-steps", type=int, default=1000)
+    ap.add_argument("--vae-kl", type=float, default=1e-7)
+    ap.add_argument("--dec-steps", type=int, default=400)
     ap.add_argument("--dec-lr", type=float, default=3e-4)
     ap.add_argument("--dataset-size", type=int, default=24000)
-    ap.add_argument("--unet-steps", type=int, default=3400)
-    ap.add_argument("--unet-stop", type=int, default=2000,
-                    help="stop stage 1 after this many steps of the --unet-steps lr schedule")
-    ap.add_argument("--unet2-steps", type=int, default=1800)
-    ap.add_argument("--unet2-lr", type=float, default=5e-4)
-    ap.add_argument("--ema2", type=float, default=0.998)
+    ap.add_argument("--unet-blocks", type=_ints, default=[32, 64, 128])
+    ap.add_argument("--unet-steps", type=int, default=5400)
     ap.add_argument("--unet-batch", type=int, default=48)
     ap.add_argument("--unet-lr", type=float, default=8e-4)
     ap.add_argument("--p-uncond", type=float, default=0.12)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
-    phases = ["vae", "encode", "unet", "unet2", "decoder", "export"] if args.phase == "all" else [args.phase]
+    phases = ["vae", "encode", "unet", "decoder", "export"] if args.phase == "all" else [args.phase]
     times = {}
+    t_all = time.time()
     for ph in phases:
         t0 = time.time()
-        if ph in ("vae", "vae2"):
-            phase_vae(args, work, device, stage2_only=ph == "vae2")
+        if ph == "vae":
+            phase_vae(args, work, device)
         elif ph == "encode":
             phase_encode(args, work, device)
         elif ph == "unet":
             phase_unet(args, work, device)
-        elif ph == "unet2":
-            phase_unet2(args, work, device)
         elif ph == "decoder":
             phase_decoder(args, work, device)
         else:
             phase_export(args, work, out)
         times[ph] = round(time.time() - t0, 1)
         log(f"phase {ph} wall {times[ph]}s (threads={args.threads})")
+    times["total"] = round(time.time() - t_all, 1)
     log("phase times:", json.dumps(times))
 
 

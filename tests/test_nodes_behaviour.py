@@ -268,3 +268,21 @@ def test_trace_setting_is_part_of_the_cache_key(tiny_sd):
     assert bare.outputs[ids["unet"]]["trace"].num_steps == 0
     full = run_ok(executor, graph)
     assert ids["unet"] in full.executed and full.outputs[ids["unet"]]["trace"].num_steps == 2
+
+
+def test_auto_dtype_follows_the_model_folder_preference(tiny_sd, tmp_path):
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_sd, folder)
+    (folder / "latentgraph.json").write_text(json.dumps({"dtype": "bf16"}))
+    try:
+        assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.bfloat16
+        assert MODEL_CACHE.get(str(folder), "cpu", "fp32").unet.dtype == torch.float32  # explicit wins
+        (folder / "latentgraph.json").write_text(json.dumps({"dtype": "fp128"}))  # unknown: ignored
+        MODEL_CACHE.clear()
+        assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.float32
+    finally:
+        MODEL_CACHE.clear()
