@@ -362,6 +362,9 @@ def phase_export(args, work: Path, out: Path):
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
     sc = {k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"}
     sched = EulerDiscreteScheduler(**sc, timestep_spacing=DEFAULTS["timestep_spacing"])
+    # The keys SD's own scheduler configs carry for the other samplers: the Scheduler node builds
+    # DDIM/PNDM/... from this config, and DDIM's default clip_sample=True wrecks these latents.
+    sched.register_to_config(clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True)
     if args.half_weights:  # diffusers upcasts UNet/VAE on load; the small text encoder stays fp32
         unet, vae = unet.half(), vae.half()
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,

@@ -49,3 +49,25 @@ def test_colours_swap_sides_with_the_prompt(first, second):
     assert (one["left"]["colour"], one["right"]["colour"]) == (first, second)
     assert (two["left"]["colour"], two["right"]["colour"]) == (second, first)
     assert one["background"] == two["background"] == "white"
+
+
+def test_every_scheduler_draws_the_prompt_with_the_bundled_model():
+    """Each sampler is built from the model's scheduler config, so a config that leaves a
+    sampler's own defaults wrong (DDIM's clip_sample=True) shows up here as a wrong image."""
+    from shapes_world import analyse_image
+
+    from nodes.schedulers import SCHEDULERS
+
+    graph = workflow.load(workflows_dir() / "txt2img.json")
+    graph.set_param(graph.find_node("Positive prompt").id, "text", "a red square on a yellow background")
+    preview = graph.find_node("Preview image").id
+    executor = Executor()
+    wrong = {}
+    for name in SCHEDULERS:
+        graph.set_param(graph.find_node("Scheduler").id, "name", name)
+        result = executor.run(graph, targets=[preview])
+        assert result.status == "finished", (name, result.error and result.error.message)
+        seen = analyse_image(np.asarray(result.outputs[preview]["images"][0]))
+        if seen["background"] != "yellow" or not seen["object"] or seen["object"]["colour"] != "red":
+            wrong[name] = (seen["background"], seen["object"] and seen["object"]["colour"])
+    assert not wrong
