@@ -170,6 +170,37 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 # ----------------------------------------------------------------------------- phases
 
+def _fit_autoencoder(vae, params, args, rng, steps: int, lr: float, device, tag: str,
+                     train_encoder: bool) -> None:
+    """The shared VAE loop. With the encoder trained: posterior samples and the KL term; frozen:
+    decode posterior means, the latents the UNet learns to produce."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    t0 = time.time()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, 50)
+        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
+        if train_encoder:
+            post = vae.encode(x).latent_dist
+            z = post.sample()
+        else:
+            with torch.no_grad():
+                z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+        mse = F.mse_loss(rec, x)
+        loss = mse + args.vae_l1 * (rec - x).abs().mean()
+        if train_encoder:
+            kl = post.kl().mean()
+            loss = loss + args.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == steps - 1:
+            extra = f" kl {kl.item():.1f}" if train_encoder else ""
+            log(f"{tag} step {step} mse {mse.item():.5f}{extra} ({time.time() - t0:.0f}s)")
+    log(f"{tag} phase done in {time.time() - t0:.0f}s")
+
+
 def phase_vae(args, work: Path, device):
     """AutoencoderKL on freshly rendered scenes: MSE + L1 (sharp edges and star points) and a
     tiny KL (KL is summed over latent elements, the pixel losses averaged, so even 1e-6 makes
@@ -177,59 +208,27 @@ def phase_vae(args, work: Path, device):
     from diffusers import AutoencoderKL
 
     set_seed(args.seed)
-    rng = random.Random(args.seed)
     vae = AutoencoderKL(**vae_config(args)).to(device)
     log(f"VAE params {n_params(vae) / 1e6:.3f}M, latent {args.latent_channels}x"
         f"{W.IMAGE_SIZE // vae_factor(args)}^2")
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
-    t0 = time.time()
-    for step in range(args.vae_steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 50)
-        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
-        post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample()).sample
-        mse = F.mse_loss(rec, x)
-        kl = post.kl().mean()
-        loss = mse + args.vae_l1 * (rec - x).abs().mean() + args.vae_kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 200 == 0 or step == args.vae_steps - 1:
-            log(f"vae step {step} mse {mse.item():.5f} kl {kl.item():.1f} ({time.time() - t0:.0f}s)")
+    _fit_autoencoder(vae, list(vae.parameters()), args, random.Random(args.seed), args.vae_steps,
+                     args.vae_lr, device, "vae", train_encoder=True)
     vae.save_pretrained(work / "vae")
-    log(f"VAE phase done in {time.time() - t0:.0f}s")
 
 
 def phase_decoder(args, work: Path, device):
     """Encoder frozen (latents, scaling_factor and the UNet are unaffected): fine-tune only the
-    decoder on posterior means, the latents the UNet learns to produce, for sharper shapes."""
+    decoder for sharper shapes."""
     from diffusers import AutoencoderKL
 
     set_seed(args.seed + 20)
-    rng = random.Random(args.seed + 20)
     vae = AutoencoderKL.from_pretrained(work / "vae").to(device)
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
-    opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
-    t0 = time.time()
-    for step in range(args.dec_steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.dec_steps, args.dec_lr, 50)
-        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.mean
-        rec = vae.decode(z).sample
-        mse = F.mse_loss(rec, x)
-        loss = mse + args.vae_l1 * (rec - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 200 == 0 or step == args.dec_steps - 1:
-            log(f"decoder step {step} mse {mse.item():.5f} ({time.time() - t0:.0f}s)")
+    _fit_autoencoder(vae, params, args, random.Random(args.seed + 20), args.dec_steps, args.dec_lr,
+                     device, "decoder", train_encoder=False)
     vae.save_pretrained(work / "vae_dec")
-    log(f"decoder phase done in {time.time() - t0:.0f}s")
 
 
 @torch.no_grad()
