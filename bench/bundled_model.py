@@ -30,7 +30,12 @@ MODEL_DIR = ROOT / "resources/models/latentgraph-shapes"
 def load_defaults(model_dir: Path) -> dict:
     """The recommended settings the training script stored with the model (the same ones
     scripts/make_workflows.py puts into the bundled workflows)."""
-    return json.loads((model_dir / "latentgraph.json").read_text())
+    from nodes.models import model_settings
+
+    settings = model_settings(model_dir)
+    if not settings:
+        raise SystemExit(f"{model_dir}: no readable latentgraph.json (recommended settings)")
+    return settings
 
 
 def main():

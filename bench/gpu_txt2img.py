@@ -88,12 +88,14 @@ def build_model(folder: Path, configs: dict) -> Path:
     return folder
 
 
-def make_graph(folder: Path, device: str, size: int, steps: int, compile_mode: str = "off"):
+def make_graph(source: Path | str, device: str, size: int, steps: int, compile_mode: str = "off",
+               dtype: str = "auto", prompt: str = PROMPT, cfg: float = 7.5):
     from sd_graphs import txt2img_graph
 
-    graph, ids = txt2img_graph(str(folder), prompt=PROMPT, negative="", seed=0,
-                               scheduler="Euler", steps=steps, cfg=7.5, size=size)
+    graph, ids = txt2img_graph(str(source), prompt=prompt, negative="", seed=0,
+                               scheduler="Euler", steps=steps, cfg=cfg, size=size)
     graph.set_param(ids["load"], "device", device)
+    graph.set_param(ids["load"], "dtype", dtype)
     graph.set_param(ids["load"], "compile", compile_mode)
     return graph, ids
 
@@ -109,20 +111,11 @@ def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: 
     return time.perf_counter() - start
 
 
-def graph_image(source: Path | str, device: str, size: int, steps: int, dtype: str = "auto", **kw):
-    graph, ids = txt2img_graph_for(source, size, steps, **kw)
-    graph.set_param(ids["load"], "device", device)
-    graph.set_param(ids["load"], "dtype", dtype)
+def graph_image(source: Path | str, device: str, size: int, steps: int, **kw):
+    graph, ids = make_graph(source, device, size, steps, **kw)
     result = Executor().run(graph)
     assert result.status == "finished", result.error and result.error.traceback
     return np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
-
-
-def txt2img_graph_for(source, size: int, steps: int, prompt: str = PROMPT, cfg: float = 7.5):
-    from sd_graphs import txt2img_graph
-
-    return txt2img_graph(str(source), prompt=prompt, negative="", seed=0, scheduler="Euler",
-                         steps=steps, cfg=cfg, size=size)
 
 
 def pixel_diff(a, b) -> dict:
@@ -141,9 +134,10 @@ def precision_check(folder: Path) -> dict:
 
     out: dict = {}
     try:
+        from nodes.models import model_settings
         from nodes.paths import bundled_model_dir
 
-        defaults = json.loads((bundled_model_dir() / "latentgraph.json").read_text())
+        defaults = model_settings(bundled_model_dir())
         kw = dict(size=defaults["width"], steps=defaults["steps"], prompt=defaults["default_prompt"],
                   cfg=defaults["cfg"])
         out["bundled_fp16_vs_cpu_fp32"] = pixel_diff(graph_image("bundled", "cuda", **kw),
@@ -151,7 +145,7 @@ def precision_check(folder: Path) -> dict:
         size, steps = 256, 10
         cpu = graph_image(folder, "cpu", size, steps)
         out["sd15_graph_fp16_vs_cpu_fp32"] = pixel_diff(graph_image(folder, "cuda", size, steps), cpu)
-        out["sd15_graph_fp32_vs_cpu_fp32"] = pixel_diff(graph_image(folder, "cuda", size, steps, "fp32"), cpu)
+        out["sd15_graph_fp32_vs_cpu_fp32"] = pixel_diff(graph_image(folder, "cuda", size, steps, dtype="fp32"), cpu)
         images = {}
         for device, dtype in (("cuda", torch.float16), ("cpu", torch.float32)):
             pipe = StableDiffusionPipeline.from_pretrained(str(folder), dtype=dtype, safety_checker=None,
@@ -291,7 +285,7 @@ def main() -> None:
     # ---- graph, compiled ----
     compiled_s = compile_cold_s = compile_warm_s = None
     compiled_peak = 0.0
-    executor = None
+    executor = None  # drop the eager run's cached outputs (the closures above share this name)
     MODEL_CACHE.clear()
     peak_reset()
     try:

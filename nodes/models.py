@@ -137,19 +137,26 @@ def source_fingerprint(source: str) -> str:
     return "|".join(parts)
 
 
+def model_settings(path: Path) -> dict[str, Any]:
+    """A model folder's ``latentgraph.json``: its recommended settings (scheduler, steps, cfg,
+    size, prompt) and preferences such as ``dtype``; ``{}`` when there is none or it is unreadable."""
+    file = path / "latentgraph.json"
+    if not path.is_dir() or not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def preferred_dtype(path: Path) -> str | None:
-    """The dtype a model folder asks for in its ``latentgraph.json`` (``"dtype": "fp32"``), if any.
+    """The dtype a model folder asks for (``"dtype": "fp32"`` in its settings), if valid.
 
     The bundled model is tiny and trained in fp32; its fp16 image on a GPU was seen to differ
     from the fp32 one far more than rounding explains (docs/benchmarks.md), so it asks for fp32.
     """
-    file = path / "latentgraph.json" if path.is_dir() else None
-    if file is None or not file.is_file():
-        return None
-    try:
-        value = json.loads(file.read_text()).get("dtype")
-    except (ValueError, AttributeError):
-        return None
+    value = model_settings(path).get("dtype")
     return value if value in DTYPES else None
 
 

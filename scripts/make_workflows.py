@@ -12,6 +12,7 @@ sys.path.insert(0, str(ROOT))
 
 import nodes  # noqa: E402,F401
 from graphs import Graph, Link, workflow  # noqa: E402
+from nodes.models import model_settings  # noqa: E402
 from nodes.paths import bundled_model_dir  # noqa: E402
 from nodes.schedulers import SCHEDULERS  # noqa: E402
 
@@ -20,12 +21,9 @@ NAMESPACE = uuid.UUID("6b1f9a52-6c1d-4e0e-9a55-0d3c2b1f0a77")
 
 def defaults() -> dict:
     """Recommended settings stored with the bundled model (latentgraph.json)."""
-    base = {"scheduler": "Euler", "steps": 20, "cfg": 5.0, "width": 64, "height": 64,
-            "default_prompt": "a red circle and a blue square on a white background",
-            "negative_prompt": ""}
-    file = bundled_model_dir() / "latentgraph.json"
-    if file.is_file():
-        base.update(json.loads(file.read_text()))
+    base = model_settings(bundled_model_dir())
+    if not base:
+        raise SystemExit(f"{bundled_model_dir()}: no latentgraph.json; train or restore the bundled model first")
     # The model folder names a diffusers class; the Scheduler node takes the UI name.
     if base["scheduler"] not in SCHEDULERS:
         base["scheduler"] = next(name for name, (cls, fixed) in SCHEDULERS.items()

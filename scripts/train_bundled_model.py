@@ -72,7 +72,10 @@ def unet_config(args) -> dict:
 TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                    max_position_embeddings=MAX_TOKENS, hidden_act="quick_gelu")
 SCHED_CONFIG = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
-                    prediction_type="v_prediction", steps_offset=1, clip_sample=False)
+                    prediction_type="v_prediction", steps_offset=1)
+# Keys SD's own scheduler configs carry for the other samplers: the Scheduler node builds
+# DDIM/PNDM/... from the exported config, and DDIM's default clip_sample=True wrecks these latents.
+SAMPLER_CONFIG = dict(clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True)
 
 DEFAULTS = {
     "scheduler": "EulerDiscreteScheduler",
@@ -359,11 +362,8 @@ def phase_export(args, work: Path, out: Path):
     unet = UNet2DConditionModel.from_pretrained(work / "unet_ema")
     text = CLIPTextModel.from_pretrained(work / "text_ema")
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
-    sc = {k: v for k, v in SCHED_CONFIG.items() if k != "clip_sample"}
-    sched = EulerDiscreteScheduler(**sc, timestep_spacing=DEFAULTS["timestep_spacing"])
-    # The keys SD's own scheduler configs carry for the other samplers: the Scheduler node builds
-    # DDIM/PNDM/... from this config, and DDIM's default clip_sample=True wrecks these latents.
-    sched.register_to_config(clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True)
+    sched = EulerDiscreteScheduler(**SCHED_CONFIG, timestep_spacing=DEFAULTS["timestep_spacing"])
+    sched.register_to_config(**SAMPLER_CONFIG)
     if args.half_weights:  # diffusers upcasts UNet/VAE on load; the small text encoder stays fp32
         unet, vae = unet.half(), vae.half()
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,

@@ -281,8 +281,9 @@ def test_auto_dtype_follows_the_model_folder_preference(tiny_sd, tmp_path):
     try:
         assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.bfloat16
         assert MODEL_CACHE.get(str(folder), "cpu", "fp32").unet.dtype == torch.float32  # explicit wins
-        (folder / "latentgraph.json").write_text(json.dumps({"dtype": "fp128"}))  # unknown: ignored
-        MODEL_CACHE.clear()
-        assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.float32
+        for text in (json.dumps({"dtype": "fp128"}), "{not json", "[1]"):  # unknown or unreadable: ignored
+            (folder / "latentgraph.json").write_text(text)
+            MODEL_CACHE.clear()
+            assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.float32
     finally:
         MODEL_CACHE.clear()
