@@ -13,6 +13,7 @@ the image-analysis scorer in ``scripts/shapes_world.py`` and prints a JSON line 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import random
 import statistics
@@ -84,6 +85,7 @@ def main():
     totals: dict[str, list[bool]] = {}
     per_template: dict[str, dict[str, list[bool]]] = {}
     times = []
+    asked_for = {shape: collections.Counter() for shape in W.SHAPES}  # shape asked -> shape seen
     grid_cells = []
     t_all = time.time()
     for i, sc in enumerate(scenes):
@@ -94,6 +96,8 @@ def main():
                        guidance_scale=cfg, height=d["height"], width=d["width"], generator=g).images[0]
             times.append(time.perf_counter() - t0)
             res = W.score_image(sc, img)
+            for obj, seen in zip(sc.objects, W.objects_seen(sc, res["analysis"])):
+                asked_for[obj.shape][seen["shape"] if seen else "nothing"] += 1
             for k, v in res.items():
                 if k == "analysis":
                     continue
@@ -127,6 +131,9 @@ def main():
                                       for x in per_template.get(t, {}).get("shape", [])]),
         "shape_accuracy_two": acc(per_template.get("two", {}).get("shape", [])),
         "colour_accuracy_two": acc(per_template.get("two", {}).get("colour", [])),
+        "shape_accuracy_by_shape": {shape: round(seen[shape] / max(1, sum(seen.values())), 4)
+                                    for shape, seen in asked_for.items()},
+        "shape_confusion": {shape: dict(seen) for shape, seen in asked_for.items()},
         "seconds_per_image": round(statistics.median(times), 4),
         "images": len(times),
         "prompts_per_template": args.per_template,

@@ -331,6 +331,13 @@ def analyse_image(img, two: bool = False) -> dict:
     return out
 
 
+def objects_seen(scene: Scene, analysis: dict) -> list[dict | None]:
+    """The analysed object for each of ``scene.objects`` (None where nothing was found)."""
+    if scene.template == "two":
+        return [analysis["left"], analysis["right"]]
+    return [analysis["object"]]
+
+
 def size_of(r: dict) -> str:
     return "big" if r["area"] > 200 else "small"
 
@@ -380,9 +387,7 @@ if __name__ == "__main__":
         for k, v in r.items():
             if k != "analysis":
                 tot.setdefault(k, []).extend(v)
-        an = r["analysis"]
-        objs = [an["left"], an["right"]] if sc.template == "two" else [an["object"]]
-        for o, g in zip(sc.objects, objs):
+        for o, g in zip(sc.objects, objects_seen(sc, r["analysis"])):
             if g:
                 fills[o.shape].append((g["fill"], g["solidity"]))
     for k, v in tot.items():
