@@ -348,22 +348,17 @@ def score_image(scene: Scene, img) -> dict:
     Lists of booleans so that two-object scenes count both objects for colour/shape.
     """
     res = analyse_image(img, two=scene.template == "two")
-    sc = {"background": [res["background"] == scene.background], "colour": [], "shape": []}
-    if scene.template == "two":
-        left, right = res["left"], res["right"]
-        for o, got in ((scene.objects[0], left), (scene.objects[1], right)):
-            sc["colour"].append(bool(got) and got["colour"] == o.colour)
-            sc["shape"].append(bool(got) and got["shape"] == o.shape)
-        sc["binding"] = [bool(left) and bool(right) and left["colour"] == scene.objects[0].colour
-                         and right["colour"] == scene.objects[1].colour]
-    else:
-        o, got = scene.objects[0], res["object"]
-        sc["colour"].append(bool(got) and got["colour"] == o.colour)
-        sc["shape"].append(bool(got) and got["shape"] == o.shape)
-        if scene.template == "position":
-            sc["position"] = [bool(got) and position_of(got["cx"], got["cy"]) == scene.position]
-        if scene.template == "size":
-            sc["size"] = [bool(got) and size_of(got) == scene.size]
+    seen = objects_seen(scene, res)
+    sc = {"background": [res["background"] == scene.background],
+          "colour": [bool(got) and got["colour"] == o.colour for o, got in zip(scene.objects, seen)],
+          "shape": [bool(got) and got["shape"] == o.shape for o, got in zip(scene.objects, seen)]}
+    got = seen[0]
+    if scene.template == "two":  # binding: both objects found, each colour on its own side
+        sc["binding"] = [all(sc["colour"])]
+    if scene.template == "position":
+        sc["position"] = [bool(got) and position_of(got["cx"], got["cy"]) == scene.position]
+    if scene.template == "size":
+        sc["size"] = [bool(got) and size_of(got) == scene.size]
     sc["analysis"] = res
     return sc
 

@@ -253,14 +253,14 @@ def phase_encode(args, work: Path, device):
     rng = random.Random(args.seed + 1)
     vae = AutoencoderKL.from_pretrained(work / "vae").to(device).eval()
     t0 = time.time()
-    lat, caps, rgb_small, edges = [], [], [], []
+    lat, caps, rgb_small, outlines = [], [], [], []
     bs = 100
     factor = vae_factor(args)
     for i in range(0, args.dataset_size, bs):
         scenes = [W.sample_scene(rng) for _ in range(min(bs, args.dataset_size - i))]
         x = render_tensor(scenes).to(device)
         lat.append(vae.encode(x).latent_dist.mean.cpu())
-        edges.append(outline_mask(x, factor).cpu())
+        outlines.append(outline_mask(x, factor).cpu())
         caps.extend(s.caption for s in scenes)
         if i < 4000:
             rgb_small.append(F.avg_pool2d(x, factor).cpu())
@@ -281,9 +281,9 @@ def phase_encode(args, work: Path, device):
     latent_rgb = {"latent_space": "scaled", "matrix": sol[:channels].tolist(), "bias": sol[channels].tolist(),
                   "note": "preview_rgb = clamp(latent^T . matrix + bias, -1, 1); latent as the UNet sees it "
                           "(already multiplied by vae.config.scaling_factor)"}
-    edges = torch.cat(edges)
-    log(f"outline cells: {edges.float().mean().item():.1%} of the latent")
-    torch.save({"latents": lat, "captions": caps, "scaling_factor": scaling, "outlines": edges},
+    outlines = torch.cat(outlines)
+    log(f"outline cells: {outlines.float().mean().item():.1%} of the latent")
+    torch.save({"latents": lat, "captions": caps, "scaling_factor": scaling, "outlines": outlines},
                work / "dataset.pt")
     (work / "latent_rgb.json").write_text(json.dumps(latent_rgb, indent=2))
 
@@ -314,7 +314,8 @@ def phase_unet(args, work: Path, device):
     Outline weighting: a circle and a square of the same size and colour differ in a few latent
     cells at their corners, a small share of a plain MSE, so shape is learned last (the same
     run without it: squares drawn round, stars never). Weighting the cells within one cell of
-    an object's outline (1 + ``--outline-weight``, about a quarter of the latent) fixes that.
+    an object's outline (1 + ``--outline-weight``, about a quarter of the latent) raised shape
+    accuracy from 0.48 to 0.64 at the same cost (docs/benchmarks.md).
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
