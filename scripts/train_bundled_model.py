@@ -192,7 +192,12 @@ def _fit_autoencoder(vae, params, args, rng, steps: int, lr: float, device, tag:
                 z = vae.encode(x).latent_dist.mean
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
-        loss = mse + args.vae_l1 * (rec - x).abs().mean()
+        if args.vae_outline_weight > 0:  # star points and corners are a few pixels of the image
+            w = 1.0 + args.vae_outline_weight * outline_mask(x, 1).float()
+            err = (rec - x) ** 2 + args.vae_l1 * (rec - x).abs()
+            loss = (err * w).mean() / w.mean()
+        else:
+            loss = mse + args.vae_l1 * (rec - x).abs().mean()
         if train_encoder:
             kl = post.kl().mean()
             loss = loss + args.vae_kl * kl
@@ -236,8 +241,8 @@ def phase_decoder(args, work: Path, device):
 
 
 def outline_mask(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Latent cells (N, 1, H/factor, W/factor) within one cell of a colour edge of the image:
-    where the shape of an object is decided."""
+    """Cells of ``factor`` x ``factor`` pixels (N, 1, H/factor, W/factor) within one cell of a colour
+    edge of the image: where the shape of an object is decided."""
     dy = (x[:, :, 1:] - x[:, :, :-1]).abs().amax(1, keepdim=True)
     dx = (x[..., 1:] - x[..., :-1]).abs().amax(1, keepdim=True)
     edge = F.pad(dy, (0, 0, 0, 1)).maximum(F.pad(dx, (0, 1))) > 0.1
@@ -422,6 +427,8 @@ def main():
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--vae-l1", type=float, default=0.5)
     ap.add_argument("--vae-kl", type=float, default=1e-7)
+    ap.add_argument("--vae-outline-weight", type=float, default=0.0,
+                    help="extra VAE loss weight on pixels next to colour edges (experimental)")
     ap.add_argument("--dec-steps", type=int, default=400)
     ap.add_argument("--dec-lr", type=float, default=3e-4)
     ap.add_argument("--dataset-size", type=int, default=24000)
