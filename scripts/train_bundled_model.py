@@ -193,9 +193,8 @@ def _fit_autoencoder(vae, params, args, rng, steps: int, lr: float, device, tag:
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
         if args.vae_outline_weight > 0:  # star points and corners are a few pixels of the image
-            w = 1.0 + args.vae_outline_weight * outline_mask(x, 1).float()
             err = (rec - x) ** 2 + args.vae_l1 * (rec - x).abs()
-            loss = (err * w).mean() / w.mean()
+            loss = outline_weighted_mean(err, outline_mask(x, 1), args.vae_outline_weight)
         else:
             loss = mse + args.vae_l1 * (rec - x).abs().mean()
         if train_encoder:
@@ -248,6 +247,13 @@ def outline_mask(x: torch.Tensor, factor: int) -> torch.Tensor:
     edge = F.pad(dy, (0, 0, 0, 1)).maximum(F.pad(dx, (0, 1))) > 0.1
     cells = F.max_pool2d(edge.float(), factor)
     return F.max_pool2d(cells, 3, stride=1, padding=1).bool()
+
+
+def outline_weighted_mean(err: torch.Tensor, outlines: torch.Tensor, weight: float) -> torch.Tensor:
+    """Mean of ``err`` with the outline cells weighted 1 + ``weight``, normalised to mean weight 1
+    so the learning rate means the same with and without it."""
+    w = 1.0 + weight * outlines.float()
+    return (err * w).mean() / w.mean()
 
 
 @torch.no_grad()
@@ -329,7 +335,12 @@ def phase_unet(args, work: Path, device):
     data = torch.load(work / "dataset.pt", weights_only=True)
     lat = data["latents"] * data["scaling_factor"]
     caps = data["captions"]
-    outlines = data["outlines"] if args.outline_weight > 0 else None
+    outlines = None
+    if args.outline_weight > 0:
+        if "outlines" not in data:
+            raise SystemExit(f"{work / 'dataset.pt'} has no outline masks (made before --outline-weight): "
+                             "rerun --phase encode")
+        outlines = data["outlines"]
     tok = build_tokenizer(W.all_caption_words())
     ids_all = tokenize(tok, caps)
     empty_ids = tokenize(tok, [""])[0]
@@ -362,9 +373,8 @@ def phase_unet(args, work: Path, device):
         pred = unet(xt, t, text(ids.to(device))[0]).sample
         if outlines is None:
             loss = F.mse_loss(pred, target)
-        else:  # shape lives on the outlines: weight them up, keep the mean weight 1
-            w = 1.0 + args.outline_weight * outlines[idx].to(device).float()
-            loss = ((pred - target) ** 2 * w).mean() / w.mean()
+        else:
+            loss = outline_weighted_mean((pred - target) ** 2, outlines[idx].to(device), args.outline_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
