@@ -83,7 +83,7 @@ DEFAULTS = {
     "scheduler": "EulerDiscreteScheduler",
     "timestep_spacing": "trailing",
     "steps": 20,
-    "cfg": 3.0,
+    "cfg": 2.5,
     "width": 64,
     "height": 64,
     "default_prompt": "a red circle and a blue square on a white background",
