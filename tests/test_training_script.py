@@ -43,7 +43,8 @@ def test_exported_folder_loads_offline_and_draws(trained):
     image = pipe("a red star on a white background", num_inference_steps=2, height=64, width=64,
                  generator=torch.Generator("cpu").manual_seed(0)).images[0]
     assert image.size == (64, 64)
-    assert pipe.vae.config.scaling_factor != 0.18215  # measured from the latents, not SD's
+    data = torch.load(trained[0] / "dataset.pt", weights_only=True)
+    assert pipe.vae.config.scaling_factor == pytest.approx(1 / data["latents"].std().item())
     rgb = json.loads((out / "latent_rgb.json").read_text())
     assert len(rgb["matrix"]) == pipe.unet.config.in_channels and len(rgb["bias"]) == 3
     assert json.loads((out / "latentgraph.json").read_text())["default_prompt"]
@@ -70,3 +71,21 @@ def test_decoder_fine_tune_keeps_the_encoder(trained):
     tuned = [k for k in before if k.startswith("decoder.")]
     assert frozen and all(before[k].equal(after[k]) for k in frozen)
     assert any(not before[k].equal(after[k]) for k in tuned)
+
+
+def test_outline_mask_marks_the_cells_along_an_object_edge():
+    """The UNet and decoder losses weight these cells; they must follow the object's outline."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import shapes_world as W
+    from train_bundled_model import outline_mask
+
+    scene = W.Scene("single", "white", [W.Obj("square", "red", 32.0, 32.0, 12.0)], "a red square")
+    x = torch.from_numpy(W.to_tensor_range(W.render_batch([scene])))
+    cells = outline_mask(x, 4)[0, 0]  # 16x16 latent cells; the square spans pixels 20..44
+    assert cells.shape == (16, 16)
+    assert cells[5, 8] and cells[8, 5] and cells[10, 8] and cells[5, 5]  # edges and a corner
+    assert not cells[8, 8] and not cells[7, 7]  # the inside, two cells from any edge
+    assert not cells[0, 0] and not cells[15, 15] and not cells[2, 8]  # plain background
+    assert cells.float().mean() < 0.5
