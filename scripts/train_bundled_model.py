@@ -176,27 +176,23 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 # ----------------------------------------------------------------------------- phases
 
 def _fit_autoencoder(vae, params, args, rng, steps: int, lr: float, device, tag: str,
-                     train_encoder: bool, outline_weight: float, latent_source=None) -> None:
+                     train_encoder: bool, outline_weight: float) -> None:
     """The shared VAE loop. With the encoder trained: posterior samples and the KL term; frozen:
-    decode posterior means, the latents the UNet learns to produce, or what ``latent_source(scenes,
-    means)`` makes of them. ``outline_weight`` > 0 weights the pixels next to colour edges
-    1 + ``outline_weight``: star points and corners are a few pixels of the image, a small share of
-    a plain mean."""
+    decode posterior means, the latents the UNet learns to produce. ``outline_weight`` > 0 weights
+    the pixels next to colour edges 1 + ``outline_weight``: star points and corners are a few
+    pixels of the image, a small share of a plain mean."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     t0 = time.time()
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, 50)
-        scenes = [W.sample_scene(rng) for _ in range(args.vae_batch)]
-        x = render_tensor(scenes).to(device)
+        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
         if train_encoder:
             post = vae.encode(x).latent_dist
             z = post.sample()
         else:
             with torch.no_grad():
                 z = vae.encode(x).latent_dist.mean
-                if latent_source is not None:
-                    z = latent_source(scenes, z)
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
         if outline_weight > 0:
@@ -236,9 +232,8 @@ def phase_decoder(args, work: Path, device):
     decoder for sharper shapes. The latents keep more of the shape than a plainly trained decoder
     draws: weighting the outline pixels (``--dec-outline-weight``, 1,000 steps) lifted
     encode-decode shape accuracy on the benchmark scenes from 0.84 to 0.95, stars 0.48 -> 0.83.
-
-    The decoder also learns from the latents the sampler actually ends on
-    (``--dec-sampler-share`` of each batch, see ``SamplerEnding``), so it runs after the UNet."""
+    (Also training it on the latents the sampler's last steps end on did not help: fab7b40 and
+    docs/benchmarks.md.)"""
     from diffusers import AutoencoderKL
 
     set_seed(args.seed + 20)
@@ -246,66 +241,9 @@ def phase_decoder(args, work: Path, device):
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
-    ending = None
-    if args.dec_sampler_share > 0:
-        ending = SamplerEnding(work, device, args.dec_sampler_share, args.dec_sampler_steps, args.seed + 21)
     _fit_autoencoder(vae, params, args, random.Random(args.seed + 20), args.dec_steps, args.dec_lr,
-                     device, "decoder", train_encoder=False, outline_weight=args.dec_outline_weight,
-                     latent_source=ending)
+                     device, "decoder", train_encoder=False, outline_weight=args.dec_outline_weight)
     vae.save_pretrained(work / "vae_dec")
-
-
-class SamplerEnding:
-    """Replace part of a batch of encoder latents with where the default sampler ends from them.
-
-    Re-noising a true latent to the sampler's step ``steps - k`` and running the last k steps
-    (Euler, trailing spacing, the default CFG, the scene's caption, the trained EMA UNet) shows
-    where generated shapes lose their corners: on the 400 benchmark scenes encode -> decode scores
-    shape 0.95, after the last step 0.92, after the last 3 steps 0.85 (squares 0.99 -> 0.73), after
-    10 steps 0.77, as low as full generations. At that little noise the layout and colours stay put,
-    so the original image is still the right target: the decoder learns to draw the corners and
-    star points the last denoising steps blur. ``k`` is drawn from 1..``max_steps`` per batch.
-    """
-
-    def __init__(self, work: Path, device, share: float, max_steps: int, seed: int):
-        from diffusers import EulerDiscreteScheduler, UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        self.device, self.share, self.max_steps = device, share, max_steps
-        self.unet = UNet2DConditionModel.from_pretrained(work / "unet_ema").to(device).eval()
-        self.text = CLIPTextModel.from_pretrained(work / "text_ema").to(device).eval()
-        self.tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
-        self.scaling = float(torch.load(work / "dataset.pt", weights_only=True)["scaling_factor"])
-        sched = EulerDiscreteScheduler(**SCHED_CONFIG, timestep_spacing=DEFAULTS["timestep_spacing"])
-        sched.set_timesteps(DEFAULTS["steps"])
-        self.sigmas, self.timesteps = sched.sigmas.tolist(), sched.timesteps.to(device)
-        self.cfg = DEFAULTS["cfg"]
-        self.gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            self.uncond = self.text(tokenize(self.tok, [""]).to(device))[0]
-
-    @torch.no_grad()
-    def __call__(self, scenes, z: torch.Tensor) -> torch.Tensor:
-        n = round(len(scenes) * self.share)
-        if n == 0:
-            return z
-        steps = len(self.timesteps)
-        k = int(torch.randint(1, self.max_steps + 1, (1,), generator=self.gen))
-        start = steps - k
-        noise = torch.randn(z[:n].shape, generator=self.gen).to(self.device)
-        x = z[:n] * self.scaling + self.sigmas[start] * noise
-        cond = self.text(tokenize(self.tok, [s.caption for s in scenes[:n]]).to(self.device))[0]
-        context = torch.cat([self.uncond.expand(n, -1, -1), cond])
-        for i in range(start, steps):
-            sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
-            inp = x / math.sqrt(sigma ** 2 + 1)
-            v_uncond, v_cond = self.unet(torch.cat([inp, inp]), self.timesteps[i], context).sample.chunk(2)
-            v = v_uncond + self.cfg * (v_cond - v_uncond)
-            denoised = x / (sigma ** 2 + 1) - v * sigma / math.sqrt(sigma ** 2 + 1)  # v-prediction
-            x = x + (x - denoised) / sigma * (sigma_next - sigma)  # Euler; the last step lands on `denoised`
-        out = z.clone()
-        out[:n] = x / self.scaling
-        return out
 
 
 def outline_mask(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -526,11 +464,6 @@ def main():
     ap.add_argument("--dec-outline-weight", type=float, default=4.0,
                     help="extra decoder fine-tune loss weight on pixels next to colour edges")
     ap.add_argument("--dec-lr", type=float, default=3e-4)
-    ap.add_argument("--dec-sampler-share", type=float, default=0.0,
-                    help="share of each decoder batch decoded from where the sampler's last steps end "
-                         "(needs the trained UNet); 0 = encoder latents only")
-    ap.add_argument("--dec-sampler-steps", type=int, default=6,
-                    help="those endings run the sampler's last 1..N steps from the re-noised latents")
     ap.add_argument("--dataset-size", type=int, default=24000)
     ap.add_argument("--unet-blocks", type=_ints, default=[32, 64, 128])
     ap.add_argument("--unet-steps", type=int, default=5400)
