@@ -324,9 +324,10 @@ class Ema:
 
 def sample_timesteps(n: int, g: torch.Generator, split: int, low_share: float) -> torch.Tensor:
     """Training timesteps in [0, 1000): a ``low_share`` of them below ``split``, the rest above,
-    uniform within each part (``low_share = split / 1000`` is plain uniform sampling). The shape of
-    an object is decided below t ~ 500 (re-noising true latents to t = 149 and denoising loses a
-    quarter of the squares' corners), colour and layout above, and those are already learned."""
+    uniform within each part (``low_share = split / 1000`` is plain uniform sampling, the default).
+    The shape of an object is lost below t ~ 500 (scripts/probe_sampler_endings.py), colour and
+    layout are decided above and already right, hence the option; 0.65 together with outline
+    weight 12 scored worse than the shipped recipe (docs/benchmarks.md)."""
     if abs(low_share * 1000 - split) < 1e-9:  # uniform: the draws every earlier model was trained with
         return torch.randint(0, 1000, (n,), generator=g)
     low = torch.rand(n, generator=g) < low_share
