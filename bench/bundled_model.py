@@ -39,6 +39,22 @@ def load_defaults(model_dir: Path) -> dict:
     return settings
 
 
+def load_pipeline(model_dir: Path, pipeline_cls=None, scheduler: str | None = None,
+                  spacing: str | None = None, scheduler_kwargs: dict | None = None):
+    """``pipeline_cls`` (default StableDiffusionPipeline) from the model folder with the scheduler
+    its settings recommend (or the one named), progress bars off."""
+    import diffusers
+
+    settings = load_defaults(model_dir)
+    pipe = (pipeline_cls or diffusers.StableDiffusionPipeline).from_pretrained(str(model_dir))
+    sched_cls = getattr(diffusers, scheduler or settings["scheduler"])
+    pipe.scheduler = sched_cls.from_config(pipe.scheduler.config,
+                                           timestep_spacing=spacing or settings.get("timestep_spacing", "trailing"),
+                                           **(scheduler_kwargs or {}))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(MODEL_DIR))
@@ -60,10 +76,8 @@ def main():
     if args.quick:
         args.per_template, args.seeds = 8, 1
 
-    import diffusers
     import numpy as np
     import torch
-    from diffusers import StableDiffusionPipeline
     from PIL import Image
 
     torch.set_num_threads(args.threads)
@@ -74,11 +88,8 @@ def main():
     sched_name = args.scheduler or d["scheduler"]
     spacing = args.timestep_spacing or d.get("timestep_spacing", "trailing")
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir))
     extra = json.loads(args.scheduler_kwargs) if args.scheduler_kwargs else {}
-    pipe.scheduler = getattr(diffusers, sched_name).from_config(pipe.scheduler.config, timestep_spacing=spacing,
-                                                                **extra)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(model_dir, scheduler=sched_name, spacing=spacing, scheduler_kwargs=extra)
     pipe.to(args.device)
 
     scenes = W.eval_scenes(random.Random(args.prompt_seed), args.per_template)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 import shapes_world as W  # noqa: E402
+from bench.bundled_model import load_defaults, load_pipeline  # noqa: E402
 
 
 def main():
@@ -31,37 +32,30 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    import diffusers
     import numpy as np
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from nodes.models import model_settings
-
     torch.set_num_threads(args.threads)
-    d = model_settings(Path(args.model))
-    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(args.model)
-    pipe.scheduler = getattr(diffusers, d["scheduler"]).from_config(pipe.scheduler.config,
-                                                                     timestep_spacing=d["timestep_spacing"])
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(Path(args.model), StableDiffusionImg2ImgPipeline)
+    d = load_defaults(Path(args.model))
     scenes = W.eval_scenes(random.Random(args.prompt_seed), args.per_template)
     results = {}
     for k in [int(v) for v in args.ks.split(",")]:
         per_shape: dict[str, list[bool]] = {}
         for i, sc in enumerate(scenes):
             img = W.render(sc)
-            if k == 0:
+            if k == 0:  # the pipeline's own image conversions, without any denoising step
                 with torch.no_grad():
-                    x = torch.from_numpy(W.to_tensor_range(np.asarray(img)[None]))
+                    x = pipe.image_processor.preprocess(img)
                     rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
-                out = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()[0]
+                out = pipe.image_processor.postprocess(rec, output_type="pil")[0]
             else:  # img2img runs int(steps * strength) final steps; the epsilon guards the rounding
                 out = pipe(sc.caption, image=img, strength=min(1.0, k / d["steps"] + 1e-6),
                            num_inference_steps=d["steps"], guidance_scale=d["cfg"],
                            generator=torch.Generator().manual_seed(i)).images[0]
-            res = W.score_image(sc, out)
-            for obj, seen in zip(sc.objects, W.objects_seen(sc, res["analysis"])):
-                per_shape.setdefault(obj.shape, []).append(bool(seen) and seen["shape"] == obj.shape)
+            for obj, right in zip(sc.objects, W.score_image(sc, out)["shape"]):
+                per_shape.setdefault(obj.shape, []).append(right)
         every = [v for vs in per_shape.values() for v in vs]
         results[k] = {"shape": round(float(np.mean(every)), 4),
                       **{s: round(float(np.mean(v)), 4) for s, v in per_shape.items()}}

@@ -102,5 +102,5 @@ def test_timestep_sampling_puts_the_asked_share_below_the_split():
     assert 0.63 < (t < 500).float().mean().item() < 0.67
     assert 0.3 < (t < 250).float().mean().item() < 0.35  # uniform within the low part
     # the uniform setting keeps the exact draws of the models trained before the option existed
-    uniform = sample_timesteps(64, torch.Generator().manual_seed(1), 500, 0.5)
+    uniform = sample_timesteps(64, torch.Generator().manual_seed(1), 500, None)
     assert uniform.equal(torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(1)))
