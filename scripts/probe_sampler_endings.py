@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 import shapes_world as W  # noqa: E402
+
 from bench.bundled_model import load_defaults, load_pipeline  # noqa: E402
 
 
