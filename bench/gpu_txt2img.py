@@ -100,15 +100,33 @@ def make_graph(source: Path | str, device: str, size: int, steps: int, compile_m
     return graph, ids
 
 
-def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: str) -> float:
-    """Load + compile + first image, as a fresh launch experiences it."""
+def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: str) -> dict:
+    """Load + compile + first image, as a fresh launch experiences it, and where it goes:
+    the model load, then the first run (tracing, compiling or loading compiled code, capturing
+    CUDA graphs) and a second run for comparison."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     start = time.perf_counter()
+    MODEL_CACHE.get(str(folder), device, "auto", "", mode)
+    sync()
+    loaded = time.perf_counter()
     graph, _ = make_graph(folder, device, size, steps, mode)
-    result = Executor().run(graph)
+    executor = Executor()
+    result = executor.run(graph)
     assert result.status == "finished", result.error
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    sync()
+    first = time.perf_counter()
+    executor.clear_cache()
+    executor.run(graph)
+    sync()
+    out = {"first_image_s": first - start, "load_s": round(loaded - start, 2),
+           "first_run_s": round(first - loaded, 2), "second_run_s": round(time.perf_counter() - first, 3)}
+    if mode.startswith("compile"):  # where the compile time goes, and whether the disk caches hit
+        from torch._dynamo.utils import compile_times, counters
+
+        out["compile_times"] = str(compile_times(repr="str", aggregate=True))[-3000:]
+        out["cache_counters"] = {f"{group}.{name}": value for group in ("inductor", "aot_autograd")
+                                 for name, value in counters[group].items() if "cache" in name}
+    return out
 
 
 def graph_image(source: Path | str, device: str, size: int, steps: int, **kw):
@@ -162,6 +180,69 @@ def precision_check(folder: Path) -> dict:
     return out
 
 
+def bundled_divergence() -> dict:
+    """Where the bundled model's low-precision GPU image leaves the CPU fp32 one: each component
+    on the same inputs (relative error ||gpu - cpu|| / ||cpu||), then whole images per dtype,
+    fp16 also with cuBLAS' reduced-precision fp16 reductions switched off."""
+    from nodes.diffusion import encode_text
+    from nodes.models import model_settings
+    from nodes.paths import bundled_model_dir
+
+    out: dict = {}
+    try:
+        defaults = model_settings(bundled_model_dir())
+        reference = MODEL_CACHE.get("bundled", "cpu", "fp32")
+        embeds = encode_text(reference.clip, defaults["default_prompt"]).embeds
+        scale = reference.vae.scale_factor
+        latent = torch.randn(2, 4, defaults["height"] // scale, defaults["width"] // scale,
+                             generator=torch.Generator().manual_seed(0))
+        timesteps = (999.0, 500.0, 50.0)
+
+        def components(loaded) -> dict:
+            device, dtype = loaded.unet.device, loaded.unet.dtype
+            with torch.inference_mode():
+                text = encode_text(loaded.clip, defaults["default_prompt"]).embeds.float().cpu()
+                unet = [loaded.unet.predict(latent.to(device, dtype), torch.tensor(t, device=device),
+                                            embeds.repeat(2, 1, 1).to(device, dtype)).float().cpu()
+                        for t in timesteps]
+                vae = loaded.vae.vae
+                image = vae.decode(latent[:1].to(device, dtype) / vae.config.scaling_factor,
+                                   return_dict=False)[0].float().cpu()
+            return {"text": text, "unet": unet, "vae": image}
+
+        def rel(a, b) -> float:
+            return round(float((a - b).norm() / b.norm()), 6)
+
+        ref = components(reference)
+        size, steps, cfg = defaults["width"], defaults["steps"], defaults["cfg"]
+        cpu_image = graph_image("bundled", "cpu", size, steps, prompt=defaults["default_prompt"],
+                                cfg=cfg, dtype="fp32")
+        for dtype in ("fp32", "fp16", "bf16"):
+            got = components(MODEL_CACHE.get("bundled", "cuda", dtype))
+            row = {"text_rel": rel(got["text"], ref["text"]), "vae_rel": rel(got["vae"], ref["vae"])}
+            for t, a, b in zip(timesteps, got["unet"], ref["unet"]):
+                row[f"unet_t{int(t)}_rel"] = rel(a, b)
+            row["image_vs_cpu_fp32"] = pixel_diff(
+                graph_image("bundled", "cuda", size, steps, prompt=defaults["default_prompt"],
+                            cfg=cfg, dtype=dtype), cpu_image)
+            out[dtype] = row
+        matmul = torch.backends.cuda.matmul
+        saved = matmul.allow_fp16_reduced_precision_reduction
+        matmul.allow_fp16_reduced_precision_reduction = False
+        try:
+            out["fp16_full_precision_reduction_image_vs_cpu_fp32"] = pixel_diff(
+                graph_image("bundled", "cuda", size, steps, prompt=defaults["default_prompt"],
+                            cfg=cfg, dtype="fp16"), cpu_image)
+        finally:
+            matmul.allow_fp16_reduced_precision_reduction = saved
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        out["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    return out
+
+
 _T0 = time.perf_counter()
 
 
@@ -184,14 +265,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-dir", type=Path)
     parser.add_argument("--compile-mode", default="compile + CUDA graphs",
-                        choices=("off", "compile", "compile + CUDA graphs"))
+                        choices=("off", "compile", "compile + CUDA graphs"),
+                        help="the compiled mode to time; off skips it")
     parser.add_argument("--child-first-image", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision-only", action="store_true", help="only the GPU-vs-CPU check")
     parser.add_argument("--partial", type=Path, help="write the numbers so far here after each phase")
     args = parser.parse_args()
     device = "cpu" if args.tiny and args.device != "cuda" else args.device
     size = args.size or (64 if args.tiny else 512)
-    compile_mode = args.compile_mode if device == "cuda" else "compile"
+    # On the CPU there are no CUDA graphs: "compile" stands in; "off" skips the compiled part.
+    compile_mode = args.compile_mode if device == "cuda" or args.compile_mode == "off" else "compile"
     folder = args.model_dir or Path(tempfile.gettempdir()) / (
         "latentgraph_bench_tiny" if args.tiny else "latentgraph_bench_sd15")
     build_model(folder, TINY if args.tiny else SD15)
@@ -201,8 +284,7 @@ def main() -> None:
         print(json.dumps(precision_check(folder)))
         return
     if args.child_first_image:
-        print(json.dumps({"first_image_s": first_image_seconds(folder, device, size, args.steps,
-                                                               compile_mode)}))
+        print(json.dumps(first_image_seconds(folder, device, size, args.steps, compile_mode)))
         return
 
     cuda = device == "cuda"
@@ -244,73 +326,93 @@ def main() -> None:
     pipe = None  # free its memory before the graph runs
     peak_reset()
 
-    # ---- graph, eager ----
-    graph, ids = make_graph(folder, device, size, args.steps)
-    executor = Executor()
+    # ---- the graph in each mode: eager, CUDA graphs (no compile), compiled ----
+    def measure_mode(mode: str, label: str, fresh: bool = True) -> dict:
+        """Full runs (text encode, sampler, decode), seed re-runs with and without previews and
+        trace, peak VRAM, and the image against the stock pipeline's. ``fresh``: drop loaded
+        models first (a compiled model loaded just before is reused instead)."""
+        if fresh:
+            MODEL_CACHE.clear()
+        peak_reset()
+        graph, ids = make_graph(folder, device, size, args.steps, mode)
+        executor = Executor()
 
-    def run(**settings):
-        result = executor.run(graph, settings=settings)
-        assert result.status == "finished", result.error and result.error.traceback
+        def run(**settings):
+            result = executor.run(graph, settings=settings)
+            assert result.status == "finished", result.error and result.error.traceback
+            return result
+
+        def full_run():  # everything but the model load: text encoders, sampler, decode
+            executor.clear_cache()
+            run()
+
+        seed = [0]
+
+        def seed_rerun(**settings):
+            seed[0] += 1
+            graph.set_param(ids["noise"], "seed", seed[0])
+            result = run(**settings)
+            assert ids["positive"] not in result.executed, "text encode should come from the cache"
+
+        start = time.perf_counter()
+        run()
+        sync()
+        first_s = time.perf_counter() - start
+        full_run()
+        graph.set_param(ids["noise"], "seed", 0)
+        executor.clear_cache()
+        image = np.asarray(run().outputs[ids["preview"]]["images"][0]).astype(int)
+        peak = peak_gib()
+        full_s = median_time(full_run, args.repeats, sync)
+        rerun_s = median_time(seed_rerun, args.repeats, sync)
+        bare_s = median_time(lambda: seed_rerun(previews=False, keep_trace=False), args.repeats, sync)
+        result = {"s": round(full_s, 4), "vs_stock": round(full_s / stock_s, 3),
+                  "seed_rerun_s": round(rerun_s, 4), "seed_rerun_bare_s": round(bare_s, 4),
+                  "preview_overhead_pct": round(100 * (rerun_s - bare_s) / bare_s, 2),
+                  "peak_vram_gib": round(peak, 3), "first_run_s": round(first_s, 2),
+                  "max_pixel_diff_vs_stock": int(np.abs(image - stock_array).max())}
+        loaded = MODEL_CACHE.get(str(folder), device, "auto", "", mode)
+        for part in ("unet", "clip"):
+            graphed = getattr(loaded, part).graphed
+            if graphed is not None:
+                result[f"{part}_graphs"] = graphed.disabled_reason or f"{graphed.captures} captured"
+        log(f"{label}: {result}")
         return result
 
-    def full_run():  # everything but the model load: text encoders, sampler, decode
-        executor.clear_cache()
-        run()
+    stock_array = np.asarray(stock_image).astype(int)
+    modes = {"eager": "off", "graphs": "CUDA graphs"}
+    for label, mode in modes.items():
+        try:
+            out[label] = measure_mode(mode, label)
+        except Exception as exc:  # keep what was measured; say what broke
+            import traceback
 
-    seed = [0]
-
-    def seed_rerun(**settings):
-        seed[0] += 1
-        graph.set_param(ids["noise"], "seed", seed[0])
-        result = run(**settings)
-        assert ids["positive"] not in result.executed, "text encode should come from the cache"
-
-    run()
-    peak_reset()
-    full_run()
-    eager_peak = peak_gib()
-    graph.set_param(ids["noise"], "seed", 0)
-    executor.clear_cache()
-    eager_image = np.asarray(run().outputs[ids["preview"]]["images"][0]).astype(int)
-    eager_s = median_time(full_run, args.repeats, sync)
-    seed_rerun_s = median_time(seed_rerun, args.repeats, sync)
-    bare_s = median_time(lambda: seed_rerun(previews=False, keep_trace=False), args.repeats, sync)
-    preview_overhead_pct = 100 * (seed_rerun_s - bare_s) / bare_s
-    out.update(eager_s=round(eager_s, 4), seed_rerun_s=round(seed_rerun_s, 4),
-               seed_rerun_bare_s=round(bare_s, 4), preview_overhead_pct=round(preview_overhead_pct, 2),
-               eager_peak_vram_gib=round(eager_peak, 3), eager_vs_stock=round(eager_s / stock_s, 3))
-    save_partial(out, args.partial)
-    log(f"eager {eager_s:.4f}s, seed re-run {seed_rerun_s:.4f}s, bare {bare_s:.4f}s")
+            traceback.print_exc()
+            out[label] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        save_partial(out, args.partial)
+    eager = out["eager"]
+    out.update(eager_s=eager.get("s"), seed_rerun_s=eager.get("seed_rerun_s"),
+               preview_overhead_pct=eager.get("preview_overhead_pct"),
+               eager_vs_stock=eager.get("vs_stock"), graphs_s=out["graphs"].get("s"),
+               graphs_vs_stock=out["graphs"].get("vs_stock"))
 
     # ---- graph, compiled ----
     compiled_s = compile_cold_s = compile_warm_s = None
-    compiled_peak = 0.0
-    executor = None  # drop the eager run's cached outputs (the closures above share this name)
     MODEL_CACHE.clear()
     peak_reset()
     try:
-        compile_cold_s = first_image_seconds(folder, device, size, args.steps, compile_mode)
+        if compile_mode == "off":
+            raise LookupError("skipped (--compile-mode off)")
+        compile_cold_s = first_image_seconds(folder, device, size, args.steps, compile_mode)["first_image_s"]
         log(f"compile cold {compile_cold_s:.1f}s")
-        cgraph, cids = make_graph(folder, device, size, args.steps, compile_mode)
-        cexec = Executor()
-        cexec.run(cgraph)
-
-        def compiled_run():
-            cexec.clear_cache()
-            result = cexec.run(cgraph)
-            assert result.status == "finished", result.error and result.error.traceback
-
-        compiled_s = median_time(compiled_run, args.repeats, sync)
-        compiled_peak = peak_gib()
-        compiled_bare_s = median_time(
-            lambda: (cexec.clear_cache(), cexec.run(cgraph, settings={"previews": False, "keep_trace": False})),
-            args.repeats, sync)
-        out.update(compiled_s=round(compiled_s, 4), compiled_bare_s=round(compiled_bare_s, 4),
-                   compiled_preview_overhead_pct=round(100 * (compiled_s - compiled_bare_s) / compiled_bare_s, 2),
-                   compile_cold_s=round(compile_cold_s, 2), compiled_vs_stock=round(compiled_s / stock_s, 3),
-                   compiled_peak_vram_gib=round(compiled_peak, 3))
+        out["compiled"] = measure_mode(compile_mode, "compiled", fresh=False)
+        compiled_s = out["compiled"]["s"]
+        out.update(compiled_s=compiled_s, compile_cold_s=round(compile_cold_s, 2),
+                   compiled_vs_stock=out["compiled"]["vs_stock"],
+                   compiled_preview_overhead_pct=out["compiled"]["preview_overhead_pct"])
         save_partial(out, args.partial)
-        log(f"compiled {compiled_s:.4f}s (no previews/trace {compiled_bare_s:.4f}s)")
+    except LookupError as skipped:
+        out["compile_error"] = str(skipped)
     except Exception as exc:  # keep the eager numbers; say what broke
         import traceback
 
@@ -323,36 +425,44 @@ def main() -> None:
              "--device", device] + (["--tiny"] if args.tiny else []),
             capture_output=True, text=True, cwd=ROOT)
         try:
-            compile_warm_s = json.loads(child.stdout.strip().splitlines()[-1])["first_image_s"]
+            warm = json.loads(child.stdout.strip().splitlines()[-1])
+            compile_warm_s = warm["first_image_s"]
+            out["compile_warm_breakdown"] = warm
         except (IndexError, ValueError, KeyError):
             print(child.stderr[-3000:], file=sys.stderr)
         log(f"compile warm (second process) {compile_warm_s}")
 
     # ---- correctness: graph on this device vs stock, and GPU fp16 vs CPU fp32 ----
-    stock_diff = int(np.abs(eager_image - np.asarray(stock_image).astype(int)).max())
     gpu_cpu = precision_check(folder) if cuda else None
     log(f"precision: {gpu_cpu}")
+    if cuda:
+        out["bundled_divergence"] = bundled_divergence()
+        log(f"bundled divergence: {out['bundled_divergence']}")
 
     out.update({
         "compile_mode": compile_mode,
-        "compiled_s": None if compiled_s is None else round(compiled_s, 4),
         # The default (eager) path is what must stay under the stock pipeline's peak; CUDA
-        # graphs keep static buffers of their own, reported separately.
-        "peak_vram_gib": round(eager_peak, 3),
+        # graphs keep static buffers of their own, reported per mode.
+        "peak_vram_gib": eager.get("peak_vram_gib"),
         "compile_cold_s": None if compile_cold_s is None else round(compile_cold_s, 2),
         "compile_warm_s": None if compile_warm_s is None else round(compile_warm_s, 2),
-        "graph_vs_stock_max_pixel_diff": stock_diff,
+        "graph_vs_stock_max_pixel_diff": eager.get("max_pixel_diff_vs_stock"),
         "gpu_vs_cpu_fp32": gpu_cpu,
     })
-    rows = [("stock StableDiffusionPipeline", stock_s), ("graph eager (full)", eager_s),
-            ("graph compiled (full)", compiled_s), ("graph seed re-run", seed_rerun_s),
-            ("graph seed re-run, no previews/trace", bare_s)]
-    print(f"{'':40} seconds   ({out['device']}, {size}x{size}, {args.steps} steps, CFG 7.5, Euler)")
-    for name, seconds in rows:
-        print(f"{name:40} {'failed' if seconds is None else f'{seconds:8.4f}'}")
-    print(f"preview+trace overhead {out['preview_overhead_pct']}%  peak VRAM "
-          f"{out['peak_vram_gib']} GiB (stock {out['stock_peak_vram_gib']})  compile cold "
-          f"{out['compile_cold_s']}s warm {out['compile_warm_s']}s")
+    print(f"{'':44} seconds  vs stock  VRAM GiB  previews+trace  "
+          f"({out['device']}, {size}x{size}, {args.steps} steps, CFG 7.5, Euler)")
+    print(f"{'stock StableDiffusionPipeline':44} {stock_s:7.4f}  {1:8.3f}  {stock_peak:8.3f}")
+    for label in ("eager", "graphs", "compiled"):
+        row = out.get(label) or {}
+        if "s" not in row:
+            print(f"{'graph ' + label:44} failed: {row.get('error', out.get('compile_error'))}")
+            continue
+        print(f"{'graph ' + label + ' (full)':44} {row['s']:7.4f}  {row['vs_stock']:8.3f}  "
+              f"{row['peak_vram_gib']:8.3f}  {row['preview_overhead_pct']:6.2f} %")
+        print(f"{'graph ' + label + ' seed re-run (bare)':44} {row['seed_rerun_s']:7.4f} "
+              f"({row['seed_rerun_bare_s']:.4f})  pixel diff vs stock {row['max_pixel_diff_vs_stock']}")
+    print(f"compile cold {out['compile_cold_s']}s warm {out['compile_warm_s']}s "
+          f"({out.get('compile_warm_breakdown')})")
     save_partial(out, args.partial)
     print(json.dumps(out))
 

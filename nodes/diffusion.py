@@ -47,7 +47,9 @@ LOAD_MODEL = NodeType(
         Param("config", "path", "", linkable=False,
               tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
         Param("compile", "choice", "off", choices=COMPILE_MODES, linkable=False,
-              tooltip="torch.compile the UNet and VAE decoder (slow first run, cached on disk)"),
+              tooltip="CUDA only. CUDA graphs: replay the UNet and text encoder from CUDA graphs "
+                      "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
+                      "first run, cached on disk)"),
         Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
               tooltip="keep weights in RAM and move each model to the GPU when it runs"),
     ),
@@ -73,7 +75,7 @@ def encode_text(clip: ClipModel, text: str) -> Conditioning:
     if getattr(encoder.config, "use_attention_mask", False):
         mask = ids.attention_mask.to(clip.device)
     with torch.inference_mode():
-        embeds = encoder(ids.input_ids.to(clip.device), attention_mask=mask)[0]
+        embeds = clip.encode(ids.input_ids.to(clip.device), mask)
     return Conditioning(embeds.to(dtype=encoder.dtype), text, dropped)
 
 

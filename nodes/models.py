@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cuda_graphs import GraphedCallable
 from .paths import bundled_model_dir
 
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-COMPILE_MODES = ("off", "compile", "compile + CUDA graphs")
+# "CUDA graphs": the eager UNet and text encoder replayed from CUDA graphs (no compile wait).
+# The compile modes also replay the text encoder from a CUDA graph.
+COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs")
 OFFLOAD_MODES = ("none", "model", "sequential")
 
 # Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
@@ -59,6 +62,17 @@ class UNetModel:
     key: tuple
     device: str
     dtype: Any
+    graphed: GraphedCallable | None = None  # the UNet replayed from CUDA graphs, if enabled
+
+    def predict(self, sample, timestep, embeds):
+        """The UNet's output for one step (``return_dict=False``'s first item)."""
+        if self.graphed is not None:
+            import torch
+
+            if not torch.is_tensor(timestep):
+                timestep = torch.tensor(timestep, device=sample.device)
+            return self.graphed(sample, timestep.to(sample.device), embeds)
+        return self.unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
 
     def cache_size_bytes(self) -> int:
         return 0  # owned by the model cache, not by the output cache
@@ -73,6 +87,13 @@ class ClipModel:
     key: tuple
     device: str
     dtype: Any
+    graphed: GraphedCallable | None = None  # the encoder replayed from CUDA graphs, if enabled
+
+    def encode(self, input_ids, attention_mask=None):
+        """The encoder's last hidden state for token ids already on ``device``."""
+        if self.graphed is not None and attention_mask is None:
+            return self.graphed(input_ids)
+        return self.text_encoder(input_ids, attention_mask=attention_mask)[0]
 
     def cache_size_bytes(self) -> int:
         return 0
@@ -314,6 +335,17 @@ def compile_pipeline(pipe, reduce_overhead: bool = False) -> None:
     pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
 
 
+def graph_unet(unet) -> GraphedCallable:
+    def forward(sample, timestep, embeds):
+        return unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+
+    return GraphedCallable(forward, "UNet")
+
+
+def graph_text_encoder(encoder) -> GraphedCallable:
+    return GraphedCallable(lambda input_ids: encoder(input_ids)[0], "text encoder")
+
+
 class ModelCache:
     """Process-wide cache of loaded models keyed by (source, device, dtype)."""
 
@@ -355,16 +387,20 @@ class ModelCache:
             module.eval()
             module.requires_grad_(False)
         place_on_device(pipe, device, offload)
-        if compile != "off":
+        if compile in ("compile", "compile + CUDA graphs"):
             compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs")
         latent_rgb = _load_latent_rgb(path) if path.is_dir() else None
         vae = VaeModel(pipe.vae, key, device, dtype)
         if latent_rgb is not None:
             vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
-        return LoadedModel(
-            UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype),
-            ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype),
-            vae, str(path))
+        unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype)
+        clip = ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype)
+        # Offloading moves weights between devices, which a captured graph cannot follow.
+        if compile != "off" and device.startswith("cuda") and offload == "none":
+            clip.graphed = graph_text_encoder(pipe.text_encoder)
+            if compile == "CUDA graphs":
+                unet.graphed = graph_unet(pipe.unet)
+        return LoadedModel(unet, clip, vae, str(path))
 
     def vae_for(self, key: tuple) -> VaeModel | None:
         loaded = self._models.get(key)

@@ -49,6 +49,14 @@ def predict_x0(scheduler, sample, model_output, timestep):
     return model_output  # "sample"
 
 
+def _step_noise_unused(scheduler) -> bool:
+    """Euler's step draws noise every step but adds it only when ``s_churn`` > 0 (never passed)."""
+    from diffusers import EulerDiscreteScheduler
+
+    churn = inspect.signature(scheduler.step).parameters.get("s_churn")
+    return type(scheduler) is EulerDiscreteScheduler and churn is not None and churn.default == 0.0
+
+
 def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
             latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
             denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
@@ -109,36 +117,44 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     extra: dict[str, Any] = {}
     if "generator" in step_params:
         extra["generator"] = generator
+        if _step_noise_unused(scheduler) and generator.device.type != torch.device(device).type:
+            # Euler draws step noise it only adds when s_churn > 0. From a CPU generator every
+            # draw is a pageable host-to-device copy, which waits for the GPU each step; a
+            # generator on the device gives the same image without that wait.
+            extra["generator"] = torch.Generator(device)
     if "eta" in step_params:
         extra["eta"] = 0.0
 
     trace = LatentTrace(scaling_factor=latent.scaling_factor, model_key=model.key)
+    total = len(timesteps)
     copier = HostCopier(device)
+    # One host buffer per run for the whole trace (pinned on CUDA: the copies run on a side
+    # stream while the GPU goes on with the next step).
+    latent_host = copier.empty((total + 1, *latents.shape), latents.dtype) if keep_trace else None
+    x0_host = None
     if keep_trace:
-        copier.copy(latents, ("latent", 0))
+        copier.copy(latents, ("latent", 0), out=latent_host[0])
     preview = hooks.preview
     if preview is not None:
         from .previews import latent_to_rgb_tensor
 
-        # Once per run, not per step: the map lives on the device with the latents.
-        rgb_map = tuple(torch.as_tensor(m, dtype=torch.float32, device=device)
-                        for m in hooks.preview_matrix)
-    total = len(timesteps)
-    collected: dict[str, list] = {"latent": [], "x0": []}
+        # Previews are drawn on the host from the x0 copy: no extra GPU kernels per step.
+        rgb_map = tuple(torch.as_tensor(m, dtype=torch.float32) for m in hooks.preview_matrix)
+
+    def wants_preview(step: int) -> bool:
+        return preview is not None and (step % hooks.preview_every == 0 or step == total - 1)
 
     def collect(items) -> None:
         for host, (kind, step) in items:
-            if kind == "preview":
-                preview(host.numpy(), step)
-            else:
-                collected[kind].append(host)
+            if kind == "x0" and wants_preview(step):
+                preview(latent_to_rgb_tensor(host[0].float(), *rgb_map).numpy(), step)
 
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
             hooks.check_cancel()
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            noise_pred = model.predict(model_input, t, embeds)
             if do_cfg:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)
@@ -148,15 +164,18 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
                 x0 = predict_x0(scheduler, latents, noise_pred, t)
             latents = out.prev_sample
             if keep_trace:
-                copier.copy(latents, ("latent", i + 1))
-                copier.copy(x0, ("x0", i))
-            if preview is not None and (i % hooks.preview_every == 0 or i == total - 1):
-                copier.copy(latent_to_rgb_tensor(x0[0], *rgb_map), ("preview", i))
+                if x0_host is None:  # x0 may be fp32 where the latents are fp16 (Euler upcasts)
+                    x0_host = copier.empty((total, *x0.shape), x0.dtype)
+                copier.copy(latents, ("latent", i + 1), out=latent_host[i + 1])
+                copier.copy(x0, ("x0", i), out=x0_host[i])
+            elif wants_preview(i):
+                copier.copy(x0[:1], ("x0", i))
             collect(copier.ready())
             hooks.progress(i + 1, total)
         collect(copier.wait())
     if keep_trace:
-        trace.latents = [t.float() for t in collected["latent"]]
-        trace.x0 = [t.float() for t in collected["x0"]]
+        # Unpinned fp32 copies: the trace lives on in caches and the inspector.
+        trace.latents = list(latent_host.to(torch.float32, copy=True).unbind(0))
+        trace.x0 = list(x0_host.to(torch.float32, copy=True).unbind(0)) if x0_host is not None else []
         trace.timesteps = [float(t) for t in timesteps.tolist()]
     return Latent(latents, scaling_factor=latent.scaling_factor), trace

@@ -19,23 +19,32 @@ class HostCopier:
         self.stream = torch.cuda.Stream(device=device) if self.cuda else None
         self._pending: deque[tuple[Any, Any, Any]] = deque()  # (host tensor, event, tag)
 
-    def copy(self, tensor, tag: Any = None):
-        """Start copying ``tensor`` to the host; returns the host tensor (valid after ``wait``)."""
+    def empty(self, shape, dtype):
+        """A host buffer to copy into (pinned on CUDA, so copies into it are asynchronous)."""
         import torch
 
+        return torch.empty(tuple(shape), dtype=dtype, pin_memory=self.cuda)
+
+    def copy(self, tensor, tag: Any = None, out=None):
+        """Start copying ``tensor`` to the host, into ``out`` when given (a slice of a buffer
+        from ``empty``: one pinned allocation per run instead of one per copy); returns the
+        host tensor (valid once ``ready`` or ``wait`` has handed it back)."""
+        import torch
+
+        if out is None:
+            out = self.empty(tensor.shape, tensor.dtype)
         if not self.cuda:
-            host = tensor.detach().to("cpu", copy=True)
-            self._pending.append((host, None, tag))
-            return host
+            out.copy_(tensor.detach())
+            self._pending.append((out, None, tag))
+            return out
         self.stream.wait_stream(torch.cuda.current_stream(tensor.device))
         with torch.cuda.stream(self.stream):
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-            host.copy_(tensor.detach(), non_blocking=True)
+            out.copy_(tensor.detach(), non_blocking=True)
             tensor.record_stream(self.stream)
             event = torch.cuda.Event()
             event.record(self.stream)
-        self._pending.append((host, event, tag))
-        return host
+        self._pending.append((out, event, tag))
+        return out
 
     def ready(self) -> list[tuple[Any, Any]]:
         """Copies that have finished, oldest first, as (host tensor, tag); never blocks."""

@@ -1,0 +1,137 @@
+"""The accelerated paths: host-side previews, and CUDA-graph replay of the UNet and text encoder.
+
+The CUDA tests run where a GPU is present (the lent device machine); the CPU ones everywhere.
+"""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sd_graphs import txt2img_graph
+
+from graphs import Executor
+from nodes.models import MODEL_CACHE, graph_text_encoder, graph_unet
+from nodes.previews import latent_to_pil
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def run_ok(graph, device="cpu", **settings):
+    executor = Executor()
+    previews = []
+    executor.events.subscribe(
+        lambda name, payload: previews.append((payload["step"], payload["image"]))
+        if name == "preview" else None)
+    result = executor.run(graph, settings=settings)
+    assert result.status == "finished", result.error and result.error.traceback
+    return result, previews
+
+
+@pytest.mark.parametrize("keep_trace", [True, False])
+def test_previews_are_the_x0_of_their_steps(tiny_sd, keep_trace):
+    graph, ids = txt2img_graph(str(tiny_sd), steps=5)
+    graph.set_param(ids["unet"], "preview_every", 2)
+    result, previews = run_ok(graph, keep_trace=keep_trace)
+    assert [step for step, _ in previews] == [0, 2, 4]  # every 2nd step and the last
+    reference_graph, reference_ids = txt2img_graph(str(tiny_sd), steps=5)
+    reference, _ = run_ok(reference_graph)
+    trace = reference.outputs[reference_ids["unet"]]["trace"]
+    for step, image in previews:
+        expected = latent_to_pil(trace.x0[step][0], trace.latent_rgb, trace.latent_rgb_bias)
+        small = image.resize(expected.size, Image.NEAREST)
+        assert np.array_equal(np.asarray(small), np.asarray(expected)), step
+    if not keep_trace:
+        assert result.outputs[ids["unet"]]["trace"].num_steps == 0
+
+
+def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
+    images = {}
+    for mode in ("off", "CUDA graphs"):
+        graph, ids = txt2img_graph(str(tiny_sd), steps=3)
+        graph.set_param(ids["load"], "device", "cpu")
+        graph.set_param(ids["load"], "compile", mode)
+        result, _ = run_ok(graph)
+        images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0])
+    assert np.array_equal(images["off"], images["CUDA graphs"])
+
+
+def _tiny_cuda_models(tiny_sd):
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32")
+    return loaded.unet.unet, loaded.clip.text_encoder
+
+
+@needs_cuda
+def test_graphed_unet_matches_eager_and_recaptures_for_new_shapes(tiny_sd):
+    unet, _ = _tiny_cuda_models(tiny_sd)
+    graphed = graph_unet(unet)
+    generator = torch.Generator("cuda").manual_seed(0)
+    with torch.inference_mode():
+        kept = None
+        for batch, size in ((2, 8), (2, 8), (1, 16), (2, 8)):
+            sample = torch.randn(batch, 4, size, size, device="cuda", generator=generator)
+            embeds = torch.randn(batch, 12, 16, device="cuda", generator=generator)
+            timestep = torch.tensor(float(torch.randint(0, 1000, (1,)).item()), device="cuda")
+            expected = unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+            out = graphed(sample, timestep, embeds)
+            assert graphed.disabled_reason is None
+            torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+            if kept is None:
+                kept, kept_value = out, out.clone()
+    assert graphed.captures == 2  # one graph per shape, replayed for the repeats
+    assert torch.equal(kept, kept_value)  # outputs are the caller's, not the graph's buffers
+
+
+@needs_cuda
+def test_graphed_text_encoder_matches_eager(tiny_sd):
+    _, encoder = _tiny_cuda_models(tiny_sd)
+    graphed = graph_text_encoder(encoder)
+    with torch.inference_mode():
+        for seed in (0, 1):
+            ids = torch.randint(2, 20, (1, 12), device="cuda",
+                                generator=torch.Generator("cuda").manual_seed(seed))
+            torch.testing.assert_close(graphed(ids), encoder(ids)[0], rtol=1e-4, atol=1e-5)
+    assert graphed.captures == 1 and graphed.disabled_reason is None
+
+
+@needs_cuda
+def test_cuda_graph_mode_gives_the_eager_image(tiny_sd):
+    images = {}
+    for name in ("off", "CUDA graphs"):
+        graph, ids = txt2img_graph(str(tiny_sd), steps=4)
+        graph.set_param(ids["load"], "device", "cuda")
+        graph.set_param(ids["load"], "dtype", "fp32")
+        graph.set_param(ids["load"], "compile", name)
+        result, _ = run_ok(graph)
+        images[name] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+    assert np.abs(images["off"] - images["CUDA graphs"]).max() <= 1
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile="CUDA graphs")
+    for graphed in (loaded.unet.graphed, loaded.clip.graphed):
+        assert graphed.captures >= 1 and graphed.disabled_reason is None
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode", ["off", "CUDA graphs"])
+@pytest.mark.parametrize("name", ["Euler", "Euler a"])
+def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
+    """On the GPU too the graph is diffusers' pipeline: Euler's unused step noise comes from a
+    device generator (no per-step host wait) and Euler a's real step noise from the seed's."""
+    from diffusers import StableDiffusionPipeline
+
+    from nodes.schedulers import build_scheduler, scheduler_options
+    from nodes.values import SchedulerSpec
+
+    graph, ids = txt2img_graph(str(tiny_sd), prompt="a blue star", seed=7, scheduler=name, steps=5)
+    graph.set_param(ids["load"], "device", "cuda")
+    graph.set_param(ids["load"], "dtype", "fp32")
+    graph.set_param(ids["load"], "compile", mode)
+    result, _ = run_ok(graph)
+    image = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd), safety_checker=None,
+                                                   requires_safety_checker=False,
+                                                   local_files_only=True).to("cuda")
+    pipe.set_progress_bar_config(disable=True)
+    spec = SchedulerSpec(name, 5, tuple(sorted(scheduler_options(name, False, "model default").items())))
+    pipe.scheduler = build_scheduler(spec, dict(pipe.scheduler.config), 7)
+    reference = pipe("a blue star", negative_prompt="", height=32, width=32, num_inference_steps=5,
+                     guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(7)).images[0]
+    assert np.abs(image - np.asarray(reference).astype(int)).max() <= 2
