@@ -243,6 +243,22 @@ def bundled_divergence() -> dict:
     return out
 
 
+def profile_syncs(run, label: str) -> dict:
+    """One run under torch.profiler: how often the host waited on the GPU or copied pageable
+    memory, and the ops that cost the host most (table on stderr)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    log(f"profile {label}:\n" + events.table(sort_by="self_cpu_time_total", row_limit=20))
+    watched = ("Synchronize", "aten::item", "aten::_local_scalar_dense", "cudaMemcpy", "cudaHostAlloc",
+               "cudaGraphLaunch", "cudaLaunchKernel")
+    return {e.key: [e.count, round(e.self_cpu_time_total / 1000, 2)] for e in events
+            if any(w in e.key for w in watched)}
+
+
 _T0 = time.perf_counter()
 
 
@@ -270,6 +286,8 @@ def main() -> None:
     parser.add_argument("--child-first-image", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision-only", action="store_true", help="only the GPU-vs-CPU check")
     parser.add_argument("--partial", type=Path, help="write the numbers so far here after each phase")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one seed re-run per mode: host waits and the costliest ops")
     args = parser.parse_args()
     device = "cpu" if args.tiny and args.device != "cuda" else args.device
     size = args.size or (64 if args.tiny else 512)
@@ -358,6 +376,7 @@ def main() -> None:
         run()
         sync()
         first_s = time.perf_counter() - start
+        peak_reset()  # the steady state: loading (QKV fusing, say) has its own transient peak
         full_run()
         graph.set_param(ids["noise"], "seed", 0)
         executor.clear_cache()
@@ -371,6 +390,8 @@ def main() -> None:
                   "preview_overhead_pct": round(100 * (rerun_s - bare_s) / bare_s, 2),
                   "peak_vram_gib": round(peak, 3), "first_run_s": round(first_s, 2),
                   "max_pixel_diff_vs_stock": int(np.abs(image - stock_array).max())}
+        if cuda and args.profile:
+            result["profile"] = profile_syncs(seed_rerun, label)
         loaded = MODEL_CACHE.get(str(folder), device, "auto", "", mode)
         for part in ("unet", "clip"):
             graphed = getattr(loaded, part).graphed

@@ -79,8 +79,16 @@ class GraphedCallable:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-            output = self.fn(*inputs)
+        # cuBLAS caches one workspace per (handle, stream). One made during the capture lives in
+        # this graph's pool; left in the cache it would dangle once the pool is freed, and the
+        # next capture on the same capture stream would write through it (seen on an H100 as an
+        # illegal memory access). Clearing before and after keeps each workspace in its graph.
+        _clear_cublas_workspaces()
+        try:
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                output = self.fn(*inputs)
+        finally:
+            _clear_cublas_workspaces()
         self.captures += 1
         return graph, inputs, output
 
@@ -88,3 +96,11 @@ class GraphedCallable:
         """Forget every captured graph (and the memory they hold)."""
         self._graphs.clear()
         self._pool = None
+
+
+def _clear_cublas_workspaces() -> None:
+    import torch
+
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()

@@ -18,6 +18,18 @@ def latent_to_rgb_tensor(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
     return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def latent_to_rgb_array(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
+    """``[C, h, w]`` float numpy latent → ``[h, w, 3]`` uint8 numpy image; the same map as
+    ``latent_to_rgb_tensor``, for previews drawn on the host (no torch dispatch per step)."""
+    import numpy as np
+
+    weights = np.asarray(matrix, dtype=np.float32)
+    channels = min(latent.shape[0], weights.shape[0])
+    rgb = np.tensordot(latent[:channels], weights[:channels], axes=(0, 0)) + np.asarray(
+        bias, dtype=np.float32)
+    return ((np.clip(rgb, -1, 1) + 1) * 127.5).round().astype(np.uint8)
+
+
 def latent_to_pil(latent: Any, matrix, bias=(0.0, 0.0, 0.0), upscale: int = 1):
     from PIL import Image
 

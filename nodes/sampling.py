@@ -49,14 +49,6 @@ def predict_x0(scheduler, sample, model_output, timestep):
     return model_output  # "sample"
 
 
-def _step_noise_unused(scheduler) -> bool:
-    """Euler's step draws noise every step but adds it only when ``s_churn`` > 0 (never passed)."""
-    from diffusers import EulerDiscreteScheduler
-
-    churn = inspect.signature(scheduler.step).parameters.get("s_churn")
-    return type(scheduler) is EulerDiscreteScheduler and churn is not None and churn.default == 0.0
-
-
 def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
             latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
             denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
@@ -117,11 +109,6 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     extra: dict[str, Any] = {}
     if "generator" in step_params:
         extra["generator"] = generator
-        if _step_noise_unused(scheduler) and generator.device.type != torch.device(device).type:
-            # Euler draws step noise it only adds when s_churn > 0. From a CPU generator every
-            # draw is a pageable host-to-device copy, which waits for the GPU each step; a
-            # generator on the device gives the same image without that wait.
-            extra["generator"] = torch.Generator(device)
     if "eta" in step_params:
         extra["eta"] = 0.0
 
@@ -136,10 +123,10 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         copier.copy(latents, ("latent", 0), out=latent_host[0])
     preview = hooks.preview
     if preview is not None:
-        from .previews import latent_to_rgb_tensor
+        from .previews import latent_to_rgb_array
 
         # Previews are drawn on the host from the x0 copy: no extra GPU kernels per step.
-        rgb_map = tuple(torch.as_tensor(m, dtype=torch.float32) for m in hooks.preview_matrix)
+        matrix, bias = hooks.preview_matrix
 
     def wants_preview(step: int) -> bool:
         return preview is not None and (step % hooks.preview_every == 0 or step == total - 1)
@@ -147,7 +134,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     def collect(items) -> None:
         for host, (kind, step) in items:
             if kind == "x0" and wants_preview(step):
-                preview(latent_to_rgb_tensor(host[0].float(), *rgb_map).numpy(), step)
+                preview(latent_to_rgb_array(host[0].float().numpy(), matrix, bias), step)
 
     with torch.inference_mode():
         for i, t in enumerate(timesteps):

@@ -54,10 +54,11 @@ class HostCopier:
             done.append((host, tag))
         return done
 
-    def wait(self) -> list[tuple[Any, Any]]:
-        """Block until every copy has landed; returns the ones not yet collected."""
-        if self.stream is not None:
-            self.stream.synchronize()
-        done = [(host, tag) for host, _, tag in self._pending]
-        self._pending.clear()
-        return done
+    def wait(self):
+        """Every copy not yet collected, oldest first, each as soon as it has landed: host work
+        on one (drawing a preview) overlaps the copies and GPU work still running."""
+        while self._pending:
+            host, event, tag = self._pending.popleft()
+            if event is not None:
+                event.synchronize()
+            yield host, tag

@@ -39,7 +39,8 @@ def test_previews_are_the_x0_of_their_steps(tiny_sd, keep_trace):
     for step, image in previews:
         expected = latent_to_pil(trace.x0[step][0], trace.latent_rgb, trace.latent_rgb_bias)
         small = image.resize(expected.size, Image.NEAREST)
-        assert np.array_equal(np.asarray(small), np.asarray(expected)), step
+        difference = np.abs(np.asarray(small).astype(int) - np.asarray(expected).astype(int))
+        assert difference.max() <= 1, step
     if not keep_trace:
         assert result.outputs[ids["unet"]]["trace"].num_steps == 0
 
@@ -135,3 +136,27 @@ def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
     reference = pipe("a blue star", negative_prompt="", height=32, width=32, num_inference_steps=5,
                      guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(7)).images[0]
     assert np.abs(image - np.asarray(reference).astype(int)).max() <= 2
+
+
+@needs_cuda
+def test_freed_graphs_leave_no_dangling_workspace(tiny_sd):
+    """A graph captured after another one was freed must not write into freed memory (cuBLAS
+    caches a workspace per stream; one made during a capture belongs to that graph's pool)."""
+    import gc
+
+    unet, encoder = _tiny_cuda_models(tiny_sd)
+    ids = torch.randint(2, 20, (1, 12), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    with torch.inference_mode():
+        expected = encoder(ids)[0]
+        first = graph_text_encoder(encoder)
+        first(ids)
+        del first
+        gc.collect()
+        torch.cuda.empty_cache()
+        canaries = [torch.full((2**20,), 7.0, device="cuda") for _ in range(64)]
+        second = graph_text_encoder(encoder)
+        for _ in range(3):
+            out = second(ids)
+        torch.cuda.synchronize()
+    assert all(bool((c == 7.0).all()) for c in canaries)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
