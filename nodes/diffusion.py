@@ -46,7 +46,7 @@ LOAD_MODEL = NodeType(
               tooltip="auto: fp16 on CUDA, fp32 on CPU"),
         Param("config", "path", "", linkable=False,
               tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
-        Param("compile", "choice", "off", choices=COMPILE_MODES, linkable=False,
+        Param("compile", "choice", "CUDA graphs", choices=COMPILE_MODES, linkable=False,
               tooltip="CUDA only. CUDA graphs: replay the UNet and text encoder from CUDA graphs "
                       "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
                       "first run, cached on disk)"),

@@ -287,3 +287,24 @@ def test_auto_dtype_follows_the_model_folder_preference(tiny_sd, tmp_path):
             assert MODEL_CACHE.get(str(folder), "cpu", "auto").unet.dtype == torch.float32
     finally:
         MODEL_CACHE.clear()
+
+
+def test_schedulers_are_fresh_copies_for_every_run(tiny_sd):
+    """Schedulers come from a cached template (from_config is slow); each run gets its own."""
+    import json
+
+    import torch
+
+    from nodes.schedulers import build_scheduler, scheduler_options
+    from nodes.values import SchedulerSpec
+
+    config = json.loads((tiny_sd / "scheduler" / "scheduler_config.json").read_text())
+    spec = SchedulerSpec("Euler", 4, tuple(sorted(scheduler_options("Euler", False, "model default").items())))
+    first = build_scheduler(spec, config, 1)
+    first.set_timesteps(4)
+    sample = torch.zeros(1, 4, 8, 8)
+    first.step(torch.ones_like(sample), first.timesteps[0], sample)
+    second = build_scheduler(spec, config, 1)
+    assert second is not first and second.step_index is None and len(second.timesteps) != 4
+    assert build_scheduler(spec, {**config, "prediction_type": "v_prediction"}, 1).config.prediction_type \
+        == "v_prediction"
