@@ -23,8 +23,8 @@ class GraphedCallable:
       (the text-encoder output lives on in the executor's cache).
     - On CPU tensors, or after a capture failed, it simply calls ``fn``.
     - All graphs of one instance share a memory pool: they replay on one stream, one at a time.
-    - Weights must be updated in place, if ever (a graph reads the memory it was captured with);
-      anything that replaces parameters must call ``reset()``.
+    - A graph reads the weights' memory as captured: weights may change in place only; a model
+      whose parameters are replaced needs a new instance (the model cache loads a new one).
     """
 
     def __init__(self, fn: Callable[..., Any], name: str, warmup: int = 2) -> None:
@@ -91,11 +91,6 @@ class GraphedCallable:
             _clear_cublas_workspaces()
         self.captures += 1
         return graph, inputs, output
-
-    def reset(self) -> None:
-        """Forget every captured graph (and the memory they hold)."""
-        self._graphs.clear()
-        self._pool = None
 
 
 def _clear_cublas_workspaces() -> None:

@@ -5,24 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def latent_to_rgb_tensor(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
-    """``[C, h, w]`` latent → ``[h, w, 3]`` uint8 (on the latent's device).
-
-    ``matrix``/``bias`` may already be tensors on that device (the sampler builds them once)."""
-    import torch
-
-    weights = torch.as_tensor(matrix, dtype=torch.float32, device=latent.device)
-    offset = torch.as_tensor(bias, dtype=torch.float32, device=latent.device)
-    channels = min(latent.shape[0], weights.shape[0])
-    rgb = torch.einsum("chw,cr->hwr", latent[:channels].float(), weights[:channels]) + offset
-    return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def latent_to_rgb_array(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
-    """``[C, h, w]`` float numpy latent → ``[h, w, 3]`` uint8 numpy image; the same map as
-    ``latent_to_rgb_tensor``, for previews drawn on the host (no torch dispatch per step)."""
+    """``[C, h, w]`` float latent (numpy, or a CPU tensor) → ``[h, w, 3]`` uint8 numpy image.
+
+    Plain numpy: the sampler calls it on the host for every preview, where a few small torch
+    ops would cost more in dispatch than in arithmetic."""
     import numpy as np
 
+    latent = np.asarray(latent, dtype=np.float32)
     weights = np.asarray(matrix, dtype=np.float32)
     channels = min(latent.shape[0], weights.shape[0])
     rgb = np.tensordot(latent[:channels], weights[:channels], axes=(0, 0)) + np.asarray(
@@ -33,7 +23,7 @@ def latent_to_rgb_array(latent: Any, matrix, bias=(0.0, 0.0, 0.0)):
 def latent_to_pil(latent: Any, matrix, bias=(0.0, 0.0, 0.0), upscale: int = 1):
     from PIL import Image
 
-    array = latent_to_rgb_tensor(latent, matrix, bias).cpu().numpy()
+    array = latent_to_rgb_array(latent.detach().float().cpu(), matrix, bias)
     image = Image.fromarray(array, "RGB")
     if upscale > 1:
         image = image.resize((image.width * upscale, image.height * upscale), Image.NEAREST)

@@ -134,7 +134,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     def collect(items) -> None:
         for host, (kind, step) in items:
             if kind == "x0" and wants_preview(step):
-                preview(latent_to_rgb_array(host[0].float().numpy(), matrix, bias), step)
+                preview(latent_to_rgb_array(host[0].float(), matrix, bias), step)
 
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
@@ -159,7 +159,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
                 copier.copy(x0[:1], ("x0", i))
             collect(copier.ready())
             hooks.progress(i + 1, total)
-        collect(copier.wait())
+        collect(copier.drain())
     if keep_trace:
         # Unpinned fp32 copies: the trace lives on in caches and the inspector.
         trace.latents = list(latent_host.to(torch.float32, copy=True).unbind(0))

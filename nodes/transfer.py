@@ -28,7 +28,7 @@ class HostCopier:
     def copy(self, tensor, tag: Any = None, out=None):
         """Start copying ``tensor`` to the host, into ``out`` when given (a slice of a buffer
         from ``empty``: one pinned allocation per run instead of one per copy); returns the
-        host tensor (valid once ``ready`` or ``wait`` has handed it back)."""
+        host tensor (valid once ``ready`` or ``drain`` has handed it back)."""
         import torch
 
         if out is None:
@@ -54,7 +54,7 @@ class HostCopier:
             done.append((host, tag))
         return done
 
-    def wait(self):
+    def drain(self):
         """Every copy not yet collected, oldest first, each as soon as it has landed: host work
         on one (drawing a preview) overlaps the copies and GPU work still running."""
         while self._pending:
