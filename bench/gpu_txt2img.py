@@ -2,16 +2,20 @@
 
 Builds SD1.5-architecture models with random weights from configs (no downloads; weights do
 not change the speed), then times in one process (median of --repeats after warm-up,
-CUDA-synchronised): the stock pipeline, the graph eager, the graph compiled; a re-run after a
-seed change (text encoders served from the cache), the cost of previews + latent trace, peak
-VRAM, and compile time cold (this process) and warm (a second process reusing the on-disk cache).
-It also checks the GPU image against the CPU fp32 image for the same seed (smaller size).
+CUDA-synchronised): the stock pipeline, then the graph in each mode — "eager" (compile off),
+"graphs" (the default: eager kernels replayed from CUDA graphs) and "compiled" — with a re-run
+after a seed change (text encoders served from the cache), the cost of previews + latent trace
+and steady-state peak VRAM; compile time cold (this process) and warm (a second process reusing
+the on-disk cache, split into imports, device init, load and first run). It also checks the GPU
+image against the CPU fp32 image for the same seed (smaller size) and localises the bundled
+model's low-precision divergence component by component.
 
     python bench/gpu_txt2img.py            # on a CUDA machine
     python bench/gpu_txt2img.py --tiny     # CPU sanity check with tiny models
 
-Last line: JSON with stock_s, eager_s, compiled_s, seed_rerun_s, preview_overhead_pct,
-peak_vram_gib, stock_peak_vram_gib, compile_cold_s, compile_warm_s, device.
+Last line: JSON with stock_s, eager_s (the default uncompiled path; eager_mode says which),
+compiled_s, seed_rerun_s, preview_overhead_pct, peak_vram_gib, stock_peak_vram_gib,
+compile_cold_s, compile_warm_s, device, and one entry per mode.
 """
 
 from __future__ import annotations
@@ -362,7 +366,6 @@ def main() -> None:
         models first (a compiled model loaded just before is reused instead)."""
         if fresh:
             MODEL_CACHE.clear()
-        peak_reset()
         graph, ids = make_graph(folder, device, size, args.steps, mode)
         executor = Executor()
 

@@ -39,8 +39,7 @@ def test_previews_are_the_x0_of_their_steps(tiny_sd, keep_trace):
     for step, image in previews:
         expected = latent_to_pil(trace.x0[step][0], trace.latent_rgb, trace.latent_rgb_bias)
         small = image.resize(expected.size, Image.NEAREST)
-        difference = np.abs(np.asarray(small).astype(int) - np.asarray(expected).astype(int))
-        assert difference.max() <= 1, step
+        assert np.array_equal(np.asarray(small), np.asarray(expected)), step
     if not keep_trace:
         assert result.outputs[ids["unet"]]["trace"].num_steps == 0
 
@@ -114,8 +113,8 @@ def test_cuda_graph_mode_gives_the_eager_image(tiny_sd):
 @pytest.mark.parametrize("mode", ["off", "CUDA graphs"])
 @pytest.mark.parametrize("name", ["Euler", "Euler a"])
 def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
-    """On the GPU too the graph is diffusers' pipeline: Euler's unused step noise comes from a
-    device generator (no per-step host wait) and Euler a's real step noise from the seed's."""
+    """On the GPU too, eager or replayed from CUDA graphs, the graph is diffusers' pipeline (Euler
+    a's step noise included, drawn from the seed's CPU generator)."""
     from diffusers import StableDiffusionPipeline
 
     from nodes.schedulers import build_scheduler, scheduler_options
