@@ -46,11 +46,15 @@ class GraphedCallable:
             return self._replay(tensors)
 
     def _replay(self, tensors):
+        import torch
+
         key = tuple((tuple(t.shape), t.dtype, t.device, t.stride()) for t in tensors)
         entry = self._graphs.get(key)
         if entry is None:
             try:
                 entry = self._capture(tensors)
+            except torch.cuda.OutOfMemoryError:
+                raise  # the executor frees cached models and says so; the next run captures again
             except Exception as exc:  # an op that syncs or allocates on the host, say
                 self.disabled_reason = f"{type(exc).__name__}: {exc}"
                 log.warning("CUDA graph capture of %s failed; running it eagerly (%s)", self.name,

@@ -159,3 +159,18 @@ def test_freed_graphs_leave_no_dangling_workspace(tiny_sd):
         torch.cuda.synchronize()
     assert all(bool((c == 7.0).all()) for c in canaries)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_out_of_memory_during_capture_is_not_swallowed():
+    """An OOM while capturing reaches the executor (which frees models and reports it) instead of
+    silently leaving the model on the slow eager path."""
+    from nodes.cuda_graphs import GraphedCallable
+
+    def hungry(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+
+    graphed = GraphedCallable(hungry, "hungry")
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        graphed(torch.zeros(2, device="cuda"))
+    assert graphed.disabled_reason is None
