@@ -20,8 +20,7 @@ from common import median_time  # noqa: E402
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
 from nodes.models import MODEL_CACHE, resolve_source  # noqa: E402
-from nodes.schedulers import build_scheduler, scheduler_options  # noqa: E402
-from nodes.values import SchedulerSpec  # noqa: E402
+from nodes.schedulers import build_scheduler, scheduler_spec  # noqa: E402
 
 
 def main() -> None:
@@ -60,10 +59,8 @@ def main() -> None:
 
     pipe = StableDiffusionPipeline(vae=loaded.vae.vae, text_encoder=loaded.clip.text_encoder,
                                    tokenizer=loaded.clip.tokenizer, unet=loaded.unet.unet,
-                                   scheduler=build_scheduler(SchedulerSpec(
-                                       args.scheduler, args.steps, tuple(sorted(scheduler_options(
-                                           args.scheduler, False, "model default").items()))),
-                                       loaded.unet.scheduler_config),
+                                   scheduler=build_scheduler(scheduler_spec(args.scheduler, args.steps),
+                                                             loaded.unet.scheduler_config),
                                    safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)

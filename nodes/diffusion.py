@@ -20,8 +20,8 @@ from .models import (
     VaeModel,
     source_fingerprint,
 )
-from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_options
-from .values import Conditioning, Latent, NoiseSource, SchedulerSpec
+from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
+from .values import Conditioning, Latent, NoiseSource
 
 MAX_SEED = 2**64 - 1
 
@@ -162,8 +162,7 @@ NOISE = NodeType(
 
 # ----- Scheduler -----------------------------------------------------------------------
 def run_scheduler(ctx, name: str, steps: int, karras: bool, spacing: str) -> dict[str, Any]:
-    options = scheduler_options(name, karras, spacing)
-    return {"scheduler": SchedulerSpec(name, steps, tuple(sorted(options.items())))}
+    return {"scheduler": scheduler_spec(name, steps, karras, spacing)}
 
 
 SCHEDULER = NodeType(

@@ -65,13 +65,10 @@ class UNetModel:
     graphed: GraphedCallable | None = None  # the UNet replayed from CUDA graphs, if enabled
 
     def predict(self, sample, timestep, embeds):
-        """The UNet's output for one step (``return_dict=False``'s first item)."""
+        """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
+        tensor on the sample's device, as the scheduler's timesteps are."""
         if self.graphed is not None:
-            import torch
-
-            if not torch.is_tensor(timestep):
-                timestep = torch.tensor(timestep, device=sample.device)
-            return self.graphed(sample, timestep.to(sample.device), embeds)
+            return self.graphed(sample, timestep, embeds)
         return self.unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
 
     def cache_size_bytes(self) -> int:

@@ -35,6 +35,12 @@ SCHEDULER_NAMES = tuple(SCHEDULERS)
 SPACINGS = ("model default", "leading", "linspace", "trailing")
 
 
+def scheduler_spec(name: str, steps: int, karras: bool = False,
+                   spacing: str = "model default") -> SchedulerSpec:
+    """The SCHEDULER value for a UI choice (what the Scheduler node outputs)."""
+    return SchedulerSpec(name, steps, tuple(sorted(scheduler_options(name, karras, spacing).items())))
+
+
 def scheduler_options(name: str, karras: bool, spacing: str) -> dict[str, Any]:
     """The from_config overrides for a UI name plus the user's options."""
     _, fixed = SCHEDULERS[name]

@@ -16,7 +16,7 @@ from nodes.previews import latent_to_pil
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def run_ok(graph, device="cpu", **settings):
+def run_ok(graph, **settings):
     executor = Executor()
     previews = []
     executor.events.subscribe(
@@ -52,6 +52,8 @@ def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
         graph.set_param(ids["load"], "compile", mode)
         result, _ = run_ok(graph)
         images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0])
+        loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile=mode)
+        assert loaded.unet.graphed is None and loaded.clip.graphed is None
     assert np.array_equal(images["off"], images["CUDA graphs"])
 
 
@@ -117,8 +119,7 @@ def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
     a's step noise included, drawn from the seed's CPU generator)."""
     from diffusers import StableDiffusionPipeline
 
-    from nodes.schedulers import build_scheduler, scheduler_options
-    from nodes.values import SchedulerSpec
+    from nodes.schedulers import build_scheduler, scheduler_spec
 
     graph, ids = txt2img_graph(str(tiny_sd), prompt="a blue star", seed=7, scheduler=name, steps=5)
     graph.set_param(ids["load"], "device", "cuda")
@@ -130,8 +131,7 @@ def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
                                                    requires_safety_checker=False,
                                                    local_files_only=True).to("cuda")
     pipe.set_progress_bar_config(disable=True)
-    spec = SchedulerSpec(name, 5, tuple(sorted(scheduler_options(name, False, "model default").items())))
-    pipe.scheduler = build_scheduler(spec, dict(pipe.scheduler.config), 7)
+    pipe.scheduler = build_scheduler(scheduler_spec(name, 5), dict(pipe.scheduler.config), 7)
     reference = pipe("a blue star", negative_prompt="", height=32, width=32, num_inference_steps=5,
                      guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(7)).images[0]
     assert np.abs(image - np.asarray(reference).astype(int)).max() <= 2

@@ -295,11 +295,10 @@ def test_schedulers_are_fresh_copies_for_every_run(tiny_sd):
 
     import torch
 
-    from nodes.schedulers import build_scheduler, scheduler_options
-    from nodes.values import SchedulerSpec
+    from nodes.schedulers import build_scheduler, scheduler_spec
 
     config = json.loads((tiny_sd / "scheduler" / "scheduler_config.json").read_text())
-    spec = SchedulerSpec("Euler", 4, tuple(sorted(scheduler_options("Euler", False, "model default").items())))
+    spec = scheduler_spec("Euler", 4)
     first = build_scheduler(spec, config, 1)
     first.set_timesteps(4)
     sample = torch.zeros(1, 4, 8, 8)

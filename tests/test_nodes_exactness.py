@@ -8,8 +8,7 @@ from sd_graphs import img2img_graph, txt2img_graph
 
 import nodes  # noqa: F401
 from graphs import Executor
-from nodes.schedulers import build_scheduler, scheduler_options
-from nodes.values import SchedulerSpec
+from nodes.schedulers import build_scheduler, scheduler_spec
 
 STEPS = 6
 
@@ -28,9 +27,7 @@ def pipe(tiny_sd):
 
 def use_scheduler(target, name, seed, config):
     """Give a diffusers pipeline the same scheduler the graph builds for ``name``."""
-    spec = SchedulerSpec(name, STEPS, tuple(sorted(scheduler_options(name, False,
-                                                                     "model default").items())))
-    target.scheduler = build_scheduler(spec, config, seed)
+    target.scheduler = build_scheduler(scheduler_spec(name, STEPS), config, seed)
 
 
 def graph_image(result, preview_id):
