@@ -80,3 +80,19 @@ def test_img2img_matches_pipeline(tiny_sd, pipe, tmp_path, name):
                         num_inference_steps=STEPS, guidance_scale=7.5,
                         generator=torch.Generator("cpu").manual_seed(11)).images[0]
     assert np.abs(image - np.asarray(reference).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("text", ["", "a blue star", "a red circle " * 10])
+def test_prompt_tokens_match_the_pipeline(tiny_sd, pipe, text):
+    from nodes.diffusion import tokenize_prompt
+
+    tokenizer = pipe.tokenizer
+    ids, mask, dropped = tokenize_prompt(tokenizer, text)
+    reference = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length,
+                          truncation=True, return_tensors="pt")
+    assert ids.equal(reference.input_ids) and mask.equal(reference.attention_mask)
+    untruncated = tokenizer(text, padding="longest", return_tensors="pt").input_ids
+    cut = untruncated.shape[-1] > tokenizer.model_max_length
+    assert bool(dropped) == cut
+    if cut:  # what the pipeline's warning names as removed
+        assert dropped == tokenizer.batch_decode(untruncated[:, tokenizer.model_max_length - 1:-1])[0]
