@@ -104,3 +104,22 @@ def test_timestep_sampling_puts_the_asked_share_below_the_split():
     # the uniform setting keeps the exact draws of the models trained before the option existed
     uniform = sample_timesteps(64, torch.Generator().manual_seed(1), 500, None)
     assert uniform.equal(torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(1)))
+
+
+def test_lognormal_timestep_share_follows_the_noise_levels():
+    import torch
+    from diffusers import DDPMScheduler
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_bundled_model import SCHED_CONFIG, sample_timesteps
+
+    acp = DDPMScheduler(**SCHED_CONFIG).alphas_cumprod
+    sigmas = ((1 - acp) / acp).sqrt()
+    t = sample_timesteps(40000, torch.Generator().manual_seed(0), 500, None, (1.0, -0.5, 1.2), sigmas)
+    assert t.dtype == torch.long and int(t.min()) >= 0 and int(t.max()) <= 999
+    # ln sigma ~ N(-0.5, 1.2^2): the median draw sits at sigma = exp(-0.5), i.e. t ~ 120
+    median_sigma = sigmas[t].median().item()
+    assert 0.55 < median_sigma < 0.67
+    assert 0.05 < (t >= 500).float().mean().item() < 0.10  # uniform t puts half up there
+    mixed = sample_timesteps(40000, torch.Generator().manual_seed(0), 500, None, (0.5, -0.5, 1.2), sigmas)
+    assert 0.25 < (mixed >= 500).float().mean().item() < 0.32
