@@ -68,7 +68,9 @@ def unet_config(args) -> dict:
                 down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
                 mid_block_type="UNetMidBlock2DCrossAttn",
-                cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=4, norm_num_groups=8)
+                cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=4, norm_num_groups=8,
+                **(dict(addition_embed_type="text", addition_embed_type_num_heads=4)
+                   if getattr(args, "text_time_embed", False) else {}))
 
 
 TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
@@ -499,6 +501,9 @@ def main():
     ap.add_argument("--t-lognormal", type=_floats, default=None, metavar="SHARE,MEAN,STD",
                     help="draw SHARE of the UNet training timesteps from a log-normal noise level "
                          "(ln sigma ~ N(MEAN, STD^2)), the rest uniform (default: plain uniform)")
+    ap.add_argument("--text-time-embed", action="store_true",
+                    help="UNet adds the attention-pooled text embedding to its time embedding "
+                         "(diffusers' addition_embed_type='text'): every ResNet block sees the caption")
     ap.add_argument("--p-uncond", type=float, default=0.12)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")

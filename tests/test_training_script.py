@@ -123,3 +123,31 @@ def test_lognormal_timestep_share_follows_the_noise_levels():
     assert 0.05 < (t >= 500).float().mean().item() < 0.10  # uniform t puts half up there
     mixed = sample_timesteps(40000, torch.Generator().manual_seed(0), 500, None, (0.5, -0.5, 1.2), sigmas)
     assert 0.25 < (mixed >= 500).float().mean().item() < 0.32
+
+
+def test_text_time_embedding_gives_every_block_the_caption():
+    import argparse
+
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_bundled_model import TEXT_CONFIG, unet_config
+
+    args = argparse.Namespace(unet_blocks=[16, 16, 32], vae_blocks=[8, 16, 16], latent_channels=4,
+                              text_time_embed=True)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**unet_config(args)).eval()
+    assert unet.config.addition_embed_type == "text"
+    x = torch.randn(1, 4, 16, 16)
+    text_a, text_b = torch.randn(2, 1, 24, TEXT_CONFIG["hidden_size"])
+    with torch.no_grad():
+        # the time embedding itself now depends on the caption
+        emb_a = unet.add_embedding(text_a)
+        emb_b = unet.add_embedding(text_b)
+        out = unet(x, 500, text_a).sample
+    assert emb_a.shape == (1, unet.time_embedding.linear_2.out_features)
+    assert not torch.allclose(emb_a, emb_b)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    plain = argparse.Namespace(**{**vars(args), "text_time_embed": False})
+    assert UNet2DConditionModel(**unet_config(plain)).config.addition_embed_type is None
