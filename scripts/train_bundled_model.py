@@ -431,6 +431,9 @@ def phase_unet(args, work: Path, device):
             ema.shadow[0].save_pretrained(work / "unet_ema")
             ema.shadow[1].save_pretrained(work / "text_ema")
             tok.save_pretrained(work / "tokenizer")
+    # The raw (non-averaged) weights too, for comparing them with the EMA (export --unet-weights raw).
+    unet.save_pretrained(work / "unet_raw")
+    text.save_pretrained(work / "text_raw")
     log(f"UNet phase done in {time.time() - t0:.0f}s")
 
 
@@ -441,8 +444,8 @@ def phase_export(args, work: Path, out: Path):
     data = torch.load(work / "dataset.pt", weights_only=True)
     vae = AutoencoderKL.from_pretrained(work / ("vae_dec" if (work / "vae_dec").exists() else "vae"))
     vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
-    unet = UNet2DConditionModel.from_pretrained(work / "unet_ema")
-    text = CLIPTextModel.from_pretrained(work / "text_ema")
+    unet = UNet2DConditionModel.from_pretrained(work / f"unet_{args.unet_weights}")
+    text = CLIPTextModel.from_pretrained(work / f"text_{args.unet_weights}")
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")
     sched = EulerDiscreteScheduler(**SCHED_CONFIG, timestep_spacing=DEFAULTS["timestep_spacing"])
     sched.register_to_config(**SAMPLER_CONFIG)
@@ -506,6 +509,8 @@ def main():
                          "(diffusers' addition_embed_type='text'): every ResNet block sees the caption")
     ap.add_argument("--p-uncond", type=float, default=0.12)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--unet-weights", default="ema", choices=["ema", "raw"],
+                    help="export the EMA of the UNet/text encoder weights (default) or the last raw ones")
     ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")
     args = ap.parse_args()
 
