@@ -70,7 +70,7 @@ def unet_config(args) -> dict:
                 mid_block_type="UNetMidBlock2DCrossAttn",
                 cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=4, norm_num_groups=8,
                 **(dict(addition_embed_type="text", addition_embed_type_num_heads=4)
-                   if getattr(args, "text_time_embed", False) else {}))
+                   if args.text_time_embed else {}))
 
 
 TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,

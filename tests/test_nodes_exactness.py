@@ -82,11 +82,15 @@ def test_img2img_matches_pipeline(tiny_sd, pipe, tmp_path, name):
     assert np.abs(image - np.asarray(reference).astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("padding_side", ["right", "left"])
 @pytest.mark.parametrize("text", ["", "a blue star", "a red circle " * 10])
-def test_prompt_tokens_match_the_pipeline(tiny_sd, pipe, text):
+def test_prompt_tokens_match_the_pipeline(tiny_sd, pipe, text, padding_side):
+    import copy
+
     from nodes.diffusion import tokenize_prompt
 
-    tokenizer = pipe.tokenizer
+    tokenizer = copy.deepcopy(pipe.tokenizer)
+    tokenizer.padding_side = padding_side
     ids, mask, dropped = tokenize_prompt(tokenizer, text)
     reference = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length,
                           truncation=True, return_tensors="pt")
