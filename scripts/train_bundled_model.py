@@ -515,6 +515,8 @@ def main():
                     help="export the EMA of the UNet/text encoder weights (default) or the last raw ones")
     ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")
     args = ap.parse_args()
+    if args.t_low_share is not None and args.t_lognormal is not None:
+        ap.error("--t-low-share and --t-lognormal are two timestep distributions; give one")
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -167,3 +167,12 @@ def test_raw_weights_export_differs_from_the_ema(trained, tmp_path):
     raw = load_file(tmp_path / "unet" / "diffusion_pytorch_model.safetensors")
     assert ema.keys() == raw.keys()
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)
+
+
+def test_two_timestep_distributions_at_once_are_refused(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "unet", "--work", str(tmp_path),
+                           "--t-low-share", "0.6", "--t-lognormal", "0.5,-0.5,1.2"],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 2 and "give one" in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before any work
