@@ -153,18 +153,18 @@ def test_text_time_embedding_gives_every_block_the_caption():
     assert UNet2DConditionModel(**unet_config(plain)).config.addition_embed_type is None
 
 
-def test_raw_weights_export_differs_from_the_ema(trained, tmp_path):
+def test_ema_weights_export_differs_from_the_raw_default(trained, tmp_path):
     import torch
     from safetensors.torch import load_file
 
     work, out, _ = trained
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--unet-weights", "raw",
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--unet-weights", "ema",
                            "--work", str(work), "--out", str(tmp_path), *TOY],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ema = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
-    raw = load_file(tmp_path / "unet" / "diffusion_pytorch_model.safetensors")
+    raw = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
+    ema = load_file(tmp_path / "unet" / "diffusion_pytorch_model.safetensors")
     assert ema.keys() == raw.keys()
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)
 
