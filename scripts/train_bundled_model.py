@@ -433,7 +433,8 @@ def phase_unet(args, work: Path, device):
             ema.shadow[0].save_pretrained(work / "unet_ema")
             ema.shadow[1].save_pretrained(work / "text_ema")
             tok.save_pretrained(work / "tokenizer")
-    # The raw (non-averaged) weights too, for comparing them with the EMA (export --unet-weights raw).
+    # The raw weights are what export ships by default: with the LR decayed to a tenth they beat the
+    # EMA (docs/benchmarks.md); the EMA checkpoints above stay for comparison (--unet-weights ema).
     unet.save_pretrained(work / "unet_raw")
     text.save_pretrained(work / "text_raw")
     log(f"UNet phase done in {time.time() - t0:.0f}s")

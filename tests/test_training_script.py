@@ -167,6 +167,8 @@ def test_ema_weights_export_differs_from_the_raw_default(trained, tmp_path):
     ema = load_file(tmp_path / "unet" / "diffusion_pytorch_model.safetensors")
     assert ema.keys() == raw.keys()
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)
+    trained_raw = load_file(work / "unet_raw" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(raw[k], trained_raw[k]) for k in raw)  # the default export is the raw UNet
 
 
 def test_two_timestep_distributions_at_once_are_refused(tmp_path):
