@@ -430,13 +430,13 @@ def phase_unet(args, work: Path, device):
                 f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
             run_loss = 0.0
         if (step + 1) % 1000 == 0 or step == args.unet_steps - 1:
+            # Raw weights are what export ships by default (with the LR decayed to a tenth they beat
+            # the EMA, docs/benchmarks.md); the EMA stays for comparison (--unet-weights ema).
+            unet.save_pretrained(work / "unet_raw")
+            text.save_pretrained(work / "text_raw")
             ema.shadow[0].save_pretrained(work / "unet_ema")
             ema.shadow[1].save_pretrained(work / "text_ema")
             tok.save_pretrained(work / "tokenizer")
-    # The raw weights are what export ships by default: with the LR decayed to a tenth they beat the
-    # EMA (docs/benchmarks.md); the EMA checkpoints above stay for comparison (--unet-weights ema).
-    unet.save_pretrained(work / "unet_raw")
-    text.save_pretrained(work / "text_raw")
     log(f"UNet phase done in {time.time() - t0:.0f}s")
 
 
@@ -447,6 +447,10 @@ def phase_export(args, work: Path, out: Path):
     data = torch.load(work / "dataset.pt", weights_only=True)
     vae = AutoencoderKL.from_pretrained(work / ("vae_dec" if (work / "vae_dec").exists() else "vae"))
     vae.register_to_config(scaling_factor=float(data["scaling_factor"]))
+    for part in ("unet", "text"):
+        if not (work / f"{part}_{args.unet_weights}").is_dir():
+            raise SystemExit(f"{work / f'{part}_{args.unet_weights}'} is missing: rerun --phase unet "
+                             f"(work folders from before 2026-11-27 hold only the EMA: --unet-weights ema)")
     unet = UNet2DConditionModel.from_pretrained(work / f"unet_{args.unet_weights}")
     text = CLIPTextModel.from_pretrained(work / f"text_{args.unet_weights}")
     tok = CLIPTokenizer.from_pretrained(work / "tokenizer")

@@ -178,3 +178,19 @@ def test_two_timestep_distributions_at_once_are_refused(tmp_path):
                           env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
     assert proc.returncode == 2 and "give one" in proc.stderr
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_export_without_the_asked_weights_names_the_missing_folder(trained, tmp_path):
+    work, _, _ = trained
+    old_work = tmp_path / "work"  # a work folder from before raw weights were saved: EMA only
+    old_work.mkdir()
+    for item in work.iterdir():
+        if item.name not in ("unet_raw", "text_raw"):
+            (old_work / item.name).symlink_to(item)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--work", str(old_work),
+                           "--out", str(tmp_path / "out"), *TOY],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert proc.returncode != 0
+    assert "unet_raw is missing" in proc.stderr and "--unet-weights ema" in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
