@@ -49,7 +49,8 @@ LOAD_MODEL = NodeType(
         Param("compile", "choice", "CUDA graphs", choices=COMPILE_MODES, linkable=False,
               tooltip="CUDA only. CUDA graphs: replay the UNet and text encoder from CUDA graphs "
                       "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
-                      "first run, cached on disk)"),
+                      "first run, cached on disk). regional: compile only the UNet's transformer "
+                      "blocks (shorter compile), replay the UNet from a CUDA graph"),
         Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
               tooltip="keep weights in RAM and move each model to the GPU when it runs"),
     ),

@@ -21,7 +21,15 @@ DTYPES = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 # "CUDA graphs": the eager UNet and text encoder replayed from CUDA graphs (no compile wait).
 # The compile modes also replay the text encoder from a CUDA graph.
-COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs")
+# "regional compile + CUDA graphs": torch.compile only the repeated blocks (Dynamo traces each
+# block shape once instead of the whole UNet: a shorter warm start), the whole UNet replayed
+# from our own CUDA graph as in "CUDA graphs".
+COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", "regional compile + CUDA graphs")
+REGIONAL = "regional compile + CUDA graphs"
+# The blocks that repeat, with few distinct shapes, in SD UNets (diffusers' `_repeated_blocks`);
+# everything between them, and the VAE decoder, stays eager. ResnetBlock2D was tried too: it comes
+# in ~20 shapes, each traced on its own, and doubled the warm start (docs/benchmarks.md).
+REGIONAL_BLOCKS = ("BasicTransformerBlock",)
 OFFLOAD_MODES = ("none", "model", "sequential")
 
 # Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
@@ -318,18 +326,33 @@ def compile_cache_dir() -> Path:
     return base / "latentgraph" / "torch_compile"
 
 
-def compile_pipeline(pipe, reduce_overhead: bool = False) -> None:
-    """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache)."""
+def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> int:
+    """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache).
+
+    ``regional``: compile each of the UNet's repeated blocks (``REGIONAL_BLOCKS``) instead,
+    with static shapes; the VAE decoder stays eager. Returns how many modules were compiled."""
     import torch
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+    import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
     fuse_qkv(pipe)
+    if regional:
+        # One compiled variant per block shape (SD1.5: 4 per image size); past the default
+        # limit of 8 (a third size) Dynamo would quietly run the blocks eagerly.
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+        count = 0
+        for module in pipe.unet.modules():
+            if type(module).__name__ in REGIONAL_BLOCKS:
+                module.compile(fullgraph=True, dynamic=False)
+                count += 1
+        return count
     mode = "reduce-overhead" if reduce_overhead else None
     pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)
     pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
+    return 2
 
 
 def graph_unet(unet) -> GraphedCallable:
@@ -384,8 +407,9 @@ class ModelCache:
             module.eval()
             module.requires_grad_(False)
         place_on_device(pipe, device, offload)
-        if compile in ("compile", "compile + CUDA graphs"):
-            compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs")
+        if compile in ("compile", "compile + CUDA graphs", REGIONAL):
+            compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
+                             regional=compile == REGIONAL)
         latent_rgb = _load_latent_rgb(path) if path.is_dir() else None
         vae = VaeModel(pipe.vae, key, device, dtype)
         if latent_rgb is not None:
@@ -395,7 +419,7 @@ class ModelCache:
         # Offloading moves weights between devices, which a captured graph cannot follow.
         if compile != "off" and device.startswith("cuda") and offload == "none":
             clip.graphed = graph_text_encoder(pipe.text_encoder)
-            if compile == "CUDA graphs":
+            if compile in ("CUDA graphs", REGIONAL):
                 unet.graphed = graph_unet(pipe.unet)
         return LoadedModel(unet, clip, vae, str(path))
 

@@ -10,7 +10,7 @@ from PIL import Image
 from sd_graphs import txt2img_graph
 
 from graphs import Executor
-from nodes.models import MODEL_CACHE, graph_text_encoder, graph_unet
+from nodes.models import MODEL_CACHE, REGIONAL, REGIONAL_BLOCKS, graph_text_encoder, graph_unet
 from nodes.previews import latent_to_pil
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -55,6 +55,32 @@ def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
         loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile=mode)
         assert loaded.unet.graphed is None and loaded.clip.graphed is None
     assert np.array_equal(images["off"], images["CUDA graphs"])
+
+
+def _regional_image(tiny_sd, device: str):
+    """The image in compile mode "off" and in regional compile mode, and the regional model."""
+    images = {}
+    for mode in ("off", REGIONAL):
+        graph, ids = txt2img_graph(str(tiny_sd), steps=3)
+        graph.set_param(ids["load"], "device", device)
+        graph.set_param(ids["load"], "dtype", "fp32")
+        graph.set_param(ids["load"], "compile", mode)
+        result, _ = run_ok(graph)
+        images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+    return images, MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=REGIONAL)
+
+
+def test_regional_compile_compiles_every_repeated_block_and_keeps_the_image(tiny_sd):
+    from torch._dynamo.utils import counters
+
+    graphs_before = counters["stats"]["unique_graphs"]
+    images, loaded = _regional_image(tiny_sd, "cpu")
+    assert np.abs(images["off"] - images[REGIONAL]).max() <= 2
+    blocks = [m for m in loaded.unet.unet.modules() if type(m).__name__ in REGIONAL_BLOCKS]
+    assert {type(m).__name__ for m in blocks} == set(REGIONAL_BLOCKS)
+    assert all(m._compiled_call_impl is not None for m in blocks)
+    assert counters["stats"]["unique_graphs"] > graphs_before  # the blocks ran compiled
+    assert loaded.unet.graphed is None  # no CUDA graphs on the CPU
 
 
 def _tiny_cuda_models(tiny_sd):
@@ -135,6 +161,14 @@ def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
     reference = pipe("a blue star", negative_prompt="", height=32, width=32, num_inference_steps=5,
                      guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(7)).images[0]
     assert np.abs(image - np.asarray(reference).astype(int)).max() <= 2
+
+
+@needs_cuda
+def test_regional_compile_is_captured_in_the_unet_graph(tiny_sd):
+    images, loaded = _regional_image(tiny_sd, "cuda")
+    assert np.abs(images["off"] - images[REGIONAL]).max() <= 2
+    graphed = loaded.unet.graphed
+    assert graphed is not None and graphed.captures >= 1 and graphed.disabled_reason is None
 
 
 @needs_cuda
