@@ -236,3 +236,20 @@ def test_group_frame_covers_nodes(window, registry):
         r = window.scene.node_items[node_id].sceneBoundingRect()
         assert x <= r.left() and r.right() <= x + w and y <= r.top() and r.bottom() <= y + h
     assert isinstance(window.undo_stack.command(0).command, Group)
+
+
+def test_a_long_choice_keeps_the_node_widgets_inside_the_node(window, registry):
+    from graphs import NodeType, Param, Socket
+    from nodeeditor import theme
+
+    long = "regional compile + CUDA graphs, a choice much wider than a node"
+    registry.nodes.register(NodeType("test.long_choice", "Long choice", "test/widgets",
+                                     lambda ctx, mode: {"out": mode}, outputs=(Socket("out", "STRING"),),
+                                     params=(Param("mode", "choice", long, choices=("short", long)),)))
+    g = Graph(registry)
+    node = g.add_node(g.create_node("test.long_choice", (0, 0)))
+    load(window, g)
+    item = window.scene.node_items[node.id]
+    item.ensure_widgets()  # built lazily, when the node first shows
+    assert item.proxy is not None
+    assert item.proxy.size().width() <= item.boundingRect().width() - 2 * theme.PAD + 0.5
