@@ -401,7 +401,7 @@ def phase_unet(args, work: Path, device):
     run_loss = 0.0
     for step in range(args.unet_steps):
         for gr in opt.param_groups:
-            gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200)
+            gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200, args.unet_lr_floor)
         idx = torch.randint(0, len(caps), (args.unet_batch,), generator=g)
         x0 = lat[idx].to(device)
         ids = ids_all[idx].clone()
@@ -504,6 +504,8 @@ def main():
     ap.add_argument("--unet-batch", type=int, default=48)
     ap.add_argument("--unet-lr", type=float, default=1.2e-3,
                     help="peak UNet learning rate (8e-4 until 2026-11-27: shape 0.796 against 0.844 raw)")
+    ap.add_argument("--unet-lr-floor", type=float, default=0.1,
+                    help="the cosine UNet LR decays to this fraction of the peak")
     ap.add_argument("--outline-weight", type=float, default=8.0,
                     help="extra UNet loss weight on latent cells next to object outlines")
     ap.add_argument("--t-split", type=int, default=500)

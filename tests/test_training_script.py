@@ -91,6 +91,18 @@ def test_outline_mask_marks_the_cells_along_an_object_edge():
     assert cells.float().mean() < 0.5
 
 
+def test_learning_rate_warms_up_peaks_and_decays_to_the_asked_floor():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_bundled_model import lr_at
+
+    peak, total, warmup = 1e-3, 1000, 100
+    rates = [lr_at(step, total, peak, warmup, floor=0.02) for step in range(total)]
+    assert rates[0] == pytest.approx(peak / warmup) and rates[warmup] == pytest.approx(peak)
+    assert all(a >= b for a, b in zip(rates[warmup:], rates[warmup + 1:]))  # cosine: only down
+    assert rates[-1] == pytest.approx(0.02 * peak, rel=0.01)
+    assert lr_at(total - 1, total, peak, warmup) == pytest.approx(0.1 * peak, rel=0.01)  # default
+
+
 def test_timestep_sampling_puts_the_asked_share_below_the_split():
     import torch
 
