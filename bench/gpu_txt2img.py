@@ -11,6 +11,8 @@ image against the CPU fp32 image for the same seed (smaller size) and localises 
 model's low-precision divergence component by component.
 
     python bench/gpu_txt2img.py            # on a CUDA machine
+    python bench/gpu_txt2img.py --modes graphs,compiled,regional --skip-precision
+                                           # + the regional compile mode, its own cold/warm start
     python bench/gpu_txt2img.py --tiny     # CPU sanity check with tiny models
 
 Last line: JSON with stock_s, eager_s (the default uncompiled path; eager_mode says which),
@@ -290,7 +292,8 @@ def main() -> None:
     parser.add_argument("--precision-only", action="store_true", help="only the GPU-vs-CPU check")
     parser.add_argument("--partial", type=Path, help="write the numbers so far here after each phase")
     parser.add_argument("--modes", default="eager,graphs,compiled",
-                        help="which graph modes to time (comma-separated: eager, graphs, compiled)")
+                        help="which graph modes to time (comma-separated: eager, graphs, compiled, "
+                             "regional = the regional compile mode beside --compile-mode)")
     parser.add_argument("--skip-precision", action="store_true", help="no GPU-vs-CPU image checks")
     parser.add_argument("--profile", action="store_true",
                         help="profile one seed re-run per mode: host waits and the costliest ops")
@@ -430,41 +433,53 @@ def main() -> None:
                eager_vs_stock=default.get("vs_stock"),
                eager_no_graphs_s=out.get("eager", {}).get("s"))
 
-    # ---- graph, compiled ----
-    compiled_s = compile_cold_s = compile_warm_s = None
-    MODEL_CACHE.clear()
-    peak_reset()
-    try:
-        if compile_mode == "off" or "compiled" not in args.modes:
-            raise LookupError("skipped (--compile-mode off or not in --modes)")
-        compile_cold_s = first_image_seconds(folder, device, size, args.steps, compile_mode)["first_image_s"]
-        log(f"compile cold {compile_cold_s:.1f}s")
-        out["compiled"] = measure_mode(compile_mode, "compiled", fresh=False)
-        compiled_s = out["compiled"]["s"]
-        out.update(compiled_s=compiled_s, compile_cold_s=round(compile_cold_s, 2),
-                   compiled_vs_stock=out["compiled"]["vs_stock"],
-                   compiled_preview_overhead_pct=out["compiled"]["preview_overhead_pct"])
-        save_partial(out, args.partial)
-    except LookupError as skipped:
-        out["compile_error"] = str(skipped)
-    except Exception as exc:  # keep the eager numbers; say what broke
-        import traceback
+    # ---- graph, compiled: the --compile-mode (label "compiled"), and "regional" if asked ----
+    def measure_compiled(label: str, mode: str) -> None:
+        """Cold compile (this process), steady-state timings, then the warm start in a second
+        process reusing the on-disk caches; into ``out[label]`` and, for "compiled", the
+        top-level keys. A failure is recorded and the rest of the benchmark goes on."""
+        MODEL_CACHE.clear()
+        peak_reset()
+        entry: dict = {"mode": mode}
+        out[label] = entry
+        try:
+            cold = first_image_seconds(folder, device, size, args.steps, mode)["first_image_s"]
+            log(f"{label}: compile cold {cold:.1f}s")
+            entry.update(measure_mode(mode, label, fresh=False), compile_cold_s=round(cold, 2))
+            save_partial(out, args.partial)
+        except Exception as exc:  # keep the other numbers; say what broke
+            import traceback
 
-        traceback.print_exc()
-        out["compile_error"] = f"{type(exc).__name__}: {exc}"[:500]
-    if compiled_s is not None:
+            traceback.print_exc()
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            return
         child = subprocess.run(
             [sys.executable, __file__, "--child-first-image", "--model-dir", str(folder),
-             "--steps", str(args.steps), "--size", str(size), "--compile-mode", args.compile_mode,
+             "--steps", str(args.steps), "--size", str(size), "--compile-mode", mode,
              "--device", device] + (["--tiny"] if args.tiny else []),
             capture_output=True, text=True, cwd=ROOT)
         try:
             warm = json.loads(child.stdout.strip().splitlines()[-1])
-            compile_warm_s = warm["first_image_s"]
-            out["compile_warm_breakdown"] = warm
+            entry.update(compile_warm_s=round(warm["first_image_s"], 2), compile_warm_breakdown=warm)
         except (IndexError, ValueError, KeyError):
             print(child.stderr[-3000:], file=sys.stderr)
-        log(f"compile warm (second process) {compile_warm_s}")
+        log(f"{label}: compile warm (second process) {entry.get('compile_warm_s')}")
+        save_partial(out, args.partial)
+
+    if compile_mode != "off" and "compiled" in args.modes:
+        measure_compiled("compiled", compile_mode)
+    else:
+        out["compile_error"] = "skipped (--compile-mode off or not in --modes)"
+    if "regional" in args.modes and compile_mode != REGIONAL:
+        measure_compiled("regional", REGIONAL)
+    compiled = out.get("compiled", {})
+    if "error" in compiled:
+        out["compile_error"] = compiled["error"]
+    compiled_s = compiled.get("s")
+    if compiled_s is not None:
+        out.update(compiled_s=compiled_s, compiled_vs_stock=compiled["vs_stock"],
+                   compiled_preview_overhead_pct=compiled["preview_overhead_pct"])
+    compile_cold_s, compile_warm_s = compiled.get("compile_cold_s"), compiled.get("compile_warm_s")
 
     # ---- correctness: graph on this device vs stock, and GPU fp16 vs CPU fp32 ----
     gpu_cpu = precision_check(folder) if cuda and not args.skip_precision else None
@@ -478,16 +493,18 @@ def main() -> None:
         # The default path is what must stay under the stock pipeline's peak (each mode's own
         # peak is in its entry).
         "peak_vram_gib": default.get("peak_vram_gib"),
-        "compile_cold_s": None if compile_cold_s is None else round(compile_cold_s, 2),
-        "compile_warm_s": None if compile_warm_s is None else round(compile_warm_s, 2),
+        "compile_cold_s": compile_cold_s,
+        "compile_warm_s": compile_warm_s,
         "graph_vs_stock_max_pixel_diff": default.get("max_pixel_diff_vs_stock"),
         "gpu_vs_cpu_fp32": gpu_cpu,
     })
     print(f"{'':44} seconds  vs stock  VRAM GiB  previews+trace  "
           f"({out['device']}, {size}x{size}, {args.steps} steps, CFG 7.5, Euler)")
     print(f"{'stock StableDiffusionPipeline':44} {stock_s:7.4f}  {1:8.3f}  {stock_peak:8.3f}")
-    for label in ("eager", "graphs", "compiled"):
+    for label in ("eager", "graphs", "compiled", "regional"):
         row = out.get(label) or {}
+        if label == "regional" and not row:
+            continue
         if "s" not in row:
             print(f"{'graph ' + label:44} failed: {row.get('error', out.get('compile_error'))}")
             continue
@@ -495,8 +512,11 @@ def main() -> None:
               f"{row['peak_vram_gib']:8.3f}  {row['preview_overhead_pct']:6.2f} %")
         print(f"{'graph ' + label + ' seed re-run (bare)':44} {row['seed_rerun_s']:7.4f} "
               f"({row['seed_rerun_bare_s']:.4f})  pixel diff vs stock {row['max_pixel_diff_vs_stock']}")
-    print(f"compile cold {out['compile_cold_s']}s warm {out['compile_warm_s']}s "
-          f"({out.get('compile_warm_breakdown')})")
+    for label in ("compiled", "regional"):
+        row = out.get(label) or {}
+        if "compile_cold_s" in row:
+            print(f"{label} ({row['mode']}): compile cold {row['compile_cold_s']}s warm "
+                  f"{row.get('compile_warm_s')}s ({row.get('compile_warm_breakdown')})")
     save_partial(out, args.partial)
     print(json.dumps(out))
 
