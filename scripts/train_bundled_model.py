@@ -505,7 +505,8 @@ def main():
     ap.add_argument("--unet-lr", type=float, default=1.2e-3,
                     help="peak UNet learning rate (8e-4 until 2026-11-27: shape 0.796 against 0.844 raw)")
     ap.add_argument("--unet-lr-floor", type=float, default=0.1,
-                    help="the cosine UNet LR decays to this fraction of the peak")
+                    help="the cosine UNet LR decays to this fraction of the peak; tried 0.02: shape "
+                         "0.662/0.694 against 0.844/0.864, stars blobs (docs/benchmarks.md)")
     ap.add_argument("--outline-weight", type=float, default=8.0,
                     help="extra UNet loss weight on latent cells next to object outlines")
     ap.add_argument("--t-split", type=int, default=500)
