@@ -110,7 +110,7 @@ def make_editor(param: Param, value: Any, on_change: OnChange,
         combo = QComboBox(parent)
         combo.addItems(list(param.choices))
         # Size to the node, not to the longest choice (a long one would push every row past the
-        # node's edge); the current text elides, the popup shows the choices whole.
+        # node's edge); the current text is clipped, the popup shows the choices whole.
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(8)
         combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)

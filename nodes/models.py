@@ -24,8 +24,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # "regional compile + CUDA graphs": torch.compile only the repeated blocks (Dynamo traces each
 # block shape once instead of the whole UNet: a shorter warm start), the whole UNet replayed
 # from our own CUDA graph as in "CUDA graphs".
-COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", "regional compile + CUDA graphs")
 REGIONAL = "regional compile + CUDA graphs"
+COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIONAL)
 # The blocks that repeat, with few distinct shapes, in SD UNets (diffusers' `_repeated_blocks`);
 # everything between them, and the VAE decoder, stays eager. ResnetBlock2D was tried too: it comes
 # in ~20 shapes, each traced on its own, and doubled the warm start (docs/benchmarks.md).
@@ -326,11 +326,11 @@ def compile_cache_dir() -> Path:
     return base / "latentgraph" / "torch_compile"
 
 
-def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> int:
+def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> None:
     """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache).
 
     ``regional``: compile each of the UNet's repeated blocks (``REGIONAL_BLOCKS``) instead,
-    with static shapes; the VAE decoder stays eager. Returns how many modules were compiled."""
+    with static shapes; the VAE decoder stays eager."""
     import torch
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
@@ -343,16 +343,13 @@ def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False
         # One compiled variant per block shape (SD1.5: 4 per image size); past the default
         # limit of 8 (a third size) Dynamo would quietly run the blocks eagerly.
         dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-        count = 0
         for module in pipe.unet.modules():
             if type(module).__name__ in REGIONAL_BLOCKS:
                 module.compile(fullgraph=True, dynamic=False)
-                count += 1
-        return count
+        return
     mode = "reduce-overhead" if reduce_overhead else None
     pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)
     pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
-    return 2
 
 
 def graph_unet(unet) -> GraphedCallable:
