@@ -32,32 +32,27 @@ def main() -> None:
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache_dir
     start = time.perf_counter()
     import torch
-    import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
     from diffusers import UNet2DConditionModel
+    from gpu_txt2img import SD15
+
+    from nodes.models import compile_blocks
 
     imported = time.perf_counter() - start
     inductor_config.fx_graph_cache = True
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     narrow = device == "cpu" if args.narrow is None else args.narrow
-    width = (32, 64, 128, 128) if narrow else (320, 640, 1280, 1280)
+    config = dict(SD15["unet"])
+    if narrow:
+        config.update(block_out_channels=(32, 64, 128, 128), cross_attention_dim=32, norm_num_groups=8)
     dtype = torch.float16 if device == "cuda" else torch.float32
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=width,
-        cross_attention_dim=32 if narrow else 768, attention_head_dim=8,
-        norm_num_groups=8 if narrow else 32,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3).eval().requires_grad_(False)
-    unet = unet.to(device, dtype)
+    unet = UNet2DConditionModel(**config).eval().requires_grad_(False).to(device, dtype)
     blocks = WHAT[args.what]
     if blocks is None:
         unet = torch.compile(unet, fullgraph=True)
     else:
-        dynamo_config.recompile_limit = 64
-        for module in unet.modules():
-            if type(module).__name__ in blocks:
-                module.compile(fullgraph=True, dynamic=False)
+        compile_blocks(unet, tuple(blocks))
     size = 16 if narrow else 64
     sample = torch.randn(2, 4, size, size, device=device, dtype=dtype)
     embeds = torch.randn(2, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)

@@ -334,22 +334,32 @@ def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False
     import torch
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
-    import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
     fuse_qkv(pipe)
     if regional:
-        # One compiled variant per block shape (SD1.5: 4 per image size); past the default
-        # limit of 8 (a third size) Dynamo would quietly run the blocks eagerly.
-        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-        for module in pipe.unet.modules():
-            if type(module).__name__ in REGIONAL_BLOCKS:
-                module.compile(fullgraph=True, dynamic=False)
+        compile_blocks(pipe.unet)
         return
     mode = "reduce-overhead" if reduce_overhead else None
     pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)
     pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
+
+
+def compile_blocks(model, names: tuple[str, ...] = REGIONAL_BLOCKS) -> int:
+    """Regional compilation: torch.compile every submodule whose class is in ``names`` (static
+    shapes, full graphs); returns how many were compiled."""
+    import torch._dynamo.config as dynamo_config
+
+    # One compiled variant per block shape (SD1.5 transformer blocks: 4 per image size); past
+    # the default limit of 8 (a third size) Dynamo would quietly run the blocks eagerly.
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ in names:
+            module.compile(fullgraph=True, dynamic=False)
+            count += 1
+    return count
 
 
 def graph_unet(unet) -> GraphedCallable:
