@@ -95,6 +95,7 @@ def main():
     scenes = W.eval_scenes(random.Random(args.prompt_seed), args.per_template)
     totals: dict[str, list[bool]] = {}
     per_template: dict[str, dict[str, list[bool]]] = {}
+    shape_by_size: dict[str, list[bool]] = {}  # "size" template: small / big asked for
     times = []
     asked_for = {shape: collections.Counter() for shape in W.SHAPES}  # shape asked -> shape seen
     grid_cells = []
@@ -114,6 +115,8 @@ def main():
                     continue
                 totals.setdefault(k, []).extend(v)
                 per_template.setdefault(sc.template, {}).setdefault(k, []).extend(v)
+            if sc.template == "size":
+                shape_by_size.setdefault(sc.size, []).extend(res["shape"])
             if args.verbose:
                 print(sc.caption, "->", json.dumps(res["analysis"], default=str), file=sys.stderr)
             if s == 0 and (i % args.per_template) < 16:
@@ -142,6 +145,8 @@ def main():
                                       for x in per_template.get(t, {}).get("shape", [])]),
         "shape_accuracy_two": acc(per_template.get("two", {}).get("shape", [])),
         "colour_accuracy_two": acc(per_template.get("two", {}).get("colour", [])),
+        "shape_accuracy_by_template": {t: acc(per_template[t].get("shape", [])) for t in per_template},
+        "shape_accuracy_by_size": {size: acc(v) for size, v in shape_by_size.items()},
         "shape_accuracy_by_shape": {shape: round(seen[shape] / max(1, sum(seen.values())), 4)
                                     for shape, seen in asked_for.items()},
         "shape_confusion": {shape: dict(seen) for shape, seen in asked_for.items()},
