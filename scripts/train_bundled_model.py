@@ -503,10 +503,10 @@ def main():
     ap.add_argument("--unet-steps", type=int, default=5400)
     ap.add_argument("--unet-batch", type=int, default=48)
     ap.add_argument("--unet-lr", type=float, default=1.2e-3,
-                    help="peak UNet learning rate (8e-4 until 2026-11-27: shape 0.796 against 0.844 raw)")
+                    help="peak UNet learning rate (8e-4 until 2026-11-27: shape 0.796 against 0.844 raw, first world)")
     ap.add_argument("--unet-lr-floor", type=float, default=0.1,
                     help="the cosine UNet LR decays to this fraction of the peak; tried 0.02: shape "
-                         "0.662/0.694 against 0.844/0.864, stars blobs (docs/benchmarks.md)")
+                         "0.662/0.694 against 0.844/0.864 on the first world, stars blobs (docs/benchmarks.md)")
     ap.add_argument("--outline-weight", type=float, default=8.0,
                     help="extra UNet loss weight on latent cells next to object outlines")
     ap.add_argument("--t-split", type=int, default=500)
@@ -524,7 +524,7 @@ def main():
     ap.add_argument("--unet-weights", default="raw", choices=["ema", "raw"],
                     help="export the last raw UNet/text encoder weights (default) or their EMA; the LR "
                          "decays to a tenth, and the EMA (--ema) lags: shape 0.824/0.838 against "
-                         "0.844/0.864 raw (docs/benchmarks.md)")
+                         "0.844/0.864 raw on the first world (docs/benchmarks.md)")
     ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")
     args = ap.parse_args()
     if args.t_low_share is not None and args.t_lognormal is not None:
