@@ -4,7 +4,8 @@
 Generates ``--per-template`` prompts for each caption template of the shapes world
 (single / size / position / two objects) x ``--seeds`` CPU generator seeds with
 ``StableDiffusionPipeline.from_pretrained(folder)`` (CPU, fp32), scores each image with
-the image-analysis scorer in ``scripts/shapes_world.py`` and prints a JSON line last.
+the image-analysis scorer in ``scripts/shapes_world.py`` and prints a JSON line last, with
+the text encoder's ``word_contrast`` (how far apart it puts captions that differ in one word).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bundled_model.py            # full (50 x 4 templates x 2 seeds)
     OMP_NUM_THREADS=1 .venv/bin/python bench/bundled_model.py --quick    # 8 x 4 x 1
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import shapes_world as W  # noqa: E402
+from train_bundled_model import word_contrast  # noqa: E402
 
 MODEL_DIR = ROOT / "resources/models/latentgraph-shapes"
 
@@ -150,6 +152,7 @@ def main():
         "shape_accuracy_by_shape": {shape: round(seen[shape] / max(1, sum(seen.values())), 4)
                                     for shape, seen in asked_for.items()},
         "shape_confusion": {shape: dict(seen) for shape, seen in asked_for.items()},
+        "word_contrast": word_contrast(pipe.tokenizer, pipe.text_encoder),
         "seconds_per_image": round(statistics.median(times), 4),
         "images": len(times),
         "prompts_per_template": args.per_template,

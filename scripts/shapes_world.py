@@ -100,6 +100,33 @@ def all_caption_words() -> list[str]:
     return sorted(words)
 
 
+
+def contrast_captions() -> list[tuple[str, str, str, str, str]]:
+    """Caption pairs that differ in one word of one kind: (kind, word_a, word_b, caption_a,
+    caption_b) for every pair of object colours, backgrounds, shapes, sizes and positions.
+    A text encoder that gives both captions of a pair nearly the same hidden states cannot
+    tell those words apart, and no UNet can then draw the difference (a from-scratch run whose
+    "top" and "bottom" collapsed drew half its positions upside down, docs/benchmarks.md)."""
+    pairs = []
+
+    def other_colour(*used):
+        return next(c for c in COLOUR_NAMES if c not in used)
+
+    for i, a in enumerate(COLOUR_NAMES):
+        for b in COLOUR_NAMES[i + 1:]:
+            bg = other_colour(a, b)
+            pairs.append(("colour", a, b, f"a {a} circle on a {bg} background", f"a {b} circle on a {bg} background"))
+            obj = other_colour(a, b)
+            pairs.append(("background", a, b, f"a {obj} circle on a {a} background",
+                          f"a {obj} circle on a {b} background"))
+    for words, kind, frame in ((SHAPES, "shape", "a red {} on a blue background"),
+                               (SIZES, "size", "a {} red circle on a blue background"),
+                               (POSITIONS, "position", "a red circle in the {} on a blue background")):
+        for i, a in enumerate(words):
+            for b in words[i + 1:]:
+                pairs.append((kind, a, b, frame.format(a), frame.format(b)))
+    return pairs
+
 # --------------------------------------------------------------------------- sampling
 
 def sample_scene(rng: random.Random, template: str | None = None, paraphrase: bool = True) -> Scene:

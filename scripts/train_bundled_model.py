@@ -153,6 +153,42 @@ def tokenize(tok, captions: list[str]) -> torch.Tensor:
                return_tensors="pt").input_ids
 
 
+# A text encoder that drew positions right gave top/bottom captions 1.15 apart; the one that
+# drew half of them upside down 0.06 (docs/benchmarks.md).
+WORD_CONTRAST_WARN = 0.3
+
+
+@torch.no_grad()
+def word_contrast(tok, text) -> dict[str, dict]:
+    """How far apart the text encoder puts captions that differ in one word, per kind of word
+    (``shapes_world.contrast_captions``): the weakest pair of each kind, as the largest relative
+    change of a token's hidden state, ||h_a - h_b|| / ||h_a||. Near 0 means the two words are
+    one word to the UNet."""
+    was_training = text.training
+    text.eval()
+    pairs = W.contrast_captions()
+    device = next(text.parameters()).device
+    h = text(tokenize(tok, [c for p in pairs for c in p[3:]]).to(device))[0].float().cpu()
+    ha, hb = h[0::2], h[1::2]
+    rel = ((ha - hb).norm(dim=-1) / ha.norm(dim=-1).clamp_min(1e-8)).amax(dim=-1)
+    text.train(was_training)
+    weakest: dict[str, dict] = {}
+    for (kind, a, b, _, _), r in zip(pairs, rel.tolist()):
+        if kind not in weakest or r < weakest[kind]["contrast"]:
+            weakest[kind] = {"contrast": round(r, 4), "words": [a, b]}
+    return weakest
+
+
+def log_word_contrast(tok, text, when: str) -> None:
+    weakest = word_contrast(tok, text)
+    log(f"{when} word contrast (weakest pair per kind): "
+        + ", ".join(f"{k} {v['contrast']:.2f} ({'/'.join(v['words'])})" for k, v in weakest.items()))
+    low = [k for k, v in weakest.items() if v["contrast"] < WORD_CONTRAST_WARN]
+    if low:
+        log(f"WARNING: the text encoder barely tells apart {', '.join('/'.join(weakest[k]['words']) for k in low)} "
+            f"(contrast < {WORD_CONTRAST_WARN}): expect those words to be drawn alike")
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def set_seed(seed: int):
@@ -437,6 +473,7 @@ def phase_unet(args, work: Path, device):
             ema.shadow[0].save_pretrained(work / "unet_ema")
             ema.shadow[1].save_pretrained(work / "text_ema")
             tok.save_pretrained(work / "tokenizer")
+            log_word_contrast(tok, text, f"step {step + 1}")
     log(f"UNet phase done in {time.time() - t0:.0f}s")
 
 

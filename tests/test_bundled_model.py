@@ -71,3 +71,35 @@ def test_every_scheduler_draws_the_prompt_with_the_bundled_model():
         if seen["background"] != "yellow" or not seen["object"] or seen["object"]["colour"] != "red":
             wrong[name] = (seen["background"], seen["object"] and seen["object"]["colour"])
     assert not wrong
+
+
+def _text_encoder():
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    return (CLIPTokenizer.from_pretrained(MODEL / "tokenizer"),
+            CLIPTextModel.from_pretrained(MODEL / "text_encoder"))
+
+
+def test_text_encoder_tells_every_kind_of_caption_word_apart():
+    from train_bundled_model import WORD_CONTRAST_WARN, word_contrast
+
+    tok, text = _text_encoder()
+    weakest = word_contrast(tok, text)
+    assert set(weakest) == {"colour", "background", "shape", "size", "position"}
+    assert all(v["contrast"] >= WORD_CONTRAST_WARN for v in weakest.values()), weakest
+
+
+def test_word_contrast_finds_two_words_the_text_encoder_merged():
+    """The failure the measure exists for: "top" and "bottom" one word to the UNet."""
+    import torch
+    from train_bundled_model import WORD_CONTRAST_WARN, word_contrast
+
+    tok, text = _text_encoder()
+    top, bottom = (tok(w, add_special_tokens=False).input_ids[0] for w in ("top", "bottom"))
+    with torch.no_grad():
+        emb = text.get_input_embeddings().weight
+        emb[bottom] = emb[top]
+    weakest = word_contrast(tok, text)
+    assert weakest["position"]["contrast"] < 0.01
+    assert {"top", "bottom"} <= set(" ".join(weakest["position"]["words"]).split())
+    assert weakest["shape"]["contrast"] >= WORD_CONTRAST_WARN
