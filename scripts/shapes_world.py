@@ -100,7 +100,6 @@ def all_caption_words() -> list[str]:
     return sorted(words)
 
 
-
 def contrast_captions() -> list[tuple[str, str, str, str, str]]:
     """Caption pairs that differ in one word of one kind: (kind, word_a, word_b, caption_a,
     caption_b) for every pair of object colours, backgrounds, shapes, sizes and positions.
@@ -114,11 +113,11 @@ def contrast_captions() -> list[tuple[str, str, str, str, str]]:
 
     for i, a in enumerate(COLOUR_NAMES):
         for b in COLOUR_NAMES[i + 1:]:
-            bg = other_colour(a, b)
-            pairs.append(("colour", a, b, f"a {a} circle on a {bg} background", f"a {b} circle on a {bg} background"))
-            obj = other_colour(a, b)
-            pairs.append(("background", a, b, f"a {obj} circle on a {a} background",
-                          f"a {obj} circle on a {b} background"))
+            other = other_colour(a, b)  # the background for a colour pair, the object for a background pair
+            pairs.append(("colour", a, b, f"a {a} circle on a {other} background",
+                          f"a {b} circle on a {other} background"))
+            pairs.append(("background", a, b, f"a {other} circle on a {a} background",
+                          f"a {other} circle on a {b} background"))
     for words, kind, frame in ((SHAPES, "shape", "a red {} on a blue background"),
                                (SIZES, "size", "a {} red circle on a blue background"),
                                (POSITIONS, "position", "a red circle in the {} on a blue background")):
@@ -126,6 +125,7 @@ def contrast_captions() -> list[tuple[str, str, str, str, str]]:
             for b in words[i + 1:]:
                 pairs.append((kind, a, b, frame.format(a), frame.format(b)))
     return pairs
+
 
 # --------------------------------------------------------------------------- sampling
 
