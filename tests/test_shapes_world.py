@@ -26,4 +26,3 @@ def test_size_is_judged_by_extent_not_area(shape):
             scene = W.Scene("size", "white", [W.Obj(shape, "red", 32.0, 32.0, r)],
                             f"a {size} red {shape} on a white background", size=size)
             assert W.score_image(scene, W.render(scene))["size"] == [True], (shape, size, r)
-
