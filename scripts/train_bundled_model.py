@@ -11,7 +11,8 @@ Phases (``--phase``):
   encode  render a fixed caption/image dataset and encode it to latents, measure scaling_factor
   unet    train UNet2DConditionModel + CLIPTextModel jointly from scratch (v-prediction, raw
           weights exported, an EMA kept for comparison,
-          extra loss weight on latent cells along object outlines)
+          extra loss weight on latent cells along object outlines, a word-margin loss that
+          keeps the text encoder from merging two caption words)
   decoder fine-tune only the VAE decoder (encoder frozen), outline pixels weighted, for sharper
           corners and star points
   export  write the pipeline folder
@@ -153,6 +154,26 @@ def tokenize(tok, captions: list[str]) -> torch.Tensor:
                return_tensors="pt").input_ids
 
 
+def contrast_ids(tok) -> torch.Tensor:
+    """Token ids of ``shapes_world.contrast_captions()``, the two captions of each pair in turn."""
+    return tokenize(tok, [c for p in W.contrast_captions() for c in p[3:]])
+
+
+def pair_contrast(text, ids: torch.Tensor) -> torch.Tensor:
+    """Per caption pair (rows 2i, 2i+1 of ``ids``): the largest relative change of a token's
+    hidden state, ||h_a - h_b|| / ||h_a||. Differentiable, so training can hold it up."""
+    h = text(ids)[0]
+    ha, hb = h[0::2], h[1::2]
+    return ((ha - hb).norm(dim=-1) / ha.norm(dim=-1).clamp_min(1e-8)).amax(dim=-1)
+
+
+def word_margin_loss(text, ids: torch.Tensor, margin: float) -> torch.Tensor:
+    """How far the caption pairs of ``ids`` (``contrast_ids``) fall short of ``margin`` in
+    ``pair_contrast``, summed: zero for an encoder that tells every pair apart by the margin, so
+    it only acts on words that are merging."""
+    return F.relu(margin - pair_contrast(text, ids)).sum()
+
+
 # A text encoder that drew positions right gave top/bottom captions 1.15 apart; the one that
 # drew half of them upside down 0.06 (docs/benchmarks.md).
 WORD_CONTRAST_WARN = 0.3
@@ -168,9 +189,7 @@ def word_contrast(tok, text) -> dict[str, dict]:
     text.eval()
     pairs = W.contrast_captions()
     device = next(text.parameters()).device
-    h = text(tokenize(tok, [c for p in pairs for c in p[3:]]).to(device))[0].float().cpu()
-    ha, hb = h[0::2], h[1::2]
-    rel = ((ha - hb).norm(dim=-1) / ha.norm(dim=-1).clamp_min(1e-8)).amax(dim=-1)
+    rel = pair_contrast(text, contrast_ids(tok).to(device)).float().cpu()
     text.train(was_training)
     weakest: dict[str, dict] = {}
     for (kind, a, b, _, _), r in zip(pairs, rel.tolist()):
@@ -404,6 +423,12 @@ def phase_unet(args, work: Path, device):
     an object's outline (1 + ``--outline-weight``, about a quarter of the latent) raised shape
     accuracy from 0.48 to 0.64 with weight 4, and stars from 0.33 to 0.61 with weight 8, at the
     same cost (docs/benchmarks.md).
+
+    Word margin: the text encoder is learnt from scratch with the UNet, and one run merged "top"
+    and "bottom" (both words pull the same way, "an object off the centre") and drew half its
+    positions upside down. A hinge (``word_margin_loss``) on the caption pairs of
+    ``shapes_world.contrast_captions()`` keeps every pair at least ``--word-margin`` apart; it is
+    zero while the encoder tells the words apart, so it only acts on words that are merging.
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -433,8 +458,9 @@ def phase_unet(args, work: Path, device):
     opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=0.01)
     ema = Ema([unet, text], args.ema)
     g = torch.Generator().manual_seed(args.seed + 3)
+    pair_ids = contrast_ids(tok).to(device)
     t0 = time.time()
-    run_loss = 0.0
+    run_loss = run_margin = 0.0
     for step in range(args.unet_steps):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step, args.unet_steps, args.unet_lr, 200, args.unet_lr_floor)
@@ -451,20 +477,28 @@ def phase_unet(args, work: Path, device):
         target = a.sqrt() * noise - (1 - a).sqrt() * x0
         pred = unet(xt, t, text(ids.to(device))[0]).sample
         if outlines is None:
-            loss = F.mse_loss(pred, target)
+            v_loss = F.mse_loss(pred, target)
         else:
-            loss = outline_weighted_mean((pred - target) ** 2, outlines[idx].to(device), args.outline_weight)
+            v_loss = outline_weighted_mean((pred - target) ** 2, outlines[idx].to(device), args.outline_weight)
+        loss = v_loss
+        if args.word_margin > 0 and step % args.word_margin_every == 0:
+            # The pairs' forward and backward cost ~12 % of a step, and words merge over hundreds
+            # of steps: every few steps, weighted up to the same mean pull, costs ~1.5 %.
+            margin = word_margin_loss(text, pair_ids, args.word_margin)
+            run_margin += margin.item()
+            loss = loss + args.word_margin_every * margin
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema.update()
-        run_loss += loss.item()
+        run_loss += v_loss.item()
         if (step + 1) % 200 == 0 or step == args.unet_steps - 1:
             el = time.time() - t0
-            log(f"unet step {step + 1}/{args.unet_steps} v-loss {run_loss / 200:.4f} ({el:.0f}s, "
+            log(f"unet step {step + 1}/{args.unet_steps} v-loss {run_loss / 200:.4f} "
+                f"word-margin loss {run_margin / (200 / args.word_margin_every):.4f} ({el:.0f}s, "
                 f"eta {el / (step + 1) * (args.unet_steps - step - 1) / 60:.1f} min)")
-            run_loss = 0.0
+            run_loss = run_margin = 0.0
         if (step + 1) % 1000 == 0 or step == args.unet_steps - 1:
             # Raw weights are what export ships by default (with the LR decayed to a tenth they beat
             # the EMA, docs/benchmarks.md); the EMA stays for comparison (--unet-weights ema).
@@ -524,7 +558,9 @@ def main():
     ap.add_argument("--vae-blocks", type=_ints, default=[32, 64, 64],
                     help="AutoencoderKL block widths; n blocks downsample by 2^(n-1)")
     ap.add_argument("--latent-channels", type=int, default=4)
-    ap.add_argument("--vae-steps", type=int, default=2000)
+    ap.add_argument("--vae-steps", type=int, default=2000,
+                    help="1500 (with --dec-steps 800) saves ~6 min but the autoencoder then loses stars: "
+                         "encode-decode shape 0.932, stars 0.77, against 0.984 / 0.95 (docs/benchmarks.md)")
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--vae-l1", type=float, default=0.5)
@@ -556,6 +592,13 @@ def main():
                     help="UNet adds the attention-pooled text embedding to its time embedding "
                          "(diffusers' addition_embed_type='text'): every ResNet block sees the caption; "
                          "tried: shape 0.768, position 0.78, worse than without (docs/benchmarks.md)")
+    ap.add_argument("--word-margin", type=float, default=0.4,
+                    help="hinge loss holding the word contrast of every caption pair of "
+                         "shapes_world.contrast_captions() at or above this, each pair below adding "
+                         "its shortfall (0: off, as before "
+                         "2026-11-27, when one from-scratch run merged 'top' and 'bottom')")
+    ap.add_argument("--word-margin-every", type=int, default=8,
+                    help="apply the word-margin loss every this many steps, weighted by it")
     ap.add_argument("--p-uncond", type=float, default=0.12)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--unet-weights", default="raw", choices=["ema", "raw"],

@@ -103,3 +103,26 @@ def test_word_contrast_finds_two_words_the_text_encoder_merged():
     assert weakest["position"]["contrast"] < 0.01
     assert {"top", "bottom"} <= set(" ".join(weakest["position"]["words"]).split())
     assert weakest["shape"]["contrast"] >= WORD_CONTRAST_WARN
+
+
+def test_word_margin_loss_pulls_merged_words_apart():
+    """The training loss that keeps words from merging: zero for the shipped encoder, and enough on
+    its own to separate "top" and "bottom" once they have (nearly) become one word."""
+    import torch
+    from train_bundled_model import WORD_CONTRAST_WARN, contrast_ids, word_contrast, word_margin_loss
+
+    tok, text = _text_encoder()
+    ids = contrast_ids(tok)
+    assert word_margin_loss(text, ids, 0.4).item() == 0.0
+    top, bottom = (tok(w, add_special_tokens=False).input_ids[0] for w in ("top", "bottom"))
+    with torch.no_grad():
+        emb = text.get_input_embeddings().weight
+        emb[bottom] = emb[top] + 1e-3 * torch.randn(emb.shape[1], generator=torch.Generator().manual_seed(0))
+    assert word_contrast(tok, text)["position"]["contrast"] < 0.05
+    opt = torch.optim.AdamW(text.parameters(), lr=1e-3)
+    for _ in range(40):
+        loss = word_margin_loss(text, ids, 0.4)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert word_contrast(tok, text)["position"]["contrast"] >= WORD_CONTRAST_WARN

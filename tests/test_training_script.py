@@ -33,6 +33,7 @@ def test_all_phases_run_and_report_their_times(trained):
     assert set(times) == {"vae", "encode", "unet", "decoder", "export", "total"}
     contrast = [line for line in log.splitlines() if "word contrast" in line]
     assert contrast and all(kind in contrast[-1] for kind in ("colour", "background", "shape", "size", "position"))
+    assert "word-margin loss" in log
 
 
 def test_exported_folder_loads_offline_and_draws(trained):
