@@ -594,9 +594,8 @@ def main():
                          "tried: shape 0.768, position 0.78, worse than without (docs/benchmarks.md)")
     ap.add_argument("--word-margin", type=float, default=0.4,
                     help="hinge loss holding the word contrast of every caption pair of "
-                         "shapes_world.contrast_captions() at or above this, each pair below adding "
-                         "its shortfall (0: off, as before "
-                         "2026-11-27, when one from-scratch run merged 'top' and 'bottom')")
+                         "shapes_world.contrast_captions() at or above this, each pair below adding its "
+                         "shortfall (0: off, as before 2026-11-27, when one run merged 'top' and 'bottom')")
     ap.add_argument("--word-margin-every", type=int, default=8,
                     help="apply the word-margin loss every this many steps, weighted by it")
     ap.add_argument("--p-uncond", type=float, default=0.12)
@@ -607,6 +606,8 @@ def main():
                          "0.844/0.864 raw on the first world (docs/benchmarks.md)")
     ap.add_argument("--half-weights", action="store_true", help="store UNet and VAE weights in fp16")
     args = ap.parse_args()
+    if args.word_margin_every < 1:
+        ap.error("--word-margin-every must be at least 1")
     if args.t_low_share is not None and args.t_lognormal is not None:
         ap.error("--t-low-share and --t-lognormal are two timestep distributions; give one")
 
