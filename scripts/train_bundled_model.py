@@ -96,6 +96,11 @@ DEFAULTS = {
 }
 
 
+# Training convolutions run faster channels-last on CPU (2 threads, AMD EPYC: a VAE step 0.52 s
+# against 0.58 s, a UNet step 0.61 s against 0.64 s; /tmp/vaecost.py in the 2026-11-27 note).
+TRAIN_LAYOUT = torch.channels_last
+
+
 def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
@@ -244,7 +249,7 @@ def _fit_autoencoder(vae, params, args, rng, steps: int, lr: float, device, tag:
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, 50)
-        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device)
+        x = render_tensor([W.sample_scene(rng) for _ in range(args.vae_batch)]).to(device, memory_format=TRAIN_LAYOUT)
         if train_encoder:
             post = vae.encode(x).latent_dist
             z = post.sample()
@@ -277,7 +282,7 @@ def phase_vae(args, work: Path, device):
     from diffusers import AutoencoderKL
 
     set_seed(args.seed)
-    vae = AutoencoderKL(**vae_config(args)).to(device)
+    vae = AutoencoderKL(**vae_config(args)).to(device, memory_format=TRAIN_LAYOUT)
     log(f"VAE params {n_params(vae) / 1e6:.3f}M, latent {args.latent_channels}x"
         f"{W.IMAGE_SIZE // vae_factor(args)}^2")
     _fit_autoencoder(vae, list(vae.parameters()), args, random.Random(args.seed), args.vae_steps,
@@ -295,7 +300,7 @@ def phase_decoder(args, work: Path, device):
     from diffusers import AutoencoderKL
 
     set_seed(args.seed + 20)
-    vae = AutoencoderKL.from_pretrained(work / "vae").to(device)
+    vae = AutoencoderKL.from_pretrained(work / "vae").to(device, memory_format=TRAIN_LAYOUT)
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
@@ -449,7 +454,7 @@ def phase_unet(args, work: Path, device):
     tcfg = CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                           pad_token_id=tok.pad_token_id, **TEXT_CONFIG)
     text = CLIPTextModel(tcfg).to(device)
-    unet = UNet2DConditionModel(**unet_config(args)).to(device)
+    unet = UNet2DConditionModel(**unet_config(args)).to(device, memory_format=TRAIN_LAYOUT)
     log(f"UNet params {n_params(unet) / 1e6:.3f}M, text encoder params {n_params(text) / 1e6:.3f}M, "
         f"dataset {len(caps)}")
     acp = DDPMScheduler(**SCHED_CONFIG).alphas_cumprod.to(device)
@@ -473,7 +478,7 @@ def phase_unet(args, work: Path, device):
         t = sample_timesteps(args.unet_batch, g, args.t_split, args.t_low_share, args.t_lognormal,
                              sigmas).to(device)
         a = acp[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=TRAIN_LAYOUT)
         target = a.sqrt() * noise - (1 - a).sqrt() * x0
         pred = unet(xt, t, text(ids.to(device))[0]).sample
         if outlines is None:
