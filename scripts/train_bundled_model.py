@@ -97,7 +97,7 @@ DEFAULTS = {
 
 
 # Training convolutions run faster channels-last on CPU (2 threads, AMD EPYC: a VAE step 0.52 s
-# against 0.58 s, a UNet step 0.61 s against 0.64 s; /tmp/vaecost.py in the 2026-11-27 note).
+# against 0.58 s, a UNet step 0.61 s against 0.64 s; docs/benchmarks.md, "A word-margin loss").
 TRAIN_LAYOUT = torch.channels_last
 
 
