@@ -159,9 +159,10 @@ def tokenize(tok, captions: list[str]) -> torch.Tensor:
                return_tensors="pt").input_ids
 
 
-def contrast_ids(tok) -> torch.Tensor:
-    """Token ids of ``shapes_world.contrast_captions()``, the two captions of each pair in turn."""
-    return tokenize(tok, [c for p in W.contrast_captions() for c in p[3:]])
+def contrast_ids(tok, pairs=None) -> torch.Tensor:
+    """Token ids of ``pairs`` (default ``shapes_world.contrast_captions()``), the two captions of
+    each pair in turn."""
+    return tokenize(tok, [c for p in (pairs or W.contrast_captions()) for c in p[3:]])
 
 
 def pair_contrast(text, ids: torch.Tensor) -> torch.Tensor:
@@ -194,7 +195,7 @@ def word_contrast(tok, text) -> dict[str, dict]:
     text.eval()
     pairs = W.contrast_captions()
     device = next(text.parameters()).device
-    rel = pair_contrast(text, contrast_ids(tok).to(device)).float().cpu()
+    rel = pair_contrast(text, contrast_ids(tok, pairs).to(device)).float().cpu()
     text.train(was_training)
     weakest: dict[str, dict] = {}
     for (kind, a, b, _, _), r in zip(pairs, rel.tolist()):
