@@ -70,7 +70,8 @@ def unet_config(args) -> dict:
                 down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
                 mid_block_type="UNetMidBlock2DCrossAttn",
-                cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=4, norm_num_groups=8,
+                cross_attention_dim=TEXT_CONFIG["hidden_size"], attention_head_dim=args.unet_heads,
+                norm_num_groups=8,
                 **(dict(addition_embed_type="text", addition_embed_type_num_heads=4)
                    if args.text_time_embed else {}))
 
@@ -579,6 +580,9 @@ def main():
     ap.add_argument("--dec-lr", type=float, default=3e-4)
     ap.add_argument("--dataset-size", type=int, default=24000)
     ap.add_argument("--unet-blocks", type=_ints, default=[32, 64, 128])
+    ap.add_argument("--unet-heads", type=int, default=2,
+                    help="attention heads per transformer block (diffusers calls it attention_head_dim); "
+                         "2 heads of 16-64 channels train ~28%% faster on CPU than 4 heads of 8-32")
     ap.add_argument("--unet-steps", type=int, default=5400)
     ap.add_argument("--unet-batch", type=int, default=48)
     ap.add_argument("--unet-lr", type=float, default=1.2e-3,

@@ -149,8 +149,8 @@ def test_text_time_embedding_gives_every_block_the_caption():
     sys.path.insert(0, str(ROOT / "scripts"))
     from train_bundled_model import TEXT_CONFIG, unet_config
 
-    args = argparse.Namespace(unet_blocks=[16, 16, 32], vae_blocks=[8, 16, 16], latent_channels=4,
-                              text_time_embed=True)
+    args = argparse.Namespace(unet_blocks=[16, 16, 32], unet_heads=2, vae_blocks=[8, 16, 16],
+                              latent_channels=4, text_time_embed=True)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**unet_config(args)).eval()
     assert unet.config.addition_embed_type == "text"
