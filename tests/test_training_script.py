@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_bundled_model.py"
 TOY = ["--threads", "1", "--vae-blocks", "8,16,16", "--vae-steps", "2", "--vae-batch", "2",
-       "--dec-steps", "2", "--dataset-size", "40", "--unet-blocks", "16,16,32", "--unet-steps", "2",
-       "--unet-batch", "4"]
+       "--dec-steps", "2", "--dataset-size", "40", "--unet-blocks", "16,16,32", "--unet-heads", "1",
+       "--unet-steps", "2", "--unet-batch", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def test_exported_folder_loads_offline_and_draws(trained):
     image = pipe("a red star on a white background", num_inference_steps=2, height=64, width=64,
                  generator=torch.Generator("cpu").manual_seed(0)).images[0]
     assert image.size == (64, 64)
+    assert pipe.unet.config.attention_head_dim == 1  # --unet-heads reaches the shipped config
     data = torch.load(trained[0] / "dataset.pt", weights_only=True)
     assert pipe.vae.config.scaling_factor == pytest.approx(1 / data["latents"].std().item())
     rgb = json.loads((out / "latent_rgb.json").read_text())
@@ -195,17 +196,29 @@ def test_two_timestep_distributions_at_once_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
-def test_export_without_the_asked_weights_names_the_missing_folder(trained, tmp_path):
-    work, _, _ = trained
-    old_work = tmp_path / "work"  # a work folder from before raw weights were saved: EMA only
-    old_work.mkdir()
+def _export_without(work: Path, tmp_path: Path, missing: tuple[str, ...], *extra: str):
+    """Run --phase export on a copy of ``work`` (symlinks) that lacks ``missing``."""
+    partial = tmp_path / "work"
+    partial.mkdir()
     for item in work.iterdir():
-        if item.name not in ("unet_raw", "text_raw"):
-            (old_work / item.name).symlink_to(item)
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--work", str(old_work),
-                           "--out", str(tmp_path / "out"), *TOY],
+        if item.name not in missing:
+            (partial / item.name).symlink_to(item)
+    return subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--work", str(partial),
+                           "--out", str(tmp_path / "out"), *TOY, *extra],
                           capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+
+
+def test_export_without_the_asked_weights_names_the_missing_folder(trained, tmp_path):
+    # a work folder from before raw weights were saved: EMA only
+    proc = _export_without(trained[0], tmp_path, ("unet_raw", "text_raw"))
     assert proc.returncode != 0
     assert "unet_raw is missing" in proc.stderr and "--unet-weights ema" in proc.stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_export_without_the_preview_fit_writes_nothing(trained, tmp_path):
+    proc = _export_without(trained[0], tmp_path, ("latent_rgb.json",))
+    assert proc.returncode != 0
+    assert "latent_rgb.json is missing: rerun --phase encode" in proc.stderr
+    assert not (tmp_path / "out").exists()
