@@ -31,7 +31,9 @@ import copy
 import json
 import math
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -543,10 +545,23 @@ def phase_export(args, work: Path, out: Path):
         unet, vae = unet.half(), vae.half()
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    out.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
-    (out / "latent_rgb.json").write_text((work / "latent_rgb.json").read_text())
-    (out / "latentgraph.json").write_text(json.dumps(DEFAULTS, indent=2) + "\n")
+    # Written beside --out and swapped in whole, so a failure part-way (disk full, interrupt) never
+    # leaves a folder that mixes two models.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        pipe.save_pretrained(staging, safe_serialization=True)
+        (staging / "latent_rgb.json").write_text((work / "latent_rgb.json").read_text())
+        (staging / "latentgraph.json").write_text(json.dumps(DEFAULTS, indent=2) + "\n")
+        if out.exists():
+            old = staging.with_name(staging.name + ".old")
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log(f"exported to {out} ({size / 1e6:.2f} MB)")
 

@@ -4,6 +4,7 @@ the latents the UNet was trained on) untouched."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -196,7 +197,7 @@ def test_two_timestep_distributions_at_once_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
-def _export_without(work: Path, tmp_path: Path, missing: tuple[str, ...], *extra: str):
+def _export_without(work: Path, tmp_path: Path, missing: tuple[str, ...]):
     """Run --phase export on a copy of ``work`` (symlinks) that lacks ``missing``."""
     partial = tmp_path / "work"
     partial.mkdir()
@@ -204,7 +205,7 @@ def _export_without(work: Path, tmp_path: Path, missing: tuple[str, ...], *extra
         if item.name not in missing:
             (partial / item.name).symlink_to(item)
     return subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--work", str(partial),
-                           "--out", str(tmp_path / "out"), *TOY, *extra],
+                           "--out", str(tmp_path / "out"), *TOY],
                           capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
 
@@ -217,8 +218,28 @@ def test_export_without_the_asked_weights_names_the_missing_folder(trained, tmp_
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
-def test_export_without_the_preview_fit_writes_nothing(trained, tmp_path):
+def test_export_without_the_preview_fit_leaves_the_old_folder_untouched(trained, tmp_path):
+    old_model = tmp_path / "out"
+    old_model.mkdir()
+    (old_model / "model_index.json").write_text("the previous model")
     proc = _export_without(trained[0], tmp_path, ("latent_rgb.json",))
     assert proc.returncode != 0
     assert "latent_rgb.json is missing: rerun --phase encode" in proc.stderr
-    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "work"] == ["out"]
+    assert [p.name for p in old_model.iterdir()] == ["model_index.json"]
+    assert (old_model / "model_index.json").read_text() == "the previous model"
+
+
+def test_export_replaces_an_existing_folder_whole(trained, tmp_path):
+    work, first, _ = trained
+    out = tmp_path / "model"
+    shutil.copytree(first, out)
+    (out / "stale.txt").write_text("from an older export")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--phase", "export", "--work", str(work),
+                           "--out", str(out), *TOY], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (first / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
