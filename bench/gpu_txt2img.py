@@ -11,8 +11,9 @@ image against the CPU fp32 image for the same seed (smaller size) and localises 
 model's low-precision divergence component by component.
 
     python bench/gpu_txt2img.py            # on a CUDA machine
-    python bench/gpu_txt2img.py --modes graphs,compiled,regional --skip-precision
-                                           # + the regional compile mode, its own cold/warm start
+    python bench/gpu_txt2img.py --modes graphs,compiled,regional,aot --skip-precision
+                                           # + the regional and AOT compile modes, each with its
+                                           #   own cold and warm start
     python bench/gpu_txt2img.py --tiny     # CPU sanity check with tiny models
 
 Last line: JSON with stock_s, eager_s (the default uncompiled path; eager_mode says which),
@@ -39,7 +40,7 @@ from common import ROOT, median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
-from nodes.models import MODEL_CACHE, REGIONAL  # noqa: E402
+from nodes.models import AOT, MODEL_CACHE, REGIONAL  # noqa: E402
 
 PROMPT = "a photograph of an astronaut riding a horse"
 
@@ -137,9 +138,18 @@ def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: 
         from torch._dynamo.utils import compile_times, counters
 
         out["compile_times"] = str(compile_times(repr="str", aggregate=True))[-3000:]
+    if mode == AOT:
+        out["aot_packages"] = aot_status(MODEL_CACHE.get(str(folder), device, "auto", "", mode))
         out["cache_counters"] = {f"{group}.{name}": value for group in ("inductor", "aot_autograd")
                                  for name, value in counters[group].items() if "cache" in name}
     return out
+
+
+def aot_status(loaded) -> dict:
+    """How many AOT packages the UNet and VAE decoder built and loaded, or why they fell back."""
+    runners = {"unet": loaded.unet.aot, "vae_decoder": loaded.vae.vae.decoder.runner}
+    return {name: runner.disabled_reason or f"built {runner.built}, loaded {runner.loaded}"
+            for name, runner in runners.items()}
 
 
 def graph_image(source: Path | str, device: str, size: int, steps: int, **kw):
@@ -286,14 +296,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-dir", type=Path)
     parser.add_argument("--compile-mode", default="compile + CUDA graphs",
-                        choices=("off", "compile", "compile + CUDA graphs", REGIONAL),
+                        choices=("off", "compile", "compile + CUDA graphs", REGIONAL, AOT),
                         help="the compiled mode to time; off skips it")
     parser.add_argument("--child-first-image", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision-only", action="store_true", help="only the GPU-vs-CPU check")
     parser.add_argument("--partial", type=Path, help="write the numbers so far here after each phase")
     parser.add_argument("--modes", default="eager,graphs,compiled",
                         help="which graph modes to time (comma-separated: eager, graphs, compiled, "
-                             "regional = the regional compile mode beside --compile-mode)")
+                             "regional, aot = the regional / AOT compile modes beside --compile-mode)")
     parser.add_argument("--skip-precision", action="store_true", help="no GPU-vs-CPU image checks")
     parser.add_argument("--profile", action="store_true",
                         help="profile one seed re-run per mode: host waits and the costliest ops")
@@ -301,9 +311,9 @@ def main() -> None:
     args.modes = set(args.modes.split(","))
     device = "cpu" if args.tiny and args.device != "cuda" else args.device
     size = args.size or (64 if args.tiny else 512)
-    # On the CPU there are no CUDA graphs: "compile" stands in (regional compile runs as it is,
-    # its UNet graph falling back to eager); "off" skips the compiled part.
-    compile_mode = args.compile_mode if device == "cuda" or args.compile_mode in ("off", REGIONAL) \
+    # On the CPU there are no CUDA graphs: "compile" stands in (regional and AOT compile run as
+    # they are, their UNet graph falling back to running uncaptured); "off" skips the compiled part.
+    compile_mode = args.compile_mode if device == "cuda" or args.compile_mode in ("off", REGIONAL, AOT) \
         else "compile"
     folder = args.model_dir or Path(tempfile.gettempdir()) / (
         "latentgraph_bench_tiny" if args.tiny else "latentgraph_bench_sd15")
@@ -408,6 +418,8 @@ def main() -> None:
             graphed = getattr(loaded, part).graphed
             if graphed is not None:
                 result[f"{part}_graphs"] = graphed.disabled_reason or f"{graphed.captures} captured"
+        if mode == AOT:
+            result["aot_packages"] = aot_status(loaded)
         log(f"{label}: {result}")
         return result
 
@@ -472,6 +484,8 @@ def main() -> None:
         out["compile_error"] = "skipped (--compile-mode off or not in --modes)"
     if "regional" in args.modes and compile_mode != REGIONAL:
         measure_compiled("regional", REGIONAL)
+    if "aot" in args.modes and compile_mode != AOT:
+        measure_compiled("aot", AOT)
     compiled = out.get("compiled", {})
     if "error" in compiled:
         out["compile_error"] = compiled["error"]
@@ -501,9 +515,9 @@ def main() -> None:
     print(f"{'':44} seconds  vs stock  VRAM GiB  previews+trace  "
           f"({out['device']}, {size}x{size}, {args.steps} steps, CFG 7.5, Euler)")
     print(f"{'stock StableDiffusionPipeline':44} {stock_s:7.4f}  {1:8.3f}  {stock_peak:8.3f}")
-    for label in ("eager", "graphs", "compiled", "regional"):
+    for label in ("eager", "graphs", "compiled", "regional", "aot"):
         row = out.get(label) or {}
-        if label == "regional" and not row:
+        if not row and label != "compiled":  # modes not asked for
             continue
         if "s" not in row:
             print(f"{'graph ' + label:44} failed: {row.get('error', out.get('compile_error'))}")
@@ -512,7 +526,7 @@ def main() -> None:
               f"{row['peak_vram_gib']:8.3f}  {row['preview_overhead_pct']:6.2f} %")
         print(f"{'graph ' + label + ' seed re-run (bare)':44} {row['seed_rerun_s']:7.4f} "
               f"({row['seed_rerun_bare_s']:.4f})  pixel diff vs stock {row['max_pixel_diff_vs_stock']}")
-    for label in ("compiled", "regional"):
+    for label in ("compiled", "regional", "aot"):
         row = out.get(label) or {}
         if "compile_cold_s" in row:
             print(f"{label} ({row['mode']}): compile cold {row['compile_cold_s']}s warm "

@@ -47,10 +47,13 @@ LOAD_MODEL = NodeType(
         Param("config", "path", "", linkable=False,
               tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
         Param("compile", "choice", "CUDA graphs", choices=COMPILE_MODES, linkable=False,
-              tooltip="CUDA only. CUDA graphs: replay the UNet and text encoder from CUDA graphs "
+              tooltip="CUDA graphs (CUDA only): replay the UNet and text encoder from CUDA graphs "
                       "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
                       "first run, cached on disk). regional: compile only the UNet's transformer "
-                      "blocks (shorter compile), replay the UNet from a CUDA graph"),
+                      "blocks (shorter compile), replay the UNet from a CUDA graph. AOT: compile "
+                      "the UNet and VAE decoder ahead of time into packages on disk (slow first "
+                      "run per image size; later launches load them at once), replay the UNet "
+                      "from a CUDA graph"),
         Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
               tooltip="keep weights in RAM and move each model to the GPU when it runs"),
     ),
@@ -219,6 +222,8 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                                   denoise, start_step, end_step, hooks,
                                   keep_trace=bool(ctx.settings.get("keep_trace", True)))
     trace.latent_rgb, trace.latent_rgb_bias = matrix
+    for problem in model.fast_path_problems():
+        ctx.warn(problem)
     return {"latent": out, "trace": trace}
 
 
@@ -269,7 +274,10 @@ def decode_latent(vae: VaeModel, latent: Latent):
 
 
 def run_vae_decode(ctx, vae: VaeModel, latent: Latent) -> dict[str, Any]:
-    return {"image": decode_latent(vae, latent)}
+    image = decode_latent(vae, latent)
+    for problem in vae.fast_path_problems():
+        ctx.warn(problem)
+    return {"image": image}
 
 
 VAE_DECODE = NodeType(

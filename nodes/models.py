@@ -24,8 +24,12 @@ DEVICES = ("auto", "cpu", "cuda")
 # "regional compile + CUDA graphs": torch.compile only the repeated blocks (Dynamo traces each
 # block shape once instead of the whole UNet: a shorter warm start), the whole UNet replayed
 # from our own CUDA graph as in "CUDA graphs".
+# "AOT compile + CUDA graphs": the UNet and VAE decoder compiled ahead of time by AOTInductor into
+# packages kept on disk (nodes/aot.py): a later launch loads them without tracing; the UNet is
+# replayed from our own CUDA graph as in "CUDA graphs".
 REGIONAL = "regional compile + CUDA graphs"
-COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIONAL)
+AOT = "AOT compile + CUDA graphs"
+COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIONAL, AOT)
 # The blocks that repeat, with few distinct shapes, in SD UNets (diffusers' `_repeated_blocks`);
 # everything between them, and the VAE decoder, stays eager. ResnetBlock2D was tried too: it comes
 # in ~20 shapes, each traced on its own, and doubled the warm start (docs/benchmarks.md).
@@ -70,7 +74,10 @@ class UNetModel:
     key: tuple
     device: str
     dtype: Any
-    graphed: GraphedCallable | None = None  # the UNet replayed from CUDA graphs, if enabled
+    # The UNet's fast path, if enabled: replayed from CUDA graphs (and, in the AOT mode, run from
+    # AOT-compiled packages; on the CPU only that).
+    graphed: GraphedCallable | None = None
+    aot: Any = None  # the AotCompiled UNet in the AOT mode (its builds, loads and failure)
 
     def predict(self, sample, timestep, embeds):
         """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
@@ -78,6 +85,17 @@ class UNetModel:
         if self.graphed is not None:
             return self.graphed(sample, timestep, embeds)
         return self.unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+
+    def fast_path_problems(self) -> list[str]:
+        """Why the chosen compile mode fell back to running the UNet eagerly, if it did."""
+        problems = []
+        if self.aot is not None and self.aot.disabled_reason:
+            problems.append(f"AOT compile of the UNet failed; it ran uncompiled "
+                            f"({self.aot.disabled_reason})")
+        if self.graphed is not None and self.graphed.disabled_reason:
+            problems.append(f"CUDA graph capture of the UNet failed; it ran without "
+                            f"({self.graphed.disabled_reason})")
+        return problems
 
     def cache_size_bytes(self) -> int:
         return 0  # owned by the model cache, not by the output cache
@@ -114,6 +132,14 @@ class VaeModel:
     dtype: Any
     latent_rgb: tuple[tuple[float, ...], ...] = SD1_LATENT_RGB
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def fast_path_problems(self) -> list[str]:
+        """Why the AOT-compiled decoder fell back to running eagerly, if it did."""
+        runner = getattr(self.vae.decoder, "runner", None)
+        if runner is not None and runner.disabled_reason:
+            return [f"AOT compile of the VAE decoder failed; it ran uncompiled "
+                    f"({runner.disabled_reason})"]
+        return []
 
     @property
     def scale_factor(self) -> int:
@@ -326,6 +352,11 @@ def compile_cache_dir() -> Path:
     return base / "latentgraph" / "torch_compile"
 
 
+def use_compile_cache_dir() -> None:
+    """Keep inductor's own caches (kernels, graphs) beside ours, unless the user chose a place."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+
+
 def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> None:
     """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache).
 
@@ -333,7 +364,7 @@ def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False
     with static shapes; the VAE decoder stays eager."""
     import torch
 
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+    use_compile_cache_dir()
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
@@ -400,6 +431,10 @@ class ModelCache:
 
     def _load(self, path: Path, key: tuple, device: str, dtype, config: str, compile: str,
               offload: str) -> LoadedModel:
+        if compile == AOT and offload != "none":  # refused before the weights are read
+            raise ModelLoadError("'AOT compile' reads the weights where they were loaded and "
+                                 "cannot follow CPU offload; set offload to 'none' or pick "
+                                 "another compile mode")
         _quiet_libraries()
         try:
             if path.is_dir():
@@ -414,6 +449,14 @@ class ModelCache:
             module.eval()
             module.requires_grad_(False)
         place_on_device(pipe, device, offload)
+        unet_aot = None
+        if compile == AOT:
+            from .aot import AotCompiled, aot_decoder, unet_forward_module
+
+            use_compile_cache_dir()
+            fuse_qkv(pipe)
+            unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet")
+            pipe.vae.decoder = aot_decoder(pipe.vae.decoder)
         if compile in ("compile", "compile + CUDA graphs", REGIONAL):
             compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
                              regional=compile == REGIONAL)
@@ -428,6 +471,12 @@ class ModelCache:
             clip.graphed = graph_text_encoder(pipe.text_encoder)
             if compile in ("CUDA graphs", REGIONAL):
                 unet.graphed = graph_unet(pipe.unet)
+        if unet_aot is not None:
+            # One package for every timestep dtype (schedulers give float or int timesteps; the
+            # UNet embeds both the same way). GraphedCallable passes through on the CPU.
+            unet.graphed = GraphedCallable(
+                lambda sample, timestep, embeds: unet_aot(sample, timestep.float(), embeds), "UNet")
+            unet.aot = unet_aot
         return LoadedModel(unet, clip, vae, str(path))
 
     def vae_for(self, key: tuple) -> VaeModel | None:

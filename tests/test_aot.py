@@ -1,0 +1,124 @@
+"""The AOT compile mode: AOTInductor packages built once per input signature, kept on disk,
+loaded by a later launch without compiling, and never holding a model's weights.
+
+These compile real models on the CPU (about 35 s for the tiny SD model's UNet and decoder);
+the CUDA test runs where a GPU is present (the lent device machine).
+"""
+
+import numpy as np
+import pytest
+import torch
+from sd_graphs import txt2img_graph
+from test_cuda_paths import needs_cuda, run_ok
+
+from nodes.aot import AotCompiled, aot_cache_dir
+from nodes.models import AOT, MODEL_CACHE
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """A fresh user cache folder, so every package a test sees was built by that test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    MODEL_CACHE.clear()
+    yield aot_cache_dir()
+    MODEL_CACHE.clear()
+
+
+def _image(tiny_sd, mode: str, device: str = "cpu", size: int = 32):
+    graph, ids = txt2img_graph(str(tiny_sd), steps=3, size=size)
+    graph.set_param(ids["load"], "device", device)
+    graph.set_param(ids["load"], "dtype", "fp32")
+    graph.set_param(ids["load"], "compile", mode)
+    result, _ = run_ok(graph)
+    assert not result.warnings, result.warnings  # no fallback to eager
+    return np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+
+
+def _runners(tiny_sd, device: str = "cpu"):
+    loaded = MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=AOT)
+    return loaded.unet.aot, loaded.vae.vae.decoder.runner
+
+
+def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(tiny_sd, cache_home):
+    eager = _image(tiny_sd, "off")
+    first = _image(tiny_sd, AOT)
+    assert np.abs(first - eager).max() <= 2
+    unet, decoder = _runners(tiny_sd)
+    assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (1, 0, 1, 0)
+    packages = sorted(p.name for p in cache_home.glob("*.pt2"))
+    assert [name.split("-")[0] for name in packages] == ["unet", "vae_decoder"]
+    assert not list(cache_home.glob("*.partial*"))
+
+    MODEL_CACHE.clear()  # what a second launch sees: new models, the packages on disk
+    again = _image(tiny_sd, AOT)
+    assert np.array_equal(again, first)
+    unet, decoder = _runners(tiny_sd)
+    assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (0, 1, 0, 1)
+
+    other_size = _image(tiny_sd, AOT, size=16)  # a new shape compiles its own packages
+    assert np.abs(other_size - _image(tiny_sd, "off", size=16)).max() <= 2
+    assert (unet.built, decoder.built) == (1, 1)
+    assert len(list(cache_home.glob("*.pt2"))) == 4
+
+
+def _conv_net(seed: int):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.SiLU(),
+                               torch.nn.Conv2d(8, 3, 1)).eval().requires_grad_(False)
+
+
+def test_packages_hold_no_weights_and_a_damaged_one_is_rebuilt(tmp_path):
+    x = torch.randn(1, 3, 16, 16)
+    first, second = _conv_net(0), _conv_net(1)
+    built = AotCompiled(first, "net", tmp_path)
+    assert torch.allclose(built(x), first(x), atol=1e-5)
+    # Same structure, other weights: the same package, run with the second model's own weights.
+    shared = AotCompiled(second, "net", tmp_path)
+    assert torch.allclose(shared(x), second(x), atol=1e-5)
+    assert (built.built, shared.built, shared.loaded) == (1, 0, 1)
+    assert not torch.allclose(first(x), second(x), atol=1e-3)
+    # Weights changed in place are seen without a rebuild (the package reads them in place).
+    with torch.no_grad():
+        second[0].weight.mul_(2)
+    assert torch.allclose(shared(x), second(x), atol=1e-5)
+
+    (package,) = tmp_path.glob("net-*.pt2")
+    package.write_bytes(b"not a package")
+    rebuilt = AotCompiled(first, "net", tmp_path)
+    assert torch.allclose(rebuilt(x), first(x), atol=1e-5)
+    assert (rebuilt.built, rebuilt.loaded, rebuilt.disabled_reason) == (1, 0, None)
+    # Another layout of the weights is other generated code: another package.
+    first.to(memory_format=torch.channels_last)
+    assert AotCompiled(first, "net", tmp_path).package_path((x,)) != package
+
+
+class _DataDependent(torch.nn.Module):
+    def forward(self, x):
+        return x * 2 if x.sum() > 0 else x - 1  # export cannot trace a branch on a value
+
+
+def test_a_model_export_cannot_trace_runs_eagerly_and_says_why(tmp_path):
+    runner = AotCompiled(_DataDependent(), "branchy", tmp_path)
+    x = torch.ones(2, 2)
+    assert torch.equal(runner(x), x * 2)
+    assert torch.equal(runner(-x), -x - 1)
+    assert runner.disabled_reason and runner.built == 0
+    assert not list(tmp_path.glob("*.pt2"))
+
+
+def test_aot_mode_refuses_cpu_offload(tiny_sd):
+    from nodes.models import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="offload"):
+        MODEL_CACHE.get(str(tiny_sd), "cpu", "fp32", compile=AOT, offload="model")
+
+
+@needs_cuda
+def test_aot_mode_on_cuda_matches_eager_and_replays_the_unet_graph(tiny_sd, cache_home):
+    eager = _image(tiny_sd, "off", "cuda")
+    compiled = _image(tiny_sd, AOT, "cuda")
+    assert np.abs(compiled - eager).max() <= 2
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile=AOT)
+    graphed = loaded.unet.graphed
+    assert graphed.captures >= 1 and graphed.disabled_reason is None
+    assert loaded.unet.aot.built == 1 and loaded.unet.aot.disabled_reason is None
