@@ -1,5 +1,6 @@
-"""First-call time of a torch.compile'd SD1.5-structured UNet in a fresh process: whole model or
-regional (only the repeated blocks), with the inductor cache cold or warm.
+"""First-call time of a compiled SD1.5-structured UNet in a fresh process: torch.compile of the
+whole model or regional (only the repeated blocks), or an AOTInductor package (``--what aot``,
+the AOT compile mode), with the caches cold or warm.
 
 Run it twice per mode (the first run fills the cache, the second is what a relaunch sees):
 
@@ -17,9 +18,10 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 WHAT = {"whole": None, "transformer": ("BasicTransformerBlock",),
-        "transformer+resnet": ("BasicTransformerBlock", "ResnetBlock2D")}
+        "transformer+resnet": ("BasicTransformerBlock", "ResnetBlock2D"), "aot": None}
 
 
 def main() -> None:
@@ -36,6 +38,7 @@ def main() -> None:
     from diffusers import UNet2DConditionModel
     from gpu_txt2img import SD15
 
+    from nodes.aot import AotCompiled, unet_forward_module
     from nodes.models import compile_blocks
 
     imported = time.perf_counter() - start
@@ -49,11 +52,18 @@ def main() -> None:
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**config).eval().requires_grad_(False).to(device, dtype)
     blocks = WHAT[args.what]
-    if blocks is None:
+    if args.what == "aot":
+        unet.fuse_qkv_projections()  # as the AOT mode does
+        runner = AotCompiled(unet_forward_module(unet), "unet", Path(args.cache_dir) / "aot")
+        compiled = 1
+    elif blocks is None:
         unet = torch.compile(unet, fullgraph=True)
         compiled = 1
     else:
         compiled = compile_blocks(unet, blocks)
+    if args.what != "aot":
+        def runner(sample, timestep, embeds):
+            return unet(sample, timestep, encoder_hidden_states=embeds)
     size = 16 if narrow else 64
     sample = torch.randn(2, 4, size, size, device=device, dtype=dtype)
     embeds = torch.randn(2, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
@@ -61,12 +71,12 @@ def main() -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        unet(sample, timestep, encoder_hidden_states=embeds)
+        runner(sample, timestep, embeds)
         sync()
         first = time.perf_counter() - t0
         t1 = time.perf_counter()
         for _ in range(5):
-            unet(sample, timestep, encoder_hidden_states=embeds)
+            runner(sample, timestep, embeds)
         sync()
         per_call = (time.perf_counter() - t1) / 5
     print(json.dumps({"what": args.what, "device": device, "narrow": narrow, "compiled_modules": compiled,
