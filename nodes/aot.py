@@ -55,7 +55,7 @@ class AotCompiled:
         self.built = 0  # packages compiled in this process (for tests, logs and the benchmark)
         self.loaded = 0  # packages loaded from disk without compiling
         self._runners: dict[tuple, Any] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._model_key: str | None = None
 
     def __call__(self, *tensors):
@@ -83,9 +83,9 @@ class AotCompiled:
         """Where the package for these inputs lives (whether or not it exists yet)."""
         if self._model_key is None:
             self._model_key = model_key(self.module)
-        digest = hashlib.sha256(repr((PACKAGE_FORMAT, sorted(PACKAGE_CONFIG.items()), self._model_key,
-                                      input_signature(tensors),
-                                      device_key(tensors[0].device))).encode()).hexdigest()
+        key = (PACKAGE_FORMAT, sorted(PACKAGE_CONFIG.items()), self._model_key,
+               input_signature(tensors), device_key(tensors[0].device))
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()
         return self.folder / f"{self.name}-{digest[:24]}.pt2"
 
     def _prepare(self, tensors, signature: tuple):
@@ -105,6 +105,7 @@ class AotCompiled:
 
     def _build(self, path: Path, tensors) -> None:
         import torch
+        import torch._inductor
 
         # Example inputs outside inference mode: export refuses inference tensors.
         with torch.inference_mode(False), torch.no_grad():
@@ -118,18 +119,21 @@ class AotCompiled:
         os.close(handle)
         try:
             torch._inductor.aoti_compile_and_package(
-                exported, package_path=partial, inductor_configs=dict(PACKAGE_CONFIG))  # it adds to it
+                exported, package_path=partial,
+                inductor_configs=dict(PACKAGE_CONFIG))  # a copy: it adds keys to the dict
             os.replace(partial, path)
         finally:
             Path(partial).unlink(missing_ok=True)
 
     def _load(self, path: Path, device):
-        import torch
+        import torch._inductor
 
         package = torch._inductor.aoti_load_package(
             str(path), run_single_threaded=device.type == "cuda",
             **({"device_index": device.index} if device.index is not None else {}))
-        tensors = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
+        # Every name a tensor has (a tied weight has two): the package may ask for either.
+        tensors = {**dict(self.module.named_parameters(remove_duplicate=False)),
+                   **dict(self.module.named_buffers(remove_duplicate=False))}
         needed = package.get_constant_fqns()
         missing = [name for name in needed if name not in tensors]
         if missing:

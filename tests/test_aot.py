@@ -122,3 +122,21 @@ def test_aot_mode_on_cuda_matches_eager_and_replays_the_unet_graph(tiny_sd, cach
     graphed = loaded.unet.graphed
     assert graphed.captures >= 1 and graphed.disabled_reason is None
     assert loaded.unet.aot.built == 1 and loaded.unet.aot.disabled_reason is None
+
+
+def test_when_aot_compile_fails_the_image_is_made_eagerly_and_the_nodes_say_why(tiny_sd, cache_home,
+                                                                              monkeypatch):
+    def no_compiler(self, path, tensors):
+        raise RuntimeError("C++ compiler not found")
+
+    monkeypatch.setattr(AotCompiled, "_build", no_compiler)
+    graph, ids = txt2img_graph(str(tiny_sd), steps=3)
+    graph.set_param(ids["load"], "dtype", "fp32")
+    graph.set_param(ids["load"], "compile", AOT)
+    result, _ = run_ok(graph)
+    image = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+    assert np.abs(image - _image(tiny_sd, "off")).max() <= 2
+    warnings = {node: " ".join(texts) for node, texts in result.warnings.items()}
+    assert set(warnings) == {ids["unet"], ids["decode"]}
+    assert "AOT compile of the UNet failed" in warnings[ids["unet"]]
+    assert "VAE decoder" in warnings[ids["decode"]] and "C++ compiler not found" in warnings[ids["decode"]]
