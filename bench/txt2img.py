@@ -1,8 +1,11 @@
 """Graph executor vs StableDiffusionPipeline on the same model, 20 steps (CPU by default).
 
     python bench/txt2img.py [--model bundled|PATH] [--device cpu|cuda] [--repeats 5]
+                            [--compile "AOT compile + CUDA graphs"]
 
-Last line: JSON with graph_s, pipeline_s, ratio, max_pixel_diff, preview_cost_pct, trace_cost_pct.
+``--compile`` sets the graph's Load model.compile (the pipeline always runs the plain model).
+Last line: JSON with graph_s, pipeline_s, ratio, max_pixel_diff, preview_cost_pct, trace_cost_pct,
+graph_first_s (the graph's first run: load, and compile or load compiled code).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -19,7 +23,7 @@ from common import median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
-from nodes.models import MODEL_CACHE, resolve_source  # noqa: E402
+from nodes.models import COMPILE_MODES, MODEL_CACHE, resolve_source  # noqa: E402
 from nodes.schedulers import build_scheduler, scheduler_spec  # noqa: E402
 
 
@@ -33,6 +37,7 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--compile", default="off", choices=COMPILE_MODES)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,6 +48,7 @@ def main() -> None:
                                seed=42, scheduler=args.scheduler, steps=args.steps, cfg=args.cfg,
                                size=args.size)
     graph.set_param(ids["load"], "device", args.device)
+    graph.set_param(ids["load"], "compile", args.compile)
     executor = Executor()
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
@@ -53,7 +59,9 @@ def main() -> None:
         assert result.status == "finished", result.error
         return result
 
-    graph_run()  # warm-up: loads the model
+    start = time.perf_counter()
+    graph_run()  # warm-up: loads the model (and compiles it, or loads compiled code)
+    first_s = time.perf_counter() - start
     loaded = MODEL_CACHE.get(source, args.device)
     from diffusers import StableDiffusionPipeline
 
@@ -85,7 +93,8 @@ def main() -> None:
     theirs = np.asarray(pipe_run(42)).astype(int)
     out = {
         "model": args.model, "device": args.device, "steps": args.steps, "size": args.size,
-        "scheduler": args.scheduler, "threads": torch.get_num_threads(),
+        "scheduler": args.scheduler, "threads": torch.get_num_threads(), "compile": args.compile,
+        "graph_first_s": round(first_s, 2),
         "graph_s": round(graph_s, 4), "pipeline_s": round(pipeline_s, 4),
         "ratio": round(graph_s / pipeline_s, 3),
         "graph_bare_s": round(bare_s, 4),
