@@ -100,6 +100,9 @@ def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
     if conditioning.truncated_text:
         limit = clip.tokenizer.model_max_length
         ctx.warn(f"prompt longer than {limit} tokens; ignored: {conditioning.truncated_text!r}")
+    if clip.graphed is not None and clip.graphed.disabled_reason:
+        ctx.warn(f"CUDA graph capture of the text encoder failed; it ran without "
+                 f"({clip.graphed.disabled_reason})")
     return {"conditioning": conditioning}
 
 

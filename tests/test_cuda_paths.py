@@ -57,6 +57,27 @@ def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
     assert np.array_equal(images["off"], images["CUDA graphs"])
 
 
+def test_a_failed_cuda_graph_capture_is_reported_on_the_nodes_that_ran_without(tiny_sd):
+    # A capture that failed on a GPU leaves the callable running its eager function with the
+    # reason kept; on the CPU the same state is set by hand to see what the user is told.
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile="CUDA graphs")
+    loaded.unet.graphed = graph_unet(loaded.unet.unet)
+    loaded.clip.graphed = graph_text_encoder(loaded.clip.text_encoder)
+    loaded.unet.graphed.disabled_reason = "RuntimeError: operation not permitted when stream is capturing"
+    loaded.clip.graphed.disabled_reason = "RuntimeError: out of graph pool"
+    try:
+        graph, ids = txt2img_graph(str(tiny_sd), steps=2)
+        graph.set_param(ids["load"], "device", "cpu")
+        result, _ = run_ok(graph)
+    finally:
+        MODEL_CACHE.clear()  # no other test may get these models
+    warnings = {node: " ".join(texts) for node, texts in result.warnings.items()}
+    assert "CUDA graph capture of the UNet failed" in warnings[ids["unet"]]
+    assert "stream is capturing" in warnings[ids["unet"]]
+    for encode in (ids["positive"], ids["negative"]):
+        assert "text encoder failed" in warnings[encode] and "out of graph pool" in warnings[encode]
+
+
 def _regional_image(tiny_sd, device: str):
     """The image in compile mode "off" and in regional compile mode, and the regional model."""
     images = {}
