@@ -4,7 +4,7 @@ Merkle-keyed output cache so unchanged work is skipped.
 Events (``executor.events``, emitted on the thread that calls :meth:`Executor.run`):
 run_started(node_ids), node_started(node_id), node_cached(node_id),
 progress(node_id, step, total), preview(node_id, image, step), images(node_id, images),
-warning(node_id, message),
+status(node_id, message), warning(node_id, message),
 node_finished(node_id, seconds, outputs), node_failed(node_id, title, error_type, message,
 traceback), node_skipped(node_id, reason), run_finished(result), run_cancelled(node_id).
 """
@@ -159,6 +159,10 @@ class RunContext:
 
     def progress(self, step: int, total: int) -> None:
         self.executor.events.emit("progress", node_id=self.node_id, step=step, total=total)
+
+    def status(self, message: str) -> None:
+        """What a long-running node is busy with (compiling, say), for the user to see."""
+        self.executor.events.emit("status", node_id=self.node_id, message=message)
 
     def preview(self, image: Any, step: int | None = None) -> None:
         self.executor.events.emit("preview", node_id=self.node_id, image=image, step=step)

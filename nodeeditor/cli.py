@@ -86,12 +86,21 @@ class ProgressPrinter:
             elif step == total:
                 self.stream.write(line + "\n")
         elif name == "node_finished":
-            self.stream.write(f"{title}: done in {payload['seconds']:.2f}s\n")
+            self._line(f"{title}: done in {payload['seconds']:.2f}s")
+        elif name == "status":
+            self._line(f"{title}: {payload['message']}")
         elif name == "warning":
-            self.stream.write(f"{title}: warning: {payload['message']}\n")
+            self._line(f"{title}: warning: {payload['message']}")
         elif name == "node_failed":
-            self.stream.write(f"{title}: failed: {payload['error_type']}: {payload['message']}\n")
+            self._line(f"{title}: failed: {payload['error_type']}: {payload['message']}")
         self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        """A line of its own, below a progress bar still being drawn on a terminal."""
+        if self._last_line:
+            self.stream.write("\n")
+            self._last_line = ""
+        self.stream.write(text + "\n")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

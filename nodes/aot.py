@@ -15,6 +15,7 @@ program built into the user's own cache folder; nothing from elsewhere is ever l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -22,10 +23,12 @@ import os
 import platform
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+_reporter = threading.local()
 
 # Part of every package key: bump it when the way packages are built changes.
 PACKAGE_FORMAT = "1"
@@ -79,6 +82,10 @@ class AotCompiled:
                 self._runners[signature] = runner
             return runner(*tensors)
 
+    @property
+    def title(self) -> str:
+        return self.name.replace("_", " ").replace("unet", "UNet").replace("vae", "VAE")
+
     def package_path(self, tensors) -> Path:
         """Where the package for these inputs lives (whether or not it exists yet)."""
         if self._model_key is None:
@@ -90,8 +97,10 @@ class AotCompiled:
 
     def _prepare(self, tensors, signature: tuple):
         path = self.package_path(tensors)
+        shapes = ", ".join("x".join(map(str, t.shape)) for t in tensors if t.dim())
         if path.is_file():
             try:
+                _report(f"loading the compiled {self.title} ({shapes})")
                 runner = self._load(path, tensors[0].device)
                 self.loaded += 1
                 return runner
@@ -99,6 +108,8 @@ class AotCompiled:
                 log.warning("AOT package %s could not be loaded (%s: %s); rebuilding it", path.name,
                             type(exc).__name__, exc)
                 path.unlink(missing_ok=True)
+        _report(f"compiling the {self.title} for {shapes} (once per size, then kept on disk; "
+                f"this takes a while)")
         self._build(path, tensors)
         self.built += 1
         return self._load(path, tensors[0].device)
@@ -141,6 +152,24 @@ class AotCompiled:
         package.load_constants({name: tensors[name] for name in needed}, check_full_update=True,
                                user_managed=True)
         return package
+
+
+@contextlib.contextmanager
+def build_reports(report: Callable[[str], None]) -> Iterator[None]:
+    """Within this block, on this thread, say when a package is compiled or loaded (a node passes
+    its ``ctx.status``: compiling takes long enough that the user should know why)."""
+    previous = getattr(_reporter, "report", None)
+    _reporter.report = report
+    try:
+        yield
+    finally:
+        _reporter.report = previous
+
+
+def _report(message: str) -> None:
+    report = getattr(_reporter, "report", None)
+    if report is not None:
+        report(message)
 
 
 def unet_forward_module(unet):

@@ -10,6 +10,7 @@ from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
 from . import sampling
+from .aot import build_reports
 from .models import (
     COMPILE_MODES,
     DEVICES,
@@ -221,9 +222,10 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
 
     hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
                                matrix)
-    out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
-                                  denoise, start_step, end_step, hooks,
-                                  keep_trace=bool(ctx.settings.get("keep_trace", True)))
+    with build_reports(ctx.status):  # the AOT mode's first run of a size compiles the UNet
+        out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
+                                      denoise, start_step, end_step, hooks,
+                                      keep_trace=bool(ctx.settings.get("keep_trace", True)))
     trace.latent_rgb, trace.latent_rgb_bias = matrix
     for problem in model.fast_path_problems():
         ctx.warn(problem)
@@ -277,7 +279,8 @@ def decode_latent(vae: VaeModel, latent: Latent):
 
 
 def run_vae_decode(ctx, vae: VaeModel, latent: Latent) -> dict[str, Any]:
-    image = decode_latent(vae, latent)
+    with build_reports(ctx.status):
+        image = decode_latent(vae, latent)
     for problem in vae.fast_path_problems():
         ctx.warn(problem)
     return {"image": image}

@@ -26,6 +26,7 @@ def _add(ctx, a, b):
 
 
 def _sleep(ctx, x=0, seconds=1.0):
+    ctx.status(f"sleeping for {seconds:g} s")
     end = time.monotonic() + seconds
     step = 0
     while time.monotonic() < end:

@@ -11,6 +11,7 @@ import torch
 from sd_graphs import txt2img_graph
 from test_cuda_paths import needs_cuda, run_ok
 
+from graphs import Executor
 from nodes.aot import AotCompiled, aot_cache_dir
 from nodes.models import AOT, MODEL_CACHE
 
@@ -24,12 +25,19 @@ def cache_home(tmp_path, monkeypatch):
     MODEL_CACHE.clear()
 
 
-def _image(tiny_sd, mode: str, device: str = "cpu", size: int = 32):
+def _image(tiny_sd, mode: str, device: str = "cpu", size: int = 32, statuses: dict | None = None):
+    """The image of a 3-step run; ``statuses`` collects the nodes' status messages by title."""
     graph, ids = txt2img_graph(str(tiny_sd), steps=3, size=size)
     graph.set_param(ids["load"], "device", device)
     graph.set_param(ids["load"], "dtype", "fp32")
     graph.set_param(ids["load"], "compile", mode)
-    result, _ = run_ok(graph)
+    executor = Executor()
+    if statuses is not None:
+        executor.events.subscribe(lambda name, payload: statuses.setdefault(
+            graph.nodes[payload["node_id"]].title, []).append(payload["message"])
+            if name == "status" else None)
+    result = executor.run(graph)
+    assert result.status == "finished", result.error and result.error.traceback
     assert not result.warnings, result.warnings  # no fallback to eager
     return np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
 
@@ -41,8 +49,14 @@ def _runners(tiny_sd, device: str = "cpu"):
 
 def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(tiny_sd, cache_home):
     eager = _image(tiny_sd, "off")
-    first = _image(tiny_sd, AOT)
+    statuses: dict[str, list[str]] = {}
+    first = _image(tiny_sd, AOT, statuses=statuses)
     assert np.abs(first - eager).max() <= 2
+    # The wait is explained on the nodes that compile (the UI shows it in the status bar).
+    assert statuses == {"unet": ["compiling the UNet for 2x4x16x16, 2x24x16 (once per size, "
+                                        "then kept on disk; this takes a while)"],
+                        "decode": ["compiling the VAE decoder for 1x4x16x16 (once per size, "
+                                       "then kept on disk; this takes a while)"]}
     unet, decoder = _runners(tiny_sd)
     assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (1, 0, 1, 0)
     packages = sorted(p.name for p in cache_home.glob("*.pt2"))
@@ -50,8 +64,11 @@ def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(t
     assert not list(cache_home.glob("*.partial*"))
 
     MODEL_CACHE.clear()  # what a second launch sees: new models, the packages on disk
-    again = _image(tiny_sd, AOT)
+    statuses.clear()
+    again = _image(tiny_sd, AOT, statuses=statuses)
     assert np.array_equal(again, first)
+    assert statuses == {"unet": ["loading the compiled UNet (2x4x16x16, 2x24x16)"],
+                        "decode": ["loading the compiled VAE decoder (1x4x16x16)"]}
     unet, decoder = _runners(tiny_sd)
     assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (0, 1, 0, 1)
 

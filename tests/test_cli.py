@@ -1,5 +1,6 @@
 """The latentgraph command line, run as a user would (a subprocess)."""
 
+import io
 import json
 import os
 import subprocess
@@ -105,3 +106,26 @@ def test_img2img_workflow_runs_from_another_folder(tiny_sd, tmp_path):
                "Scheduler.steps=4", "--output-dir", tmp_path / "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_printer_puts_a_status_on_its_own_line_below_a_bar_in_progress():
+    import nodes  # noqa: F401  (registers the node types)
+    from graphs import Graph
+    from nodeeditor.cli import ProgressPrinter
+
+    graph = Graph()
+    node = graph.add_node(graph.create_node("sd.unet_denoise", (0, 0)))
+    stream = _Terminal()
+    printer = ProgressPrinter(graph, stream)
+    printer("progress", {"node_id": node.id, "step": 3, "total": 20})
+    printer("status", {"node_id": node.id, "message": "compiling the UNet for 2x4x64x64"})
+    printer("progress", {"node_id": node.id, "step": 20, "total": 20})
+    lines = stream.getvalue().split("\n")
+    assert lines[0].endswith("3/20")
+    assert lines[1] == "UNet denoise: compiling the UNet for 2x4x64x64"
+    assert lines[2].lstrip("\r").endswith("20/20")

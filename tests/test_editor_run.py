@@ -197,3 +197,14 @@ def test_latent_inspector_scrubs_a_trace(window, qtbot, registry):
     assert inspector.picture.text() == "decoding…"
     qtbot.waitUntil(lambda: "needs a VAE" in inspector.picture.text(), timeout=10_000)
     assert inspector.last_image is None
+
+
+def test_a_node_status_shows_in_the_status_bar_and_the_run_log(window, qtbot, registry):
+    g = Graph(registry)
+    s = g.add_node(g.create_node("test.sleep", (0, 0), params={"seconds": 0.5}))
+    window.load_graph(g)
+    window.run(targets=[s.id])
+    qtbot.waitUntil(lambda: "sleeping for 0.5 s" in window.statusBar().currentMessage(), timeout=5000)
+    assert window.statusBar().currentMessage().startswith(g.nodes[s.id].title)
+    wait_run(qtbot, window)
+    assert f"{g.nodes[s.id].title}: sleeping for 0.5 s" in window.run_log.toPlainText()
