@@ -50,9 +50,10 @@ class AotCompiled:
       capture needs).
     """
 
-    def __init__(self, module, name: str, folder: Path | None = None) -> None:
+    def __init__(self, module, name: str, folder: Path | None = None, title: str = "") -> None:
         self.module = module
-        self.name = name
+        self.name = name  # names the package files
+        self.title = title or name  # names the model in what the user is told
         self.folder = Path(folder) if folder is not None else aot_cache_dir()
         self.disabled_reason: str | None = None
         self.built = 0  # packages compiled in this process (for tests, logs and the benchmark)
@@ -71,7 +72,7 @@ class AotCompiled:
             runner = self._runners.get(signature)
             if runner is None:
                 try:
-                    runner = self._prepare(tensors, signature)
+                    runner = self._prepare(tensors)
                 except torch.cuda.OutOfMemoryError:
                     raise  # the executor frees cached models and says so
                 except Exception as exc:  # an op export cannot trace, a compiler missing, ...
@@ -82,10 +83,6 @@ class AotCompiled:
                 self._runners[signature] = runner
             return runner(*tensors)
 
-    @property
-    def title(self) -> str:
-        return self.name.replace("_", " ").replace("unet", "UNet").replace("vae", "VAE")
-
     def package_path(self, tensors) -> Path:
         """Where the package for these inputs lives (whether or not it exists yet)."""
         if self._model_key is None:
@@ -95,7 +92,7 @@ class AotCompiled:
         digest = hashlib.sha256(repr(key).encode()).hexdigest()
         return self.folder / f"{self.name}-{digest[:24]}.pt2"
 
-    def _prepare(self, tensors, signature: tuple):
+    def _prepare(self, tensors):
         path = self.package_path(tensors)
         shapes = ", ".join("x".join(map(str, t.shape)) for t in tensors if t.dim())
         if path.is_file():
@@ -118,7 +115,8 @@ class AotCompiled:
         import torch
         import torch._inductor
 
-        # Example inputs outside inference mode: export refuses inference tensors.
+        # Plain example inputs, traced outside inference mode: callers pass inference tensors,
+        # which export can only trace inside it (and the packages must not depend on it).
         with torch.inference_mode(False), torch.no_grad():
             examples = tuple(t.detach().clone() for t in tensors)
             exported = torch.export.export(self.module, examples, strict=False)
@@ -179,7 +177,8 @@ def unet_forward_module(unet):
 
 def aot_decoder(decoder, folder: Path | None = None):
     """A drop-in for ``vae.decoder`` that runs the decoder from AOT packages."""
-    return _module_classes()["decoder"](decoder, AotCompiled(decoder, "vae_decoder", folder))
+    return _module_classes()["decoder"](
+        decoder, AotCompiled(decoder, "vae_decoder", folder, title="VAE decoder"))
 
 
 @functools.cache
@@ -221,19 +220,32 @@ def input_signature(tensors) -> tuple:
 
 
 def model_key(module) -> str:
-    """What of a module shapes its compiled code: its structure (the module tree with every
-    layer's settings, and attention processors), and each weight's name, shape, dtype and layout."""
+    """What of a module shapes its compiled code, not its weights' values: its structure (the
+    module tree with every layer's settings), each submodule's and attention processor's plain
+    attributes and config (``flip_sin_to_cos``, ``rescale_output_factor``, ... change the code
+    without changing the tree), and each weight's name, shape, dtype and layout."""
     parts = [type(module).__qualname__, repr(module)]
     for name, sub in module.named_modules():
+        parts.append(f"{name}:{type(sub).__qualname__}:{_plain_attributes(sub)}")
+        config = sub.__dict__.get("_internal_dict")  # a diffusers model's config
+        if config is not None:
+            parts.append(f"{name}:config:{sorted(dict(config).items())!r}")
         processor = getattr(sub, "processor", None)
         if processor is not None:
-            parts.append(f"{name}:{type(processor).__qualname__}")
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            parts.append(f"{name}:{type(processor).__qualname__}:{_plain_attributes(processor)}")
+    for name, tensor in [*module.named_parameters(remove_duplicate=False),
+                         *module.named_buffers(remove_duplicate=False)]:
         parts.append(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}:{tuple(tensor.stride())}")
-    config = getattr(module, "config", None)
-    if config is not None:
-        parts.append(repr(sorted(dict(config).items())))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _plain_attributes(obj) -> str:
+    def plain(value) -> bool:
+        if isinstance(value, (tuple, list)):
+            return all(plain(item) for item in value)
+        return value is None or isinstance(value, (bool, int, float, str))
+
+    return repr(sorted((k, v) for k, v in vars(obj).items() if plain(v)))
 
 
 def device_key(device) -> str:

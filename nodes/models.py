@@ -455,7 +455,7 @@ class ModelCache:
 
             use_compile_cache_dir()
             fuse_qkv(pipe)
-            unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet")
+            unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet", title="UNet")
             pipe.vae.decoder = aot_decoder(pipe.vae.decoder)
         if compile in ("compile", "compile + CUDA graphs", REGIONAL):
             compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",

@@ -107,6 +107,20 @@ def test_packages_hold_no_weights_and_a_damaged_one_is_rebuilt(tmp_path):
     # Another layout of the weights is other generated code: another package.
     first.to(memory_format=torch.channels_last)
     assert AotCompiled(first, "net", tmp_path).package_path((x,)) != package
+    # So is a setting that changes the computation but not the module tree (diffusers keeps
+    # such settings as plain attributes: flip_sin_to_cos, rescale_output_factor, ...).
+    paths = {AotCompiled(_Scaled(factor), "scaled", tmp_path).package_path((x,)) for factor in (2, 3)}
+    assert len(paths) == 2
+
+
+class _Scaled(torch.nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x) * self.factor
 
 
 class _DataDependent(torch.nn.Module):
