@@ -121,6 +121,7 @@ class AotCompiled:
             examples = tuple(t.detach().clone() for t in tensors)
             exported = torch.export.export(self.module, examples, strict=False)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_builds(path.parent)
         # Build beside the final name and rename: a second process (or a crash half-way)
         # never sees a half-written package.
         handle, partial = tempfile.mkstemp(prefix=path.stem + ".", suffix=".partial.pt2",
@@ -150,6 +151,18 @@ class AotCompiled:
         package.load_constants({name: tensors[name] for name in needed}, check_full_update=True,
                                user_managed=True)
         return package
+
+
+def _remove_abandoned_builds(folder: Path, older_than_s: float = 6 * 3600) -> None:
+    """Partial packages left by a process killed while compiling (no build takes hours)."""
+    import time
+
+    for partial in folder.glob("*.partial.pt2"):
+        try:
+            if time.time() - partial.stat().st_mtime > older_than_s:
+                partial.unlink()
+        except OSError:  # another process removed or finished it meanwhile
+            pass
 
 
 @contextlib.contextmanager

@@ -5,6 +5,9 @@ These compile real models on the CPU (about 35 s for the tiny SD model's UNet an
 the CUDA test runs where a GPU is present (the lent device machine).
 """
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -101,9 +104,16 @@ def test_packages_hold_no_weights_and_a_damaged_one_is_rebuilt(tmp_path):
 
     (package,) = tmp_path.glob("net-*.pt2")
     package.write_bytes(b"not a package")
+    # A build killed half-way a day ago left its partial file; a fresh one (another process
+    # compiling right now) is left alone.
+    abandoned, in_progress = tmp_path / "net-old.x1.partial.pt2", tmp_path / "net-now.x2.partial.pt2"
+    abandoned.write_bytes(b"half")
+    in_progress.write_bytes(b"half")
+    os.utime(abandoned, (time.time() - 86400, time.time() - 86400))
     rebuilt = AotCompiled(first, "net", tmp_path)
     assert torch.allclose(rebuilt(x), first(x), atol=1e-5)
     assert (rebuilt.built, rebuilt.loaded, rebuilt.disabled_reason) == (1, 0, None)
+    assert not abandoned.exists() and in_progress.exists()
     # Another layout of the weights is other generated code: another package.
     first.to(memory_format=torch.channels_last)
     assert AotCompiled(first, "net", tmp_path).package_path((x,)) != package
