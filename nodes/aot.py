@@ -23,6 +23,7 @@ import os
 import platform
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,6 @@ class AotCompiled:
 
 def _remove_abandoned_builds(folder: Path, older_than_s: float = 6 * 3600) -> None:
     """Partial packages left by a process killed while compiling (no build takes hours)."""
-    import time
-
     for partial in folder.glob("*.partial.pt2"):
         try:
             if time.time() - partial.stat().st_mtime > older_than_s:
