@@ -237,18 +237,36 @@ def model_key(module) -> str:
     attributes and config (``flip_sin_to_cos``, ``rescale_output_factor``, ... change the code
     without changing the tree), and each weight's name, shape, dtype and layout."""
     parts = [type(module).__qualname__, repr(module)]
+    classes = set()
     for name, sub in module.named_modules():
+        classes.add(type(sub))
         parts.append(f"{name}:{type(sub).__qualname__}:{_plain_attributes(sub)}")
         config = sub.__dict__.get("_internal_dict")  # a diffusers model's config
         if config is not None:
-            parts.append(f"{name}:config:{sorted(dict(config).items())!r}")
+            # Not the bookkeeping keys: "_name_or_path" is where the model was loaded from,
+            # "_use_default_values" a list in set order, which changes between processes.
+            settings = sorted((k, v) for k, v in dict(config).items() if not k.startswith("_"))
+            parts.append(f"{name}:config:{settings!r}")
         processor = getattr(sub, "processor", None)
         if processor is not None:
+            classes.add(type(processor))
             parts.append(f"{name}:{type(processor).__qualname__}:{_plain_attributes(processor)}")
     for name, tensor in [*module.named_parameters(remove_duplicate=False),
                          *module.named_buffers(remove_duplicate=False)]:
         parts.append(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}:{tuple(tensor.stride())}")
+    # The forward code itself: the versions of the libraries the classes come from.
+    parts.extend(sorted({_library_version(cls) for cls in classes}))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _library_version(cls: type) -> str:
+    import importlib.metadata
+
+    package = cls.__module__.split(".")[0]
+    try:
+        return f"{package}=={importlib.metadata.version(package)}"
+    except importlib.metadata.PackageNotFoundError:  # a class defined in a test or a script
+        return package
 
 
 def _plain_attributes(obj) -> str:

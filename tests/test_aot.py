@@ -181,3 +181,30 @@ def test_when_aot_compile_fails_the_image_is_made_eagerly_and_the_nodes_say_why(
     assert set(warnings) == {ids["unet"], ids["decode"]}
     assert "AOT compile of the UNet failed" in warnings[ids["unet"]]
     assert "VAE decoder" in warnings[ids["decode"]] and "C++ compiler not found" in warnings[ids["decode"]]
+
+
+_KEY_OF = """
+import sys
+from diffusers import UNet2DConditionModel
+from nodes.aot import model_key, unet_forward_module
+print(model_key(unet_forward_module(UNet2DConditionModel.from_pretrained(sys.argv[1]))))
+"""
+
+
+def test_a_model_has_the_same_package_key_in_every_process_and_folder(tiny_sd, tmp_path):
+    """A relaunch must find the packages the last launch built: the key may not depend on where
+    the model was loaded from or on the process's hash seed (set order)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "same_model_elsewhere"
+    shutil.copytree(tiny_sd, copy)
+    keys = set()
+    for seed, folder in (("1", tiny_sd), ("2", copy)):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "HF_HUB_OFFLINE": "1"}
+        done = subprocess.run([sys.executable, "-c", _KEY_OF, str(folder / "unet")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        keys.add(done.stdout.strip().splitlines()[-1])
+    assert len(keys) == 1
