@@ -67,12 +67,14 @@ def default_workflow_path() -> Path:
     return theme.resources_dir() / "workflows" / "txt2img.json"
 
 
-def _load_nodes() -> None:
+def _load_nodes() -> bool:
     """Register the diffusion node types (if the node library is importable)."""
     try:
         import nodes  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - the editor still works with what is registered
         print(f"latentgraph: node library unavailable: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 class MainWindow(QMainWindow):
@@ -673,9 +675,13 @@ def open_main_window(workflow_path: str | None = None, output_dir: str | None = 
     app = QApplication.instance()
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
-    _load_nodes()
+    have_nodes = _load_nodes()
     window = MainWindow(output_dir=output_dir)
     window.show()
+    if have_nodes:  # the imports a first run needs, done while the user looks around
+        from nodes.models import import_libraries
+
+        window.worker.prepare(import_libraries)
     recovered = window.offer_recovery()
     if not recovered:
         if workflow_path:

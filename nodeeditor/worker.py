@@ -7,7 +7,9 @@ worker runs it and the executor's events reach the GUI through :class:`ExecutorB
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -24,6 +26,13 @@ class _Runner(QObject):
         super().__init__()
         self.executor = executor
 
+    @Slot(object)
+    def prepare(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - a run will meet the same problem and report it
+            print(f"latentgraph: preparing the run thread failed: {exc}", file=sys.stderr)
+
     @Slot(object, object, object, object)
     def run(self, graph: Graph, targets: Any, settings: Any, cancel_event: Any) -> None:
         try:
@@ -39,6 +48,7 @@ class RunWorker(QObject):
     """Owns the thread and the executor. ``events`` carries executor events on the GUI thread."""
 
     _request = Signal(object, object, object, object)
+    _prepare = Signal(object)
     run_done = Signal(object)  # RunResult, after run_finished has been delivered
 
     def __init__(self, executor: Executor | None = None, parent: QObject | None = None) -> None:
@@ -51,6 +61,7 @@ class RunWorker(QObject):
         self._runner = _Runner(self.executor)
         self._runner.moveToThread(self.thread)
         self._request.connect(self._runner.run)
+        self._prepare.connect(self._runner.prepare)
         self._runner.finished.connect(self._on_finished)
         self.busy = False
         self._cancel_event = threading.Event()  # one per request
@@ -65,6 +76,11 @@ class RunWorker(QObject):
         self._cancel_event = threading.Event()
         self._request.emit(snapshot, targets, dict(settings or {}), self._cancel_event)
         return True
+
+    def prepare(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the run thread now, ahead of any run (a run requested meanwhile starts
+        when it is done): slow one-off set-up such as importing torch, off the GUI thread."""
+        self._prepare.emit(work)
 
     def cancel(self) -> None:
         """Stop the queued or running run (thread-safe; a no-op when idle)."""

@@ -231,6 +231,15 @@ def _check_weights(folder: Path) -> bool:
     return has_safetensors
 
 
+def import_libraries() -> None:
+    """Import what a first run needs (torch, diffusers' pipeline, transformers' CLIP: seconds of
+    imports) ahead of time: the editor does it on its run thread while the window opens."""
+    import torch  # noqa: F401
+    from diffusers import StableDiffusionPipeline  # noqa: F401
+
+    _quiet_libraries()
+
+
 def _quiet_libraries() -> None:
     """Progress bars and deprecation chatter from diffusers/transformers are noise in our UI."""
     import warnings

@@ -208,3 +208,30 @@ def test_a_node_status_shows_in_the_status_bar_and_the_run_log(window, qtbot, re
     assert window.statusBar().currentMessage().startswith(g.nodes[s.id].title)
     wait_run(qtbot, window)
     assert f"{g.nodes[s.id].title}: sleeping for 0.5 s" in window.run_log.toPlainText()
+
+
+def test_prepare_runs_on_the_run_thread_before_a_run_queued_behind_it(window, qtbot, registry):
+    """The app imports torch and diffusers this way while the window opens; a Run pressed
+    meanwhile waits for it instead of importing on the GUI thread or racing it."""
+    import time
+
+    from PySide6.QtCore import QThread
+
+    prepared = []
+
+    def work():
+        time.sleep(0.3)
+        prepared.append(QThread.currentThread() is window.worker.thread)
+
+    seen_at_start = []
+    window.worker.events.connect(
+        lambda name, payload: seen_at_start.append(list(prepared)) if name == "run_started" else None)
+    window.worker.prepare(work)
+    g = Graph(registry)
+    s = g.add_node(g.create_node("test.sleep", (0, 0), params={"seconds": 0.1}))
+    window.load_graph(g)
+    window.run(targets=[s.id])
+    assert not prepared  # the GUI thread did not wait for it
+    wait_run(qtbot, window)
+    assert window.last_result.status == "finished"
+    assert seen_at_start == [[True]]
