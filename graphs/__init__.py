@@ -21,7 +21,16 @@ from .commands import (
     copy_fragment,
 )
 from .events import Emitter
-from .executor import Cancelled, Executor, NodeFailure, OutputCache, RunContext, RunResult, snapshot
+from .executor import (
+    Cancelled,
+    Executor,
+    NodeFailure,
+    OutputCache,
+    RunContext,
+    RunResult,
+    current_context,
+    snapshot,
+)
 from .model import FLAG_NAMES, Frame, Graph, GraphError, Link, Node, View, new_id
 from .registry import (
     ANY,
@@ -45,5 +54,5 @@ __all__ = [
     "Registry", "RemoveItems", "RunContext", "RunResult", "SetFlags", "SetFrame",
     "SetNodeColor", "SetNodeSize", "SetParam", "SetTitle",
     "Socket", "SocketType", "SocketTypes", "UndoStack", "View", "WorkflowError", "base_registry",
-    "copy_fragment", "default_registry", "new_id", "snapshot",
+    "copy_fragment", "current_context", "default_registry", "new_id", "snapshot",
 ]

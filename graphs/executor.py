@@ -141,6 +141,15 @@ def resolve_path(path: str, settings: dict[str, Any]) -> str:
     return expanded
 
 
+_running = threading.local()
+
+
+def current_context() -> RunContext | None:
+    """The context of the node running on this thread, if any: for code deep below a node's
+    ``run`` (a model compiling itself, say) that has something to tell the user."""
+    return getattr(_running, "context", None)
+
+
 class RunContext:
     """What a node's ``run`` function may use: progress, previews, cancel checks, settings."""
 
@@ -416,7 +425,11 @@ class Executor:
                         values[param.name] = value
                     else:
                         values[param.name] = node.params.get(param.name, param.default)
-                outputs = node_type.run(ctx, **values) or {}
+                outer, _running.context = current_context(), ctx
+                try:
+                    outputs = node_type.run(ctx, **values) or {}
+                finally:
+                    _running.context = outer
                 if not isinstance(outputs, dict):
                     raise TypeError(f"run() returned {type(outputs).__name__}, expected a dict")
         except Cancelled:

@@ -15,7 +15,6 @@ program built into the user's own cache folder; nothing from elsewhere is ever l
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
@@ -24,12 +23,12 @@ import platform
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from graphs.executor import current_context
+
 log = logging.getLogger(__name__)
-_reporter = threading.local()
 
 # Part of every package key: bump it when the way packages are built changes.
 PACKAGE_FORMAT = "1"
@@ -164,22 +163,12 @@ def _remove_abandoned_builds(folder: Path, older_than_s: float = 6 * 3600) -> No
             pass
 
 
-@contextlib.contextmanager
-def build_reports(report: Callable[[str], None]) -> Iterator[None]:
-    """Within this block, on this thread, say when a package is compiled or loaded (a node passes
-    its ``ctx.status``: compiling takes long enough that the user should know why)."""
-    previous = getattr(_reporter, "report", None)
-    _reporter.report = report
-    try:
-        yield
-    finally:
-        _reporter.report = previous
-
-
 def _report(message: str) -> None:
-    report = getattr(_reporter, "report", None)
-    if report is not None:
-        report(message)
+    """Tell the user, on the node that called the model (compiling takes long enough that they
+    should know why the node waits); silent outside a run (the inspector panel, scripts)."""
+    context = current_context()
+    if context is not None:
+        context.status(message)
 
 
 def unet_forward_module(unet):

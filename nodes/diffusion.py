@@ -10,7 +10,6 @@ from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
 from . import sampling
-from .aot import build_reports
 from .models import (
     COMPILE_MODES,
     DEVICES,
@@ -101,9 +100,8 @@ def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
     if conditioning.truncated_text:
         limit = clip.tokenizer.model_max_length
         ctx.warn(f"prompt longer than {limit} tokens; ignored: {conditioning.truncated_text!r}")
-    if clip.graphed is not None and clip.graphed.disabled_reason:
-        ctx.warn(f"CUDA graph capture of the text encoder failed; it ran without "
-                 f"({clip.graphed.disabled_reason})")
+    for problem in clip.fast_path_problems():
+        ctx.warn(problem)
     return {"conditioning": conditioning}
 
 
@@ -222,10 +220,9 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
 
     hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
                                matrix)
-    with build_reports(ctx.status):  # the AOT mode's first run of a size compiles the UNet
-        out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
-                                      denoise, start_step, end_step, hooks,
-                                      keep_trace=bool(ctx.settings.get("keep_trace", True)))
+    out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
+                                  denoise, start_step, end_step, hooks,
+                                  keep_trace=bool(ctx.settings.get("keep_trace", True)))
     trace.latent_rgb, trace.latent_rgb_bias = matrix
     for problem in model.fast_path_problems():
         ctx.warn(problem)
@@ -279,8 +276,7 @@ def decode_latent(vae: VaeModel, latent: Latent):
 
 
 def run_vae_decode(ctx, vae: VaeModel, latent: Latent) -> dict[str, Any]:
-    with build_reports(ctx.status):
-        image = decode_latent(vae, latent)
+    image = decode_latent(vae, latent)
     for problem in vae.fast_path_problems():
         ctx.warn(problem)
     return {"image": image}

@@ -6,7 +6,6 @@ from typing import Any
 
 from graphs.registry import NodeType, Param, Socket
 
-from .aot import build_reports
 from .models import MODEL_CACHE, SD1_LATENT_RGB, VaeModel
 from .previews import channel_to_pil, images_to_pil, latent_to_pil, pil_to_images
 from .values import Latent, LatentTrace
@@ -62,19 +61,18 @@ def render_trace(trace: LatentTrace, step: int, which: str = "latent", view: str
 def run_latent_inspect(ctx, step: int, which: str, view: str, channel: int,
                        trace: LatentTrace | None = None, latent: Latent | None = None,
                        vae: VaeModel | None = None) -> dict[str, Any]:
-    with build_reports(ctx.status):  # the decoded view may compile the AOT decoder for a size
-        if trace is not None:
-            if not trace.latents:
-                raise ValueError("the trace is empty (the sampler ran no steps)")
-            frames = [render_trace(trace, step, which, view, channel, vae, i)
-                      for i in range(trace.latents[0].shape[0])]
-        elif latent is not None:
-            matrix, bias = (vae.latent_rgb, vae.latent_rgb_bias) if vae else (SD1_LATENT_RGB, (0, 0, 0))
-            samples = latent.samples
-            frames = [render_latent(samples, view, channel, vae, matrix, bias, i)
-                      for i in range(samples.shape[0])]
-        else:
-            raise ValueError("connect a LATENT_TRACE or a LATENT")
+    if trace is not None:
+        if not trace.latents:
+            raise ValueError("the trace is empty (the sampler ran no steps)")
+        frames = [render_trace(trace, step, which, view, channel, vae, i)
+                  for i in range(trace.latents[0].shape[0])]
+    elif latent is not None:
+        matrix, bias = (vae.latent_rgb, vae.latent_rgb_bias) if vae else (SD1_LATENT_RGB, (0, 0, 0))
+        samples = latent.samples
+        frames = [render_latent(samples, view, channel, vae, matrix, bias, i)
+                  for i in range(samples.shape[0])]
+    else:
+        raise ValueError("connect a LATENT_TRACE or a LATENT")
     ctx.show_images(frames)
     return {"image": pil_to_images(frames)}  # one batch: every frame has the same size
 

@@ -88,14 +88,7 @@ class UNetModel:
 
     def fast_path_problems(self) -> list[str]:
         """Why the chosen compile mode fell back to running the UNet eagerly, if it did."""
-        problems = []
-        if self.aot is not None and self.aot.disabled_reason:
-            problems.append(f"AOT compile of the UNet failed; it ran uncompiled "
-                            f"({self.aot.disabled_reason})")
-        if self.graphed is not None and self.graphed.disabled_reason:
-            problems.append(f"CUDA graph capture of the UNet failed; it ran without "
-                            f"({self.graphed.disabled_reason})")
-        return problems
+        return fallbacks("UNet", aot=self.aot, graphed=self.graphed)
 
     def cache_size_bytes(self) -> int:
         return 0  # owned by the model cache, not by the output cache
@@ -111,6 +104,10 @@ class ClipModel:
     device: str
     dtype: Any
     graphed: GraphedCallable | None = None  # the encoder replayed from CUDA graphs, if enabled
+
+    def fast_path_problems(self) -> list[str]:
+        """Why the text encoder's CUDA graph fell back to running it eagerly, if it did."""
+        return fallbacks("text encoder", graphed=self.graphed)
 
     def encode(self, input_ids, attention_mask=None):
         """The encoder's last hidden state for token ids already on ``device``."""
@@ -135,11 +132,7 @@ class VaeModel:
 
     def fast_path_problems(self) -> list[str]:
         """Why the AOT-compiled decoder fell back to running eagerly, if it did."""
-        runner = getattr(self.vae.decoder, "runner", None)
-        if runner is not None and runner.disabled_reason:
-            return [f"AOT compile of the VAE decoder failed; it ran uncompiled "
-                    f"({runner.disabled_reason})"]
-        return []
+        return fallbacks("VAE decoder", aot=getattr(self.vae.decoder, "runner", None))
 
     @property
     def scale_factor(self) -> int:
@@ -147,6 +140,19 @@ class VaeModel:
 
     def cache_size_bytes(self) -> int:
         return 0
+
+
+def fallbacks(model: str, aot=None, graphed=None) -> list[str]:
+    """The node warnings for a model whose AOT compile or CUDA graph capture failed (both keep
+    the reason in ``disabled_reason`` and run the model eagerly)."""
+    problems = []
+    if aot is not None and aot.disabled_reason:
+        problems.append(f"AOT compile of the {model} failed; it ran uncompiled "
+                        f"({aot.disabled_reason})")
+    if graphed is not None and graphed.disabled_reason:
+        problems.append(f"CUDA graph capture of the {model} failed; it ran without "
+                        f"({graphed.disabled_reason})")
+    return problems
 
 
 @dataclass(eq=False)

@@ -476,6 +476,35 @@ def test_run_context_warnings_progress_and_bad_return(kit, graph, executor, even
     assert ("progress", {"node_id": odd, "step": 1, "total": 2}) in events
 
 
+def test_code_below_a_node_reaches_its_context_and_status_reaches_the_user(kit, graph, executor,
+                                                                          events):
+    """A model deep inside a node (compiling itself, say) tells the user through the running
+    node's context, without every node passing it down; outside a run there is none."""
+    from graphs import current_context
+
+    def compile_something():
+        current_context().status("compiling")
+
+    def run(ctx, value=None):
+        compile_something()
+        assert current_context() is ctx
+        return {"value": 1.0}
+
+    kit.registry.nodes.register(NodeType("test.busy", "Busy", "test", run,
+                                         inputs=(Socket("value", "FLOAT", optional=True),),
+                                         outputs=(Socket("value", "FLOAT"),)))
+    first = add(graph, "test.busy")
+    second = add(graph, "test.busy")
+    graph.connect(first, "value", second, "value")
+    sink = add(graph, "test.sink")
+    graph.connect(second, "value", sink, "value")
+    assert executor.run(graph).status == "finished"
+    statuses = [payload for name, payload in events if name == "status"]
+    assert statuses == [{"node_id": first, "message": "compiling"},
+                        {"node_id": second, "message": "compiling"}]
+    assert current_context() is None
+
+
 def test_per_run_cancel_event(kit, graph, executor):
     """A cancel sent before a queued run starts still stops it; it does not leak into the next."""
     import threading
