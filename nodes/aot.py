@@ -136,11 +136,7 @@ class AotCompiled:
             Path(partial).unlink(missing_ok=True)
 
     def _load(self, path: Path, device):
-        import torch._inductor
-
-        package = torch._inductor.aoti_load_package(
-            str(path), run_single_threaded=device.type == "cuda",
-            **({"device_index": device.index} if device.index is not None else {}))
+        package = _open_package(path, device)
         # Every name a tensor has (a tied weight has two): the package may ask for either.
         tensors = {**dict(self.module.named_parameters(remove_duplicate=False)),
                    **dict(self.module.named_buffers(remove_duplicate=False))}
@@ -151,6 +147,30 @@ class AotCompiled:
         package.load_constants({name: tensors[name] for name in needed}, check_full_update=True,
                                user_managed=True)
         return package
+
+
+def _open_package(path: Path, device):
+    """The package's runner, loaded the way ``aoti_load_package`` does minus its CPU check.
+
+    That check compares the vector ISA the package was built for with this machine's, only to
+    log a warning, and works this machine's out by compiling a test library per ISA and loading
+    each in a child Python (which imports torch, on torch <= 2.12): 9-11 s on this project's
+    CPU machine, paid once per process, so by every launch's first image. Our package key
+    already names the machine (``device_key``), so the check has nothing to add.
+    """
+    import torch
+    import torch._inductor
+
+    single_threaded = device.type == "cuda"
+    index = -1 if device.index is None else device.index
+    try:
+        from torch._inductor.package.package import AOTICompiledModel
+
+        loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", single_threaded, 1, index)
+    except (ImportError, AttributeError, TypeError):  # a torch with another loader: its own way
+        return torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded,
+                                                 device_index=index)
+    return AOTICompiledModel(loader)
 
 
 def _remove_abandoned_builds(folder: Path, older_than_s: float = 6 * 3600) -> None:
@@ -276,7 +296,10 @@ def device_key(device) -> str:
         props = torch.cuda.get_device_properties(index)
         hardware = f"{props.name}:{props.major}.{props.minor}:cuda{torch.version.cuda}"
     else:
-        from torch._inductor.cpu_vec_isa import pick_vec_isa
-
-        hardware = f"{platform.machine()}:{pick_vec_isa()}"
-    return f"torch{torch.__version__}:{hardware}"
+        hardware = "cpu"
+    # The host code of a CUDA package is compiled for this CPU too. What the CPU reports, not
+    # inductor's pick_vec_isa(): that compiles and loads test libraries (seconds per process).
+    features = [name for name in ("avx2", "avx512", "vnni", "amx_tile")
+                if getattr(torch.cpu, f"_is_{name}_supported", lambda: False)()]
+    cpu = f"{platform.machine()}:{torch.backends.cpu.get_cpu_capability()}:{'+'.join(features)}"
+    return f"torch{torch.__version__}:{hardware}:{cpu}"

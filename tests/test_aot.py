@@ -123,6 +123,38 @@ def test_packages_hold_no_weights_and_a_damaged_one_is_rebuilt(tmp_path):
     assert len(paths) == 2
 
 
+_RELAUNCH = """
+import sys
+import torch
+sys.path.insert(0, sys.argv[2])
+from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+from test_aot import _conv_net
+from nodes.aot import AotCompiled
+net = _conv_net(0)
+x = torch.randn(1, 3, 16, 16)
+runner = AotCompiled(net, "net", sys.argv[1])
+assert torch.allclose(runner(x), net(x), atol=1e-5)
+print(runner.built, runner.loaded, valid_vec_isa_list.cache_info().currsize)
+"""
+
+
+def test_a_relaunch_loads_its_package_without_probing_the_cpu(tmp_path):
+    """torch's own package loader works out the CPU's vector ISA by compiling and loading test
+    libraries in child processes (9-11 s on torch 2.11): a relaunch's first image must not wait
+    for that, since the package key already names the machine."""
+    import subprocess
+    import sys
+
+    net, x = _conv_net(0), torch.randn(1, 3, 16, 16)
+    AotCompiled(net, "net", tmp_path)(x)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", _RELAUNCH, str(tmp_path), os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    built, loaded, probed = done.stdout.split()[-3:]
+    assert (built, loaded, probed) == ("0", "1", "0")
+
+
 class _Scaled(torch.nn.Module):
     def __init__(self, factor: float) -> None:
         super().__init__()
