@@ -142,17 +142,22 @@ def test_a_relaunch_loads_its_package_without_probing_the_cpu(tmp_path):
     """torch's own package loader works out the CPU's vector ISA by compiling and loading test
     libraries in child processes (9-11 s on torch 2.11): a relaunch's first image must not wait
     for that, since the package key already names the machine."""
+    net, x = _conv_net(0), torch.randn(1, 3, 16, 16)
+    AotCompiled(net, "net", tmp_path)(x)
+    built, loaded, probed = _python(_RELAUNCH, tmp_path, os.path.dirname(__file__)).split()
+    assert (built, loaded, probed) == ("0", "1", "0")
+
+
+def _python(code: str, *args, **env) -> str:
+    """The last line ``code`` prints, run in a fresh Python process (a relaunch of the app)."""
     import subprocess
     import sys
 
-    net, x = _conv_net(0), torch.randn(1, 3, 16, 16)
-    AotCompiled(net, "net", tmp_path)(x)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", _RELAUNCH, str(tmp_path), os.path.dirname(__file__)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    built, loaded, probed = done.stdout.split()[-3:]
-    assert (built, loaded, probed) == ("0", "1", "0")
+    return done.stdout.strip().splitlines()[-1]
 
 
 class _Scaled(torch.nn.Module):
@@ -227,16 +232,9 @@ def test_a_model_has_the_same_package_key_in_every_process_and_folder(tiny_sd, t
     """A relaunch must find the packages the last launch built: the key may not depend on where
     the model was loaded from or on the process's hash seed (set order)."""
     import shutil
-    import subprocess
-    import sys
 
     copy = tmp_path / "same_model_elsewhere"
     shutil.copytree(tiny_sd, copy)
-    keys = set()
-    for seed, folder in (("1", tiny_sd), ("2", copy)):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "HF_HUB_OFFLINE": "1"}
-        done = subprocess.run([sys.executable, "-c", _KEY_OF, str(folder / "unet")], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr[-2000:]
-        keys.add(done.stdout.strip().splitlines()[-1])
+    keys = {_python(_KEY_OF, folder / "unet", PYTHONHASHSEED=seed)
+            for seed, folder in (("1", tiny_sd), ("2", copy))}
     assert len(keys) == 1
