@@ -57,13 +57,11 @@ def main() -> None:
         runner = AotCompiled(unet_forward_module(unet), "unet", Path(args.cache_dir) / "aot")
         compiled = 1
     elif blocks is None:
-        unet = torch.compile(unet, fullgraph=True)
+        runner = unet_forward_module(torch.compile(unet, fullgraph=True))
         compiled = 1
     else:
         compiled = compile_blocks(unet, blocks)
-    if args.what != "aot":
-        def runner(sample, timestep, embeds):
-            return unet(sample, timestep, encoder_hidden_states=embeds)
+        runner = unet_forward_module(unet)
     size = 16 if narrow else 64
     sample = torch.randn(2, 4, size, size, device=device, dtype=dtype)
     embeds = torch.randn(2, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)

@@ -138,10 +138,10 @@ def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: 
         from torch._dynamo.utils import compile_times, counters
 
         out["compile_times"] = str(compile_times(repr="str", aggregate=True))[-3000:]
-    if mode == AOT:
-        out["aot_packages"] = aot_status(MODEL_CACHE.get(str(folder), device, "auto", "", mode))
         out["cache_counters"] = {f"{group}.{name}": value for group in ("inductor", "aot_autograd")
                                  for name, value in counters[group].items() if "cache" in name}
+    if mode == AOT:
+        out["aot_packages"] = aot_status(MODEL_CACHE.get(str(folder), device, "auto", "", mode))
     return out
 
 

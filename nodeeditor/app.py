@@ -604,8 +604,9 @@ class MainWindow(QMainWindow):
                 self._node_image(node_id, images[0])
                 self.image_viewer.show_image(images[0], self._title(node_id), self.run_workflow_text)
         elif name == "status":
-            self.status(f"{self._title(node_id)}: {p.get('message')}", 0)
-            self.run_log.log(f"{self._title(node_id)}: {p.get('message')}")
+            line = f"{self._title(node_id)}: {p.get('message')}"
+            self.status(line, 0)
+            self.run_log.log(line)
         elif name == "warning":
             self.run_log.log(f"warning: {self._title(node_id)}: {p.get('message')}")
         elif name == "node_finished":
