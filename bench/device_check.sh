@@ -6,8 +6,8 @@
 #   bash bench/device_check.sh graphs,aot 570          # the default mode and the AOT mode (device run timeout_s 590)
 #   PYTHON=.venv/bin/python bash bench/device_check.sh aot 300 --tiny --compile-mode off --repeats 1 --steps 4   # CPU try
 #
-# diffusers is not on the device image: carry it as wheels in .whl (the device README says how;
-# diffusers 0.42.1 and importlib_metadata) and name .whl in the call's carry.
+# diffusers is not on the device image: fetch its wheels into .whl here first
+# (`bash bench/device_wheels.sh`) and name .whl in the call's carry.
 set -u
 python=${PYTHON:-python3}  # PYTHON=.venv/bin/python for a try on this machine
 modes=${1:-graphs,aot}
