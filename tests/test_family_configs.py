@@ -66,3 +66,21 @@ def test_family_configs_build_the_published_architectures(family):
     index = json.loads((folder / "model_index.json").read_text())
     assert {k for k, v in index.items() if isinstance(v, list) and v[0]} == set(COUNTS[family]) | {"scheduler"} | {
         k.replace("text_encoder", "tokenizer") for k in COUNTS[family] if k.startswith("text_encoder")}
+
+
+@pytest.mark.parametrize("family_id", sorted(COUNTS))
+def test_family_descriptions_match_their_bundled_configs(family_id):
+    from nodes.families.catalog import FAMILIES, family_for_unet_config
+
+    family = FAMILIES[family_id]
+    unet = json.loads((family.configs / "unet" / "config.json").read_text())
+    vae = json.loads((family.configs / "vae" / "config.json").read_text())
+    assert family_for_unet_config(unet) is family
+    assert vae["scaling_factor"] == family.latent.scaling_factor
+    assert vae["latent_channels"] == family.latent.channels == len(family.latent.latent_rgb)
+    assert 2 ** (len(vae["block_out_channels"]) - 1) == family.latent.downscale
+    context = sum(json.loads((family.configs / e.subfolder / "config.json").read_text())["hidden_size"]
+                  for e in family.text_encoders)
+    assert context == unet["cross_attention_dim"]
+    index = json.loads((family.configs / "model_index.json").read_text())
+    assert index.get("force_zeros_for_empty_prompt", False) == family.force_zeros_for_empty_prompt
