@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from . import events as ev
 from .events import Emitter
 from .model import Graph, Link, Node
 from .registry import REROUTE, NodeType, Registry
@@ -167,18 +168,18 @@ class RunContext:
             raise Cancelled()
 
     def progress(self, step: int, total: int) -> None:
-        self.executor.events.emit("progress", node_id=self.node_id, step=step, total=total)
+        self.executor.events.emit(ev.Progress(self.node_id, step, total))
 
     def status(self, message: str) -> None:
         """What a long-running node is busy with (compiling, say), for the user to see."""
-        self.executor.events.emit("status", node_id=self.node_id, message=message)
+        self.executor.events.emit(ev.NodeStatus(self.node_id, message))
 
     def preview(self, image: Any, step: int | None = None) -> None:
-        self.executor.events.emit("preview", node_id=self.node_id, image=image, step=step)
+        self.executor.events.emit(ev.Preview(self.node_id, image, step))
 
     def show_images(self, images: list[Any]) -> None:
         """Final images for the editor to show on the node (PIL images)."""
-        self.executor.events.emit("images", node_id=self.node_id, images=list(images))
+        self.executor.events.emit(ev.NodeImages(self.node_id, tuple(images)))
 
     @property
     def wants_previews(self) -> bool:
@@ -186,7 +187,7 @@ class RunContext:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
-        self.executor.events.emit("warning", node_id=self.node_id, message=message)
+        self.executor.events.emit(ev.NodeWarning(self.node_id, message))
 
     def resolve_path(self, path: str) -> str:
         return resolve_path(path, self.settings)
@@ -320,12 +321,12 @@ class Executor:
             except ValueError as exc:
                 failure = NodeFailure("", "graph", type(exc).__name__, str(exc), "")
                 result.status, result.error = "failed", failure
-                self.events.emit("run_finished", result=result)
+                self.events.emit(ev.RunFinished(result))
                 return result
             result.skipped = dropped
-            self.events.emit("run_started", node_ids=list(order))
+            self.events.emit(ev.RunStarted(tuple(order)))
             for node_id, why in dropped.items():
-                self.events.emit("node_skipped", node_id=node_id, reason=why)
+                self.events.emit(ev.NodeSkipped(node_id, why))
             keys: dict[str, str] = {}
             self._types = {}
             try:
@@ -335,7 +336,7 @@ class Executor:
                     self._run_node(graph, node_id, keys, dropped, run_settings, result)
             except Cancelled:
                 result.status = "cancelled"
-                self.events.emit("run_cancelled", node_id=self._current)
+                self.events.emit(ev.RunCancelled(self._current))
             except NodeFailure as failure:
                 result.status, result.error = "failed", failure
             finally:
@@ -344,7 +345,7 @@ class Executor:
             if result.status == "finished":
                 result.param_updates = self._after_run_updates(graph, order)
             result.seconds = time.perf_counter() - started
-            self.events.emit("run_finished", result=result)
+            self.events.emit(ev.RunFinished(result))
             return result
 
     def _node_key(self, graph: Graph, node: Node, node_type: NodeType, inputs: dict[str, Link],
@@ -397,10 +398,10 @@ class Executor:
         if cached is not None:
             result.outputs[node_id] = cached
             result.cached.append(node_id)
-            self.events.emit("node_cached", node_id=node_id)
+            self.events.emit(ev.NodeCached(node_id))
             return
         self._current = node_id
-        self.events.emit("node_started", node_id=node_id)
+        self.events.emit(ev.NodeStarted(node_id))
         t0 = time.perf_counter()
         values: dict[str, Any] = {}
         for name, link in inputs.items():
@@ -450,14 +451,13 @@ class Executor:
             result.warnings[node_id] = list(ctx.warnings)
         self.cache.put(key, outputs)
         self._current = None
-        self.events.emit("node_finished", node_id=node_id, seconds=seconds, outputs=outputs)
+        self.events.emit(ev.NodeFinished(node_id, seconds, outputs))
 
     def _fail(self, node: Node, exc: BaseException, prefix: str = "") -> NodeFailure:
         failure = NodeFailure(node.id, node.title, type(exc).__name__, prefix + str(exc),
                               "".join(_traceback.format_exception(exc)))
-        self.events.emit("node_failed", node_id=node.id, title=node.title,
-                         error_type=failure.error_type, message=failure.message,
-                         traceback=failure.traceback)
+        self.events.emit(ev.NodeFailed(node.id, node.title, failure.error_type, failure.message,
+                                      failure.traceback))
         return failure
 
     @staticmethod

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import events as ev
 from .events import Emitter
 from .registry import ANY, REROUTE, NodeType, Registry, default_registry
 
@@ -100,9 +101,7 @@ class View:
 class Graph:
     """Nodes, links and frames keyed by stable string ids.
 
-    Events (on ``self.events``): node_added, node_removed, node_moved, node_changed
-    (params, title, flags, size, colour), link_added, link_removed, frame_added,
-    frame_removed, frame_changed, view_changed, cleared.
+    Events (on ``self.events``): the classes in ``graphs.events.MODEL_EVENTS``.
     """
 
     def __init__(self, registry: Registry | None = None) -> None:
@@ -148,20 +147,20 @@ class Graph:
             raise GraphError(f"duplicate node id {node.id}")
         self.registry.nodes.get(node.type_id)  # raises for an unknown type
         self.nodes[node.id] = node
-        self.events.emit("node_added", node=node)
+        self.events.emit(ev.NodeAdded(node))
         return node
 
     def remove_node(self, node_id: str) -> Node:
         for link in self.links_of(node_id):
             self.remove_link(link.id)
         node = self.nodes.pop(node_id)
-        self.events.emit("node_removed", node=node)
+        self.events.emit(ev.NodeRemoved(node))
         return node
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         node = self.nodes[node_id]
         node.pos = clamp_point(pos)
-        self.events.emit("node_moved", node=node)
+        self.events.emit(ev.NodeMoved(node))
 
     def set_param(self, node_id: str, name: str, value: Any) -> None:
         node = self.nodes[node_id]
@@ -172,29 +171,29 @@ class Graph:
         if error:
             raise GraphError(f"{node.title}.{name}: {error}")
         node.params[name] = value
-        self.events.emit("node_changed", node=node, what="params", name=name)
+        self.events.emit(ev.NodeChanged(node, "params", name))
 
     def set_flag(self, node_id: str, flag: str, value: bool) -> None:
         if flag not in FLAG_NAMES:
             raise GraphError(f"unknown flag {flag!r}")
         node = self.nodes[node_id]
         node.flags[flag] = bool(value)
-        self.events.emit("node_changed", node=node, what="flags", name=flag)
+        self.events.emit(ev.NodeChanged(node, "flags", flag))
 
     def set_title(self, node_id: str, title: str) -> None:
         node = self.nodes[node_id]
         node.title = title[:MAX_TITLE]
-        self.events.emit("node_changed", node=node, what="title", name="title")
+        self.events.emit(ev.NodeChanged(node, "title", "title"))
 
     def set_size(self, node_id: str, size: tuple[float, float] | None) -> None:
         node = self.nodes[node_id]
         node.size = None if size is None else (float(size[0]), float(size[1]))
-        self.events.emit("node_changed", node=node, what="size", name="size")
+        self.events.emit(ev.NodeChanged(node, "size", "size"))
 
     def set_color(self, node_id: str, color: str | None) -> None:
         node = self.nodes[node_id]
         node.color = normalise_color(color)
-        self.events.emit("node_changed", node=node, what="color", name="color")
+        self.events.emit(ev.NodeChanged(node, "color", "color"))
 
     def find_node(self, key: str) -> Node:
         """A node by id or by (unique) title."""
@@ -318,7 +317,7 @@ class Graph:
             targets = self._succ.setdefault(link.src_node, {})
             targets[link.dst_node] = targets.get(link.dst_node, 0) + 1
             self._succ_links += 1
-        self.events.emit("link_added", link=link)
+        self.events.emit(ev.LinkAdded(link))
         return link
 
     def connect(self, src_node: str, src_output: str, dst_node: str, dst_input: str) -> Link:
@@ -342,7 +341,7 @@ class Graph:
             self._succ_links -= 1
         else:
             self._succ = None
-        self.events.emit("link_removed", link=link)
+        self.events.emit(ev.LinkRemoved(link))
         return link
 
     # ----- frames -----------------------------------------------------------------
@@ -350,12 +349,12 @@ class Graph:
         if frame.id in self.frames:
             raise GraphError(f"duplicate frame id {frame.id}")
         self.frames[frame.id] = frame
-        self.events.emit("frame_added", frame=frame)
+        self.events.emit(ev.FrameAdded(frame))
         return frame
 
     def remove_frame(self, frame_id: str) -> Frame:
         frame = self.frames.pop(frame_id)
-        self.events.emit("frame_removed", frame=frame)
+        self.events.emit(ev.FrameRemoved(frame))
         return frame
 
     def set_frame(self, frame_id: str, *, title: str | None = None,
@@ -368,7 +367,7 @@ class Graph:
             frame.rect = tuple(float(v) for v in rect)  # type: ignore[assignment]
         if color is not None:
             frame.color = color
-        self.events.emit("frame_changed", frame=frame)
+        self.events.emit(ev.FrameChanged(frame))
 
     def nodes_in_frame(self, frame_id: str) -> list[Node]:
         x, y, w, h = self.frames[frame_id].rect
@@ -381,7 +380,7 @@ class Graph:
         if not math.isfinite(zoom):
             raise GraphError(f"not a finite zoom: {zoom!r}")
         self.view = View(min(MAX_ZOOM, max(MIN_ZOOM, zoom)), clamp_point(center))
-        self.events.emit("view_changed", view=self.view)
+        self.events.emit(ev.ViewChanged(self.view))
 
     def clear(self) -> None:
         self.nodes.clear()
@@ -391,7 +390,7 @@ class Graph:
         self._succ = None
         self.view = View()
         self.metadata = {}
-        self.events.emit("cleared")
+        self.events.emit(ev.Cleared())
 
     def replace_with(self, other: Graph) -> None:
         """Take over ``other``'s contents (used by Open: listeners stay attached)."""

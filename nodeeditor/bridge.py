@@ -8,17 +8,17 @@ worker thread; the bridge object lives on the GUI thread, so Qt queues them to i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from graphs import Executor, Graph
+from graphs.events import Event
 
 
 class GraphBridge(QObject):
-    """Re-emits ``graph.events`` as ``event(name, payload)`` (direct, GUI thread)."""
+    """Re-emits ``graph.events`` as ``event(Event)`` (direct, GUI thread)."""
 
-    event = Signal(str, object)
+    event = Signal(object)  # a graphs.events.Event
 
     def __init__(self, graph: Graph, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -29,9 +29,9 @@ class GraphBridge(QObject):
         self.suspended = False
         self._unsubscribe: Callable[[], None] | None = graph.events.subscribe(self._on_event)
 
-    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
+    def _on_event(self, event: Event) -> None:
         if not self.suspended:
-            self.event.emit(name, payload)
+            self.event.emit(event)
 
     def detach(self) -> None:
         if self._unsubscribe is not None:
@@ -40,18 +40,18 @@ class GraphBridge(QObject):
 
 
 class ExecutorBridge(QObject):
-    """Re-emits ``executor.events`` (worker thread) as a queued ``event(name, payload)``."""
+    """Re-emits ``executor.events`` (worker thread) as a queued ``event(Event)``."""
 
-    event = Signal(str, object)
-    _relay = Signal(str, object)
+    event = Signal(object)  # a graphs.events.Event
+    _relay = Signal(object)
 
     def __init__(self, executor: Executor, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._relay.connect(self.event, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = executor.events.subscribe(self._on_event)
 
-    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
-        self._relay.emit(name, payload)
+    def _on_event(self, event: Event) -> None:
+        self._relay.emit(event)
 
     def detach(self) -> None:
         self._unsubscribe()

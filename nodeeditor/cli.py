@@ -11,7 +11,10 @@ import os
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphs import events as ev
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 COMMANDS = ("run", "validate", "nodes")
@@ -66,34 +69,37 @@ class ProgressPrinter:
         self.graph, self.stream, self.quiet = graph, stream, quiet
         self.tty = stream.isatty()
         self._last_line = ""
+        from graphs import events as ev  # here: the CLI starts without loading graphs
 
-    def __call__(self, name: str, payload: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        node_id = payload.get("node_id")
-        title = self.graph.nodes[node_id].title if node_id in self.graph.nodes else ""
-        if name == "progress":
-            step, total = payload["step"], payload["total"]
-            width = 24
-            filled = int(width * step / max(total, 1))
-            line = f"{title}: [{'#' * filled}{'.' * (width - filled)}] {step}/{total}"
-            if self.tty:
-                self.stream.write("\r" + line.ljust(len(self._last_line)))
-                self._last_line = line
-                if step == total:
-                    self.stream.write("\n")
-                    self._last_line = ""
-            elif step == total:
-                self.stream.write(line + "\n")
-        elif name == "node_finished":
-            self._line(f"{title}: done in {payload['seconds']:.2f}s")
-        elif name == "status":
-            self._line(f"{title}: {payload['message']}")
-        elif name == "warning":
-            self._line(f"{title}: warning: {payload['message']}")
-        elif name == "node_failed":
-            self._line(f"{title}: failed: {payload['error_type']}: {payload['message']}")
-        self.stream.flush()
+        self._dispatch = ev.Dispatcher({
+            ev.Progress: self._progress,
+            ev.NodeFinished: lambda e: self._line(f"{self._title(e.node_id)}: done in {e.seconds:.2f}s"),
+            ev.NodeStatus: lambda e: self._line(f"{self._title(e.node_id)}: {e.message}"),
+            ev.NodeWarning: lambda e: self._line(f"{self._title(e.node_id)}: warning: {e.message}"),
+            ev.NodeFailed: lambda e: self._line(
+                f"{self._title(e.node_id)}: failed: {e.error_type}: {e.message}"),
+        })
+
+    def __call__(self, event: ev.Event) -> None:
+        if not self.quiet:
+            self._dispatch(event)
+            self.stream.flush()
+
+    def _title(self, node_id: str) -> str:
+        return self.graph.nodes[node_id].title if node_id in self.graph.nodes else ""
+
+    def _progress(self, e: ev.Progress) -> None:
+        step, total, width = e.step, e.total, 24
+        filled = int(width * step / max(total, 1))
+        line = f"{self._title(e.node_id)}: [{'#' * filled}{'.' * (width - filled)}] {step}/{total}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(len(self._last_line)))
+            self._last_line = line
+            if step == total:
+                self.stream.write("\n")
+                self._last_line = ""
+        elif step == total:
+            self.stream.write(line + "\n")
 
     def _line(self, text: str) -> None:
         """A line of its own, below a progress bar still being drawn on a terminal."""

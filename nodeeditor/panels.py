@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from graphs import FLAG_NAMES, SetFlags, SetTitle
+from graphs import events as ev
 
 from .widgets import ParamEditor, make_editor
 
@@ -113,16 +114,16 @@ class PropertiesPanel(QScrollArea):
         if self.node_id and bool(self.graph.nodes[self.node_id].flags.get(flag)) != checked:
             self.window.controller.push(SetFlags(self.graph, [self.node_id], flag, checked))
 
-    def on_model_event(self, name: str, payload: dict) -> None:
+    def on_model_event(self, event: ev.Event) -> None:
         if self.node_id is None:
             return
-        if name == "node_removed" and payload["node"].id == self.node_id:
+        if isinstance(event, ev.NodeRemoved) and event.node.id == self.node_id:
             self.show_node(None)
-        elif name == "cleared":
+        elif isinstance(event, ev.Cleared):
             self.show_node(None)
-        elif name == "node_changed" and payload["node"].id == self.node_id:
-            node = payload["node"]
-            what, key = payload.get("what"), payload.get("name")
+        elif isinstance(event, ev.NodeChanged) and event.node.id == self.node_id:
+            node = event.node
+            what, key = event.what, event.name
             if what == "params" and key in self.editors:
                 self.editors[key].set_value(node.params[key])
             elif what == "title" and self.title_edit is not None and self.title_edit.text() != node.title:
@@ -132,8 +133,8 @@ class PropertiesPanel(QScrollArea):
                 box.blockSignals(True)
                 box.setChecked(bool(node.flags.get(key)))
                 box.blockSignals(False)
-        elif name in ("link_added", "link_removed"):
-            link = payload["link"]
+        elif isinstance(event, (ev.LinkAdded, ev.LinkRemoved)):
+            link = event.link
             if link.dst_node == self.node_id:  # a param's own socket, or an input overriding it
                 for param_name, editor in self.editors.items():
                     editor.set_enabled(not self.graph.param_overridden(self.node_id, param_name))
