@@ -56,11 +56,11 @@ def main() -> None:
     deadline = time.perf_counter() + args.wait
     gaps = pump(lambda: time.perf_counter() >= deadline)
     start = time.perf_counter()
-    window.run()
-    gaps += pump(lambda: not (window.worker.busy or window.running))
+    window.runs.run()
+    gaps += pump(lambda: not (window.worker.busy or window.runs.running))
     first_run = time.perf_counter() - start
     gaps.sort()
-    result = window.last_result
+    result = window.runs.last_result
     window.worker.shutdown()
     print(json.dumps({
         "prepare": not args.no_prepare, "wait_s": args.wait, "window_shown_s": round(shown, 2),

@@ -80,7 +80,7 @@ def main() -> None:
     app.processEvents()
 
     t0 = time.perf_counter()
-    assert win.open_path(path, ask=False)
+    assert win.document.open_path(path, ask=False)
     win.view.set_zoom(1.0)
     win.view.centerOn(QPointF(800, 500))
     win.view.materialize_visible(None)  # the inline widgets of what is on screen
@@ -121,7 +121,7 @@ def main() -> None:
         frames_cpu.append((time.process_time() - c) * 1000)
     drag_ms = statistics.median(frames)
     win.undo_stack.setClean()
-    win.ask_unsaved = lambda: "discard"
+    win.document.ask_unsaved = lambda: "discard"
     win.close()
     result = {
         "nodes": n_nodes, "links": n_links,

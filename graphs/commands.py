@@ -334,13 +334,15 @@ class Group(Command):
 
     def __init__(self, graph: Graph, node_ids: list[str], title: str = "Group",
                  margin: float = 40.0, frame_id: str | None = None,
-                 node_size: tuple[float, float] = (220.0, 120.0)) -> None:
+                 node_size: tuple[float, float] = (220.0, 120.0),
+                 sizes: dict[str, tuple[float, float]] | None = None) -> None:
+        # sizes: node id -> (w, h) as drawn (the editor knows; the model may not store it)
         if not node_ids:
             raise GraphError("select nodes to group")
         xs0, ys0, xs1, ys1 = [], [], [], []
         for node_id in node_ids:
             node = graph.nodes[node_id]
-            w, h = node.size or node_size
+            w, h = (sizes or {}).get(node_id) or node.size or node_size
             xs0.append(node.pos[0])
             ys0.append(node.pos[1])
             xs1.append(node.pos[0] + w)

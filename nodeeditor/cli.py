@@ -13,6 +13,8 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from graphs.run_settings import DEFAULT_OUTPUT_DIR
+
 if TYPE_CHECKING:
     from graphs import events as ev
 
@@ -186,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workflow")
     run.add_argument("--set", action="append", metavar="TITLE.PARAM=VALUE",
                      help="override a param of the node with that title (or id)")
-    run.add_argument("--output-dir", default="output", help="where Save image writes (default: output)")
+    run.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
+                     help=f"where Save image writes (default: {DEFAULT_OUTPUT_DIR})")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every Load model")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -1,7 +1,9 @@
-"""Turns the view's gestures and the menu actions into ``graphs`` commands on the QUndoStack.
+"""Turns the view's and the scene's requests (Qt signals) and the menu actions into
+``graphs`` commands on the QUndoStack.
 
 Nothing here edits the model directly: every edit is a command pushed through
-:func:`nodeeditor.undo.push`, so undo/redo restore exactly.
+:func:`nodeeditor.undo.push`, so undo/redo restore exactly, and a command the model
+refuses (first time or on a later redo/undo) is reported through ``status``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRectF
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QGuiApplication, QUndoStack
 from PySide6.QtWidgets import QInputDialog
 
@@ -25,7 +27,6 @@ from graphs import (
     Link,
     Macro,
     MoveNodes,
-    NodeType,
     Paste,
     RemoveItems,
     SetFlags,
@@ -39,59 +40,45 @@ from graphs import (
 )
 from graphs.clipboard import fragment_from_text, fragment_to_text
 
+from .search import wire_socket
 from .undo import push
-
-COLORS = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
-          "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}
 
 
 class Controller(QObject):
     _clipboard: Fragment | None = None  # shared by every window of the app
 
-    def __init__(self, graph: Graph, stack: QUndoStack, scene, parent=None) -> None:
+    def __init__(self, graph: Graph, stack: QUndoStack, scene, view,
+                 status: Callable[[str], None] = lambda message: None, parent=None) -> None:
         super().__init__(parent)
-        self.graph, self.stack, self.scene = graph, stack, scene
-        self.view = None
-        self.status: Callable[[str], None] = lambda message: None
-        self.on_run: Callable[..., None] = lambda targets=None: None
-        self.on_open: Callable[[str], None] = lambda path: None
+        self.graph, self.stack, self.scene, self.view = graph, stack, scene, view
+        self.status = status
         # ask_text(title, label, current) -> str | None; replace in tests
         self.ask_text: Callable[[str, str, str], str | None] = self._ask_text
-        scene.controller = self
+        scene.param_requested.connect(self.set_param)
+        scene.collapse_requested.connect(lambda node_id: self.toggle_collapse([node_id]))
+        scene.move_requested.connect(self.move)
+        scene.insert_requested.connect(self.insert_into_link)
+        scene.resize_requested.connect(self.resize_node)
+        scene.rename_node_requested.connect(self.rename_node)
+        scene.rename_frame_requested.connect(self.rename_frame)
+        view.connect_requested.connect(
+            lambda src, out, dst, inp, detached: self.connect(src, out, dst, inp, detached))
+        view.disconnect_requested.connect(self.disconnect)
+        view.reroute_requested.connect(self.insert_reroute)
+        view.add_node_requested.connect(lambda type_id, pos, wire: self.add_node(type_id, pos, wire))
 
     def _ask_text(self, title: str, label: str, current: str) -> str | None:
         text, ok = QInputDialog.getText(self.view, title, label, text=current)
         return text if ok else None
 
     def push(self, command: Command) -> bool:
-        error = push(self.stack, self.graph, command)
-        if error is not None:
-            message = error.args[0] if error.args else str(error)
-            self.status(f"Refused: {message}")
-            return False
-        return True
+        return push(self.stack, self.graph, command, self._refused) is None
+
+    def _refused(self, command: Command, error: Exception) -> None:
+        message = error.args[0] if error.args else str(error)
+        self.status(f"Refused: {command.text}: {message}")
 
     # ----- nodes ----------------------------------------------------------------------
-    def addable_types(self, wire=None) -> list[NodeType]:
-        types = [t for t in self.graph.registry.nodes.values()]
-        if wire is None:
-            return [t for t in types if t.type_id != REROUTE]
-        return [t for t in types if self._wire_socket(t, wire) is not None]
-
-    def _wire_socket(self, node_type: NodeType, wire) -> str | None:
-        """The socket of a new ``node_type`` node a dropped wire would plug into."""
-        _node_id, _name, from_output, type_name = wire
-        sockets = self.graph.registry.sockets
-        if from_output:
-            for sock in node_type.all_inputs():
-                if sockets.compatible(type_name, sock.type):
-                    return sock.name
-        else:
-            for sock in node_type.outputs:
-                if sockets.compatible(sock.type, type_name):
-                    return sock.name
-        return None
-
     def add_node(self, type_id: str, pos: tuple[float, float], wire=None,
                  select: bool = True) -> str | None:
         try:
@@ -104,7 +91,7 @@ class Controller(QObject):
             wire = None  # the node the wire came from is gone
         if wire is not None:
             other_id, other_name, from_output, _type = wire
-            mine = self._wire_socket(self.graph.registry.nodes.get(type_id), wire)
+            mine = wire_socket(self.graph.registry, self.graph.registry.nodes.get(type_id), wire)
             if mine is not None:
                 if from_output:
                     links.append(Link(new_id(), other_id, other_name, node.id, mine))
@@ -131,9 +118,9 @@ class Controller(QObject):
             return False
         return self.push(SetTitle(self.graph, node_id, title))
 
-    def move(self, moves: dict, frame_moves: dict) -> bool:
-        # Wrapped in a macro so separate drags stay separate undo steps.
-        return self.push(Macro([MoveNodes(moves, frame_moves)], text="move"))
+    def move(self, moves: dict, frame_moves: dict | None = None) -> bool:
+        # Consecutive moves of the same nodes merge into one undo step (MoveNodes.merge).
+        return self.push(MoveNodes(moves, frame_moves or {}))
 
     def _targets(self, node_ids) -> list[str]:
         return list(node_ids) if node_ids is not None else self.scene.selected_node_ids()
@@ -198,7 +185,7 @@ class Controller(QObject):
         else:
             out = next((s.name for s in node_type.outputs if sockets.compatible(s.type, dst_type)), None)
         if inp is None or out is None:
-            return self.move(moves, {})
+            return self.move(moves)
         return self.push(Macro([MoveNodes(moves), Connect(link.src_node, link.src_output, node_id, inp),
                                 Connect(node_id, out, link.dst_node, link.dst_input)],
                                text="insert node"))
@@ -294,13 +281,9 @@ class Controller(QObject):
         if not ids:
             self.status("Select nodes to group")
             return None
-        command = Group(self.graph, ids, title)
-        rect = QRectF()
-        for node_id in ids:
-            rect = rect.united(self.scene.node_items[node_id].sceneBoundingRect())
-        margin = 30.0
-        command.frame.rect = (rect.x() - margin, rect.y() - margin - 24, rect.width() + 2 * margin,
-                              rect.height() + 2 * margin + 24)
+        # The command decides the frame's geometry; the canvas only says how big nodes are drawn.
+        sizes = {n: self.scene.node_items[n].body_rect().size().toTuple() for n in ids}
+        command = Group(self.graph, ids, title, sizes=sizes)
         return command.frame.id if self.push(command) else None
 
     def rename_frame(self, frame_id: str, title: str | None = None) -> bool:
@@ -310,10 +293,3 @@ class Controller(QObject):
         if not title or title == frame.title:
             return False
         return self.push(SetFrame(frame, title=title))
-
-    # ----- run / open (handled by the window) ---------------------------------------------
-    def run(self, targets=None) -> None:
-        self.on_run(targets=targets)
-
-    def open_dropped(self, path: str) -> None:
-        self.on_open(path)

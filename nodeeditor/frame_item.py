@@ -116,11 +116,11 @@ class FrameItem(QGraphicsItem):
             return
         moves = {item.node_id: (tuple(start.toTuple()), tuple(item.pos().toTuple()))
                  for item, start in drag["nodes"].items()}
-        self.graph_scene.request_move(moves, {self.frame_id: (old, new)})
+        self.graph_scene.move_requested.emit(moves, {self.frame_id: (old, new)})
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         if self.title_rect().contains(event.pos()):
-            self.graph_scene.request_rename_frame(self.frame_id)
+            self.graph_scene.rename_frame_requested.emit(self.frame_id)
             event.accept()
             return
         event.ignore()

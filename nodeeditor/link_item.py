@@ -6,6 +6,8 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
+from . import theme
+
 
 def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
     dx = max(abs(p2.x() - p1.x()) * 0.5, 40.0)
@@ -51,7 +53,7 @@ class LinkItem(QGraphicsPathItem):
     def _pen(self) -> QPen:
         key = (self.color.rgba(), self._hover, self.isSelected(), self.dimmed)
         if self._pen_key != key:
-            color = QColor("#ffffff") if key[2] else QColor(self.color)
+            color = QColor(theme.HIGHLIGHT) if key[2] else QColor(self.color)
             if self.dimmed:
                 color.setAlpha(90)
             self._pen_cache = QPen(color, 3.2 if (key[1] or key[2]) else 2.2,

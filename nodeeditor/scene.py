@@ -1,20 +1,20 @@
 """The canvas scene: mirrors the model's events with node, link and frame items.
 
-The scene never changes the model itself. User gestures that edit the graph go through
-``request_*`` methods to the controller, which pushes commands; the resulting model
-events come back here and update the items.
+The scene never changes the model itself. User gestures on its items that edit the graph
+are emitted as ``*_requested`` signals, which the controller turns into commands; the
+resulting model events come back here (one handler per event class) and update the items.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
 from graphs import REROUTE, Graph
+from graphs import events as ev
 
 from . import (
     theme,
@@ -28,11 +28,18 @@ from .node_item import NodeItem, make_node_item
 class GraphScene(QGraphicsScene):
     view_changed = Signal(object)  # the model's View, after load / set_view
     structure_changed = Signal()
+    # Gestures on items, for the controller to turn into commands.
+    param_requested = Signal(str, str, object)  # node id, param name, value
+    collapse_requested = Signal(str)  # node id
+    move_requested = Signal(object, object)  # {node id: (old, new)}, {frame id: (old, new)}
+    insert_requested = Signal(str, str, object)  # node id, link id, its moves: splice it in
+    resize_requested = Signal(str, object)  # node id, (w, h)
+    rename_node_requested = Signal(str)
+    rename_frame_requested = Signal(str)
 
     def __init__(self, graph: Graph, parent=None) -> None:
         super().__init__(parent)
         self.graph = graph
-        self.controller = None  # set by the window; receives request_* calls
         self.node_items: dict[str, NodeItem] = {}
         self.link_items: dict[str, LinkItem] = {}
         self.frame_items: dict[str, FrameItem] = {}
@@ -42,6 +49,14 @@ class GraphScene(QGraphicsScene):
         self.setSceneRect(QRectF(-50000, -50000, 100000, 100000))
         self._colors: dict[str, QColor] = {}
         self.bridge = GraphBridge(graph, self)
+        self.on_event = ev.Dispatcher({
+            ev.NodeAdded: self._node_added, ev.NodeRemoved: self._node_removed,
+            ev.NodeMoved: self._node_moved, ev.NodeChanged: self._node_changed,
+            ev.LinkAdded: self._link_added, ev.LinkRemoved: self._link_removed,
+            ev.FrameAdded: self._frame_added, ev.FrameRemoved: self._frame_removed,
+            ev.FrameChanged: self._frame_changed, ev.ViewChanged: self._view_changed,
+            ev.Cleared: self._cleared,
+        })
         self.bridge.event.connect(self.on_event)
         self.rebuild()
 
@@ -52,7 +67,7 @@ class GraphScene(QGraphicsScene):
             try:
                 color = QColor(self.graph.registry.sockets.get(type_name).color)
             except KeyError:
-                color = QColor("#a0a0a0")
+                color = theme.SOCKET_FALLBACK
             self._colors[type_name] = color
         return color
 
@@ -127,66 +142,61 @@ class GraphScene(QGraphicsScene):
                     self.graph.output_type(link.src.node_id, link.src.name)))
 
     # ----- model events ---------------------------------------------------------------
-    def on_event(self, name: str, payload: dict[str, Any]) -> None:
-        handler = getattr(self, f"_on_{name}", None)
-        if handler is not None:
-            handler(**payload)
-
-    def _on_node_added(self, node) -> None:
-        self._add_node(node)
+    def _node_added(self, e: ev.NodeAdded) -> None:
+        self._add_node(e.node)
         self.structure_changed.emit()
 
-    def _on_node_removed(self, node) -> None:
-        item = self.node_items.pop(node.id, None)
+    def _node_removed(self, e: ev.NodeRemoved) -> None:
+        item = self.node_items.pop(e.node.id, None)
         if item is not None:
             item.drop_widgets()
             self.removeItem(item)
         self.structure_changed.emit()
 
-    def _on_node_moved(self, node) -> None:
-        item = self.node_items.get(node.id)
+    def _node_moved(self, e: ev.NodeMoved) -> None:
+        item = self.node_items.get(e.node.id)
         if item is not None:
             item.set_pos_from_model()
 
-    def _on_node_changed(self, node, what, name) -> None:
-        item = self.node_items.get(node.id)
+    def _node_changed(self, e: ev.NodeChanged) -> None:
+        item = self.node_items.get(e.node.id)
         if item is not None:
-            item.on_changed(what, name)
+            item.on_changed(e.what, e.name)
 
-    def _on_link_added(self, link) -> None:
-        self._add_link(link)
+    def _link_added(self, e: ev.LinkAdded) -> None:
+        self._add_link(e.link)
         self._refresh_reroutes()
 
-    def _on_link_removed(self, link) -> None:
-        item = self.link_items.pop(link.id, None)
+    def _link_removed(self, e: ev.LinkRemoved) -> None:
+        item = self.link_items.pop(e.link.id, None)
         if item is not None:
             item.src.node_item.links.discard(item)
             item.dst.node_item.links.discard(item)
             self.removeItem(item)
             item.src.connected = any(ln.src is item.src for ln in item.src.node_item.links)
             item.src.update()
-        dst = self.node_items.get(link.dst_node)
+        dst = self.node_items.get(e.link.dst_node)
         if dst is not None:
             dst.refresh_linked()
         self._refresh_reroutes()
 
-    def _on_frame_added(self, frame) -> None:
-        self._add_frame(frame)
+    def _frame_added(self, e: ev.FrameAdded) -> None:
+        self._add_frame(e.frame)
 
-    def _on_frame_removed(self, frame) -> None:
-        item = self.frame_items.pop(frame.id, None)
+    def _frame_removed(self, e: ev.FrameRemoved) -> None:
+        item = self.frame_items.pop(e.frame.id, None)
         if item is not None:
             self.removeItem(item)
 
-    def _on_frame_changed(self, frame) -> None:
-        item = self.frame_items.get(frame.id)
+    def _frame_changed(self, e: ev.FrameChanged) -> None:
+        item = self.frame_items.get(e.frame.id)
         if item is not None:
             item.sync()
 
-    def _on_view_changed(self, view) -> None:
-        self.view_changed.emit(view)
+    def _view_changed(self, e: ev.ViewChanged) -> None:
+        self.view_changed.emit(e.view)
 
-    def _on_cleared(self) -> None:
+    def _cleared(self, e: ev.Cleared) -> None:
         for item in self.node_items.values():
             item.drop_widgets()
         self.clear()
@@ -228,23 +238,6 @@ class GraphScene(QGraphicsScene):
         for item in self.node_items.values():
             item.set_widgets_visible(visible)
 
-    # ----- requests to the controller -------------------------------------------------
-    def request_param(self, node_id: str, name: str, value: Any) -> None:
-        if self.controller is not None:
-            self.controller.set_param(node_id, name, value)
-
-    def request_toggle_collapse(self, node_id: str) -> None:
-        if self.controller is not None:
-            self.controller.toggle_collapse([node_id])
-
-    def request_move(self, moves: dict, frame_moves: dict | None = None) -> None:
-        if self.controller is not None:
-            self.controller.move(moves, frame_moves or {})
-
-    def request_rename_frame(self, frame_id: str) -> None:
-        if self.controller is not None:
-            self.controller.rename_frame(frame_id)
-
     # ----- moving nodes: one command on release ---------------------------------------
     def mousePressEvent(self, event) -> None:  # noqa: N802
         super().mousePressEvent(event)
@@ -260,16 +253,16 @@ class GraphScene(QGraphicsScene):
         for item, start in pressed.items():
             if item.scene() is self and item.pos() != start:
                 moves[item.node_id] = (tuple(start.toTuple()), tuple(item.pos().toTuple()))
-        if not moves or self.controller is None:
+        if not moves:
             return
         alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
         if len(moves) == 1 and not alt:
             node_id = next(iter(moves))
             link_id = self.link_under_node(node_id)
             if link_id is not None:
-                self.controller.insert_into_link(node_id, link_id, moves)
+                self.insert_requested.emit(node_id, link_id, moves)
                 return
-        self.controller.move(moves, {})
+        self.move_requested.emit(moves, {})
 
     def link_under_node(self, node_id: str) -> str | None:
         """A link passing under the centre of an unconnected node (for drop-to-insert)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
@@ -141,6 +139,27 @@ class SearchPopup(QFrame):
         self.query.setFocus()
 
 
-def addable_types(registry, accept: Callable[[NodeType], bool] | None = None) -> list[NodeType]:
-    return [t for t in registry.nodes.values()
-            if (accept is None or accept(t)) and (t.type_id != REROUTE or accept is not None)]
+def wire_socket(registry, node_type: NodeType, wire) -> str | None:
+    """The socket of a new ``node_type`` node that a dropped wire would plug into.
+
+    ``wire`` is (node id, socket name, whether it is an output, socket type)."""
+    _node_id, _name, from_output, type_name = wire
+    sockets = registry.sockets
+    if from_output:
+        for sock in node_type.all_inputs():
+            if sockets.compatible(type_name, sock.type):
+                return sock.name
+    else:
+        for sock in node_type.outputs:
+            if sockets.compatible(sock.type, type_name):
+                return sock.name
+    return None
+
+
+def addable_types(registry, wire=None) -> list[NodeType]:
+    """What the popup offers: every node type but reroutes, or, for a dropped wire, the
+    types with a socket it fits (reroutes included)."""
+    types = list(registry.nodes.values())
+    if wire is None:
+        return [t for t in types if t.type_id != REROUTE]
+    return [t for t in types if wire_socket(registry, t, wire) is not None]

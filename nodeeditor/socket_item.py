@@ -72,9 +72,9 @@ class SocketItem:
         hot = self.state == "hot"
         filled = self.connected or not self.optional or hot
         if filled:
-            painter.setPen(QPen(QColor("#ffffff") if hot else QColor("#101214"), 1.5 if hot else 1.0))
+            painter.setPen(QPen(theme.HIGHLIGHT if hot else theme.OUTLINE, 1.5 if hot else 1.0))
             painter.setBrush(QBrush(color))
         else:
             painter.setPen(QPen(color, 2.0))
-            painter.setBrush(QBrush(QColor("#1f2226")))
+            painter.setBrush(QBrush(theme.FIELD_BG))
         painter.drawEllipse(QRectF(self._pos.x() - r, self._pos.y() - r, 2 * r, 2 * r))

@@ -19,6 +19,20 @@ TEXT_DIM = QColor("#8d939c")
 BYPASS = QColor("#7a4fb0")
 MUTE = QColor("#555555")
 FAILED = QColor("#e0453a")
+BYPASS_TINT = QColor(122, 79, 176, 50)  # over a bypassed node's body
+GRIP = QColor("#5a616b")  # the resize grip's lines
+OUTLINE = QColor("#101214")  # dark ring around sockets and reroute dots
+FIELD_BG = QColor("#1f2226")  # painted param boxes and hollow (optional) sockets
+FIELD_BORDER = QColor("#3f444c")
+BADGE_TEXT = QColor("#ffffff")
+HIGHLIGHT = QColor("#ffffff")  # a selected link, a socket's ring while it would accept a wire
+CUT_LINE = QColor("#ff6b6b")
+SOCKET_FALLBACK = QColor("#a0a0a0")  # a socket type the registry does not know
+
+# Colours a user can give a node ("Default": the theme's header) or a frame.
+COLOR_CHOICES = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
+                 "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}
+FRAME_DEFAULT_COLOR = "#3a4a5a"
 
 BADGE_COLORS = {
     "queued": QColor("#6b7280"),

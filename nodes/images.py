@@ -11,6 +11,7 @@ from typing import Any
 from graphs.executor import resolve_path
 from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
 from graphs.registry import NodeType, Param, Socket
+from graphs.run_settings import DEFAULT_OUTPUT_DIR
 
 from .previews import images_to_pil, pil_to_images
 
@@ -101,7 +102,7 @@ def next_free_path(folder: Path, prefix: str) -> Path:
 def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     from PIL.PngImagePlugin import PngInfo
 
-    folder = Path(ctx.settings.get("output_dir") or "output").expanduser()
+    folder = Path(ctx.settings.get("output_dir") or DEFAULT_OUTPUT_DIR).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     workflow = json.dumps(ctx.workflow(), ensure_ascii=False)
     parameters = run_parameters(ctx.graph, ctx.node_id)

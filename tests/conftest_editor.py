@@ -147,9 +147,9 @@ def window(qtbot, tmp_path, registry):
     win = MainWindow(registry=registry, output_dir=str(tmp_path / "out"), settings=settings,
                      recovery_path=str(tmp_path / "recovery" / "recovery.json"))
     win.errors = []
-    win.show_error = lambda title, text: win.errors.append(text)
-    win.ask_unsaved = lambda: "discard"
-    win.ask_recover = lambda: True
+    win.document.show_error = lambda title, text: win.errors.append(text)
+    win.document.ask_unsaved = lambda: "discard"
+    win.document.ask_recover = lambda: True
     qtbot.addWidget(win)
     win.resize(1300, 800)
     win.show()
@@ -163,4 +163,4 @@ def dumps(graph) -> str:
 
 
 def wait_run(qtbot, win, timeout=60_000):
-    qtbot.waitUntil(lambda: not win.worker.busy and not win.running, timeout=timeout)
+    qtbot.waitUntil(lambda: not win.worker.busy and not win.runs.running, timeout=timeout)

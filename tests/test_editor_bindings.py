@@ -24,7 +24,7 @@ def win(window, qtbot, registry):
     g = Graph(registry)
     build_chain(g, 3)
     g.add_node(g.create_node("test.const", (0, 250), node_id="lonely"))
-    window.load_graph(g)
+    window.document.load_graph(g)
     window.view.set_zoom(1.0)
     window.view.centerOn(QPointF(350, 100))
     window.activateWindow()
@@ -138,7 +138,7 @@ def test_ctrl_right_drag_cuts_links(win):
     mid = link.path().pointAtPercent(0.5)
     drag(win, vp(win, (mid.x(), mid.y() - 60)), vp(win, (mid.x(), mid.y() + 60)), RIGHT, CTRL)
     assert win.graph.inbound(b, "a") is None
-    assert win.view.context_menu is None  # a drag never opens the menu
+    assert win.context_menus.menu is None  # a drag never opens the menu
 
 
 def test_double_click_link_inserts_reroute(win):
@@ -265,11 +265,11 @@ def test_middle_and_space_drag_pan(win, qtbot):
 
 def test_context_menu_on_right_click_not_right_drag(win):
     drag(win, QPoint(400, 300), QPoint(300, 300), RIGHT)
-    assert win.view.context_menu is None
+    assert win.context_menus.menu is None
     item = win.scene.node_items["lonely"]
     pos = vp(win, item.scenePos() + QPointF(100, 10))
     QTest.mouseClick(win.view.viewport(), RIGHT, NONE, pos)
-    menu = win.view.context_menu
+    menu = win.context_menus.menu
     assert menu is not None and menu.isVisible()
     assert "Bypass" in [a.text() for a in menu.actions()]
     menu.close()
@@ -322,33 +322,33 @@ def test_run_and_cancel_keys(win, qtbot, registry):
     g.connect(s.id, "out", sh.id, "value")
     show = g.add_node(g.create_node("test.show", (600, 0)))
     g.connect(sh.id, "image", show.id, "image")
-    win.load_graph(g)
+    win.document.load_graph(g)
     win.view.setFocus()
     key(win, Qt.Key.Key_Return, CTRL)
     assert win.worker.busy
     qtbot.waitUntil(lambda: (win.scene.node_items[s.id].badge or ("",))[0] == "running", timeout=5000)
     key(win, Qt.Key.Key_Escape)
     wait_run(qtbot, win)
-    assert win.last_result.status == "cancelled"
+    assert win.runs.last_result.status == "cancelled"
     key(win, Qt.Key.Key_Enter, CTRL)
     assert win.worker.busy
     key(win, Qt.Key.Key_Return, CTRL | ALT)
     wait_run(qtbot, win)
-    assert win.last_result.status == "cancelled"
+    assert win.runs.last_result.status == "cancelled"
     assert shortcut_of(win, "cancel") == ["Ctrl+Alt+Return", "Ctrl+Alt+Enter"]
 
 
 def test_open_save_keys(win, tmp_path):
     path = str(tmp_path / "k.json")
-    win.ask_save_path = lambda: path
+    win.document.ask_save_path = lambda: path
     key(win, Qt.Key.Key_S, CTRL)
-    assert win.path == path and "k.json — LatentGraph" == win.windowTitle()
+    assert win.document.path == path and "k.json — LatentGraph" == win.windowTitle()
     win.controller.set_param("lonely", "value", 9)
     assert win.windowTitle() == "k.json* — LatentGraph"
     key(win, Qt.Key.Key_S, CTRL)  # saves to the same file, no dialog
     assert win.windowTitle() == "k.json — LatentGraph"
-    win.new_file()
-    win.ask_open_path = lambda title, filters: path
+    win.document.new_file()
+    win.document.ask_open_path = lambda title, filters: path
     key(win, Qt.Key.Key_O, CTRL)
     assert win.graph.nodes["lonely"].params["value"] == 9
     assert shortcut_of(win, "open") == [QKeySequence("Ctrl+O").toString()]

@@ -25,7 +25,7 @@ def assert_mirrors(win):
 
 
 def load(win, graph):
-    win.load_graph(graph)
+    win.document.load_graph(graph)
     assert_mirrors(win)
 
 
@@ -34,11 +34,11 @@ def test_open_workflow_file(window, tmp_path, registry):
     g.add_frame(__import__("graphs").Frame("fr1", "My frame", (-50, -80, 900, 300)))
     path = tmp_path / "wf.json"
     workflow.save(g, path)
-    assert window.open_path(str(path))
+    assert window.document.open_path(str(path))
     assert_mirrors(window)
     assert len(window.scene.node_items) == 3 and len(window.scene.link_items) == 2
     assert window.windowTitle() == "wf.json — LatentGraph"
-    assert str(path) in window.recent_files()
+    assert str(path) in window.document.recent_files()
 
 
 def test_bad_file_refused_whole(window, tmp_path, registry):
@@ -48,7 +48,7 @@ def test_bad_file_refused_whole(window, tmp_path, registry):
     bad["nodes"][1]["params"]["steps"] = 0
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    assert not window.open_path(str(path))
+    assert not window.document.open_path(str(path))
     assert window.errors and "steps" in window.errors[-1]
     assert dumps(window.graph) == before
 
@@ -163,16 +163,16 @@ def test_save_open_roundtrip_identical(window, tmp_path, registry):
     window.view.set_zoom(0.8)
     window.view.centerOn(QPointF(300, 100))
     first = tmp_path / "a.json"
-    assert window.save_to(str(first))
+    assert window.document.save_to(str(first))
     assert window.windowTitle() == "a.json — LatentGraph"
     text1 = dumps(window.graph)
     zoom, center = window.view.zoom(), window.view.center()
-    assert window.open_path(str(first))
+    assert window.document.open_path(str(first))
     assert json.loads(dumps(window.graph)) == json.loads(text1)
     assert window.view.zoom() == pytest.approx(zoom, rel=1e-3)
     assert window.view.center().x() == pytest.approx(center.x(), abs=2)
     second = tmp_path / "b.json"
-    window.save_to(str(second))
+    window.document.save_to(str(second))
     strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k != "metadata"}  # noqa: E731
     assert strip(first) == strip(second)
 
@@ -182,12 +182,12 @@ def test_save_after_undo_redo_equals_before(window, tmp_path, registry):
     window.controller.set_param("c0nst", "value", 5)
     window.controller.add_node("test.const", (0, 400))
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    window.save_to(str(a))
+    window.document.save_to(str(a))
     window.undo_stack.undo()
     window.undo_stack.undo()
     window.undo_stack.redo()
     window.undo_stack.redo()
-    window.save_to(str(b))
+    window.document.save_to(str(b))
     strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k != "metadata"}  # noqa: E731
     assert strip(a) == strip(b)
 

@@ -10,15 +10,16 @@ from conftest_editor import image_workflow, registry, wait_run, window  # noqa: 
 from PySide6.QtWidgets import QApplication
 
 from graphs import Graph
+from graphs.events import RunStarted
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_run_shows_image_on_node(window, qtbot, registry):
-    window.load_graph(image_workflow(registry))
-    assert window.run()
+    window.document.load_graph(image_workflow(registry))
+    assert window.runs.run()
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished"
+    assert window.runs.last_result.status == "finished"
     show = window.scene.node_items["sh0w"]
     assert show.image is not None and (show.image.width(), show.image.height()) == (64, 48)
     assert show.image.pixelColor(5, 5).red() == 255
@@ -27,18 +28,18 @@ def test_run_shows_image_on_node(window, qtbot, registry):
     assert window.image_viewer.image is not None
     assert not window.progress.isVisible()
     window.scene.select_nodes(["1mage"])  # the viewer follows the selection
-    assert window.image_viewer.image is window.node_images["1mage"]
+    assert window.image_viewer.image is window.runs.node_images["1mage"]
     # an unchanged graph is served from the cache
-    assert window.run()
+    assert window.runs.run()
     wait_run(qtbot, window)
-    assert set(window.last_result.cached) >= {"c0nst", "1mage"}
+    assert set(window.runs.last_result.cached) >= {"c0nst", "1mage"}
     assert window.scene.node_items["c0nst"].badge[0] == "cached"
 
 
 def test_image_viewer_save_as_embeds_workflow(window, qtbot, registry, tmp_path):
     from graphs import pngmeta, workflow
-    window.load_graph(image_workflow(registry))
-    window.run()
+    window.document.load_graph(image_workflow(registry))
+    window.runs.run()
     wait_run(qtbot, window)
     path = window.image_viewer.save_as(str(tmp_path / "img.png"))
     text = pngmeta.workflow_text(path)
@@ -52,19 +53,19 @@ def test_cancel_mid_run_then_run_again(window, qtbot, registry):
     show = g.add_node(g.create_node("test.show", (600, 0)))
     g.connect(s.id, "out", im.id, "value")
     g.connect(im.id, "image", show.id, "image")
-    window.load_graph(g)
-    window.run()
+    window.document.load_graph(g)
+    window.runs.run()
     qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=5000)
     assert window.actions_by_name["cancel"].isEnabled()
     window.actions_by_name["cancel"].trigger()
     wait_run(qtbot, window, timeout=5000)
-    assert window.last_result.status == "cancelled"
+    assert window.runs.last_result.status == "cancelled"
     assert window.scene.node_items[s.id].badge[0] == "cancelled"
     assert not window.actions_by_name["cancel"].isEnabled()
     window.controller.set_param(s.id, "seconds", 0.05)
-    window.run()
+    window.runs.run()
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished"
+    assert window.runs.last_result.status == "finished"
     assert window.scene.node_items[show.id].image is not None
 
 
@@ -77,19 +78,19 @@ def test_failing_node_shows_failed_and_next_run_works(window, qtbot, registry):
     g.connect(c.id, "out", f.id, "x")
     g.connect(f.id, "out", im.id, "value")
     g.connect(im.id, "image", show.id, "image")
-    window.load_graph(g)
-    window.run()
+    window.document.load_graph(g)
+    window.runs.run()
     wait_run(qtbot, window)
-    assert window.last_result.status == "failed"
+    assert window.runs.last_result.status == "failed"
     item = window.scene.node_items[f.id]
     assert item.badge[0] == "failed" and "it broke" in item.toolTip()
     assert "it broke" in window.statusBar().currentMessage()
     assert "FAILED" in window.run_log.toPlainText()
     # fix the graph (bypass the failing node) and run again: it works
     window.controller.toggle_flag("bypass", [f.id])
-    window.run()
+    window.runs.run()
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished"
+    assert window.runs.last_result.status == "finished"
     assert window.scene.node_items[show.id].image is not None
     assert window.scene.node_items[f.id].badge[0] == "done"
 
@@ -97,9 +98,9 @@ def test_failing_node_shows_failed_and_next_run_works(window, qtbot, registry):
 def test_after_run_param_updates_not_undoable(window, qtbot, registry):
     g = Graph(registry)
     t = g.add_node(g.create_node("test.text", (0, 0), params={"seed": 5, "control": "increment"}))
-    window.load_graph(g)
+    window.document.load_graph(g)
     window.view.materialize_visible(None)
-    window.run(targets=[t.id])
+    window.runs.run(targets=[t.id])
     wait_run(qtbot, window)
     assert window.graph.nodes[t.id].params["seed"] == 6
     assert window.scene.node_items[t.id].editors["seed"].widget.line.text() == "6"
@@ -109,12 +110,12 @@ def test_after_run_param_updates_not_undoable(window, qtbot, registry):
 def test_edit_during_run_uses_snapshot(window, qtbot, registry):
     g = Graph(registry)
     s = g.add_node(g.create_node("test.sleep", (0, 0), params={"seconds": 0.4}))
-    window.load_graph(g)
-    window.run(targets=[s.id])
+    window.document.load_graph(g)
+    window.runs.run(targets=[s.id])
     window.controller.set_param(s.id, "seconds", 9.0)
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished"
-    assert window.last_result.seconds < 5  # ran the 0.4 s snapshot, not the edited 9 s
+    assert window.runs.last_result.status == "finished"
+    assert window.runs.last_result.seconds < 5  # ran the 0.4 s snapshot, not the edited 9 s
     assert window.graph.nodes[s.id].params["seconds"] == 9.0
 
 
@@ -137,16 +138,16 @@ def test_default_workflow_runs_and_shows_image(qtbot, tmp_path):
     win = MainWindow(output_dir=str(out),
                      settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
                      recovery_path=str(tmp_path / "rec.json"))
-    win.show_error = lambda title, text: pytest.fail(text)
-    win.ask_unsaved = lambda: "discard"
+    win.document.show_error = lambda title, text: pytest.fail(text)
+    win.document.ask_unsaved = lambda: "discard"
     qtbot.addWidget(win)
     win.show()
-    assert win.open_path(str(DEFAULT_WORKFLOW))
+    assert win.document.open_path(str(DEFAULT_WORKFLOW))
     by_type = {n.type_id: n.id for n in win.graph.nodes.values()}
     win.controller.set_param(by_type["sd.scheduler"], "steps", 4)
-    win.run()
+    win.runs.run()
     wait_run(qtbot, win, timeout=180_000)
-    assert win.last_result.status == "finished", win.last_result.error
+    assert win.runs.last_result.status == "finished", win.runs.last_result.error
     for type_id in ("image.save", "image.preview", "sd.unet_denoise"):
         assert win.scene.node_items[by_type[type_id]].image is not None, type_id
     assert win.inspector.current_trace() is not None
@@ -175,8 +176,8 @@ def test_latent_inspector_scrubs_a_trace(window, qtbot, registry):
                                      outputs=(Socket("trace", "LATENT_TRACE"),), output_node=True))
     g = Graph(registry)
     node = g.add_node(g.create_node("test.trace", (0, 0)))
-    window.load_graph(g)
-    window.run()
+    window.document.load_graph(g)
+    window.runs.run()
     wait_run(qtbot, window)
     inspector = window.inspector
     assert inspector.current_trace() is trace
@@ -202,8 +203,8 @@ def test_latent_inspector_scrubs_a_trace(window, qtbot, registry):
 def test_a_node_status_shows_in_the_status_bar_and_the_run_log(window, qtbot, registry):
     g = Graph(registry)
     s = g.add_node(g.create_node("test.sleep", (0, 0), params={"seconds": 0.5}))
-    window.load_graph(g)
-    window.run(targets=[s.id])
+    window.document.load_graph(g)
+    window.runs.run(targets=[s.id])
     qtbot.waitUntil(lambda: "sleeping for 0.5 s" in window.statusBar().currentMessage(), timeout=5000)
     assert window.statusBar().currentMessage().startswith(g.nodes[s.id].title)
     wait_run(qtbot, window)
@@ -225,13 +226,13 @@ def test_prepare_runs_on_the_run_thread_before_a_run_queued_behind_it(window, qt
 
     seen_at_start = []
     window.worker.events.connect(
-        lambda name, payload: seen_at_start.append(list(prepared)) if name == "run_started" else None)
+        lambda event: seen_at_start.append(list(prepared)) if isinstance(event, RunStarted) else None)
     window.worker.prepare(work)
     g = Graph(registry)
     s = g.add_node(g.create_node("test.sleep", (0, 0), params={"seconds": 0.1}))
-    window.load_graph(g)
-    window.run(targets=[s.id])
+    window.document.load_graph(g)
+    window.runs.run(targets=[s.id])
     assert not prepared  # the GUI thread did not wait for it
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished"
+    assert window.runs.last_result.status == "finished"
     assert seen_at_start == [[True]]

@@ -28,7 +28,7 @@ def test_run_app_entry_point_exists():
 
 def test_title_modified_mark(window, registry, tmp_path):
     assert window.windowTitle() == "Untitled — LatentGraph"
-    window.load_graph(image_workflow(registry))
+    window.document.load_graph(image_workflow(registry))
     window.controller.set_param("c0nst", "value", 3)
     assert window.windowTitle() == "Untitled* — LatentGraph"
     window.undo_stack.undo()
@@ -36,16 +36,16 @@ def test_title_modified_mark(window, registry, tmp_path):
 
 
 def test_close_with_unsaved_changes_asks(window, registry, tmp_path):
-    window.load_graph(image_workflow(registry))
+    window.document.load_graph(image_workflow(registry))
     window.controller.set_param("c0nst", "value", 3)
     asked = []
-    window.ask_unsaved = lambda: asked.append(1) or "cancel"
+    window.document.ask_unsaved = lambda: asked.append(1) or "cancel"
     event = QCloseEvent()
     window.closeEvent(event)
     assert asked and not event.isAccepted()
     path = str(tmp_path / "saved.json")
-    window.ask_unsaved = lambda: "save"
-    window.ask_save_path = lambda: path
+    window.document.ask_unsaved = lambda: "save"
+    window.document.ask_save_path = lambda: path
     event = QCloseEvent()
     window.closeEvent(event)
     assert event.isAccepted()
@@ -54,39 +54,39 @@ def test_close_with_unsaved_changes_asks(window, registry, tmp_path):
 
 def test_autosave_and_recovery(window, qtbot, registry, tmp_path):
     from nodeeditor.app import MainWindow
-    window.load_graph(image_workflow(registry))
-    assert not window.autosave()  # nothing to save while clean
+    window.document.load_graph(image_workflow(registry))
+    assert not window.document.autosave()  # nothing to save while clean
     window.controller.set_param("c0nst", "value", 11)
-    assert window.autosave()
-    assert os.path.exists(window.recovery_path)
+    assert window.document.autosave()
+    assert os.path.exists(window.document.recovery_path)
     expected = dumps(window.graph)
     other = MainWindow(registry=registry, settings=QSettings(str(tmp_path / "o.ini"),
                                                             QSettings.Format.IniFormat),
-                       recovery_path=window.recovery_path)
+                       recovery_path=window.document.recovery_path)
     qtbot.addWidget(other)
-    other.ask_recover = lambda: True
-    other.ask_unsaved = lambda: "discard"
-    assert other.offer_recovery()
+    other.document.ask_recover = lambda: True
+    other.document.ask_unsaved = lambda: "discard"
+    assert other.document.offer_recovery()
     assert dumps(other.graph) == expected
     assert other.windowTitle().endswith("* — LatentGraph")
     other.close()  # a clean exit removes the recovery file
-    assert not os.path.exists(window.recovery_path)
+    assert not os.path.exists(window.document.recovery_path)
     other.worker.shutdown()
 
 
 def test_recent_files_and_settings(window, registry, tmp_path):
     for name in ("a.json", "b.json"):
         workflow.save(image_workflow(registry), tmp_path / name)
-        window.open_path(str(tmp_path / name))
-    assert window.recent_files()[:2] == [str(tmp_path / "b.json"), str(tmp_path / "a.json")]
+        window.document.open_path(str(tmp_path / name))
+    assert window.document.recent_files()[:2] == [str(tmp_path / "b.json"), str(tmp_path / "a.json")]
     window._fill_recent()
-    assert [a.text() for a in window.recent_menu.actions()][:2] == window.recent_files()[:2]
+    assert [a.text() for a in window.recent_menu.actions()][:2] == window.document.recent_files()[:2]
     window._save_settings()
     assert window.settings.value("window/geometry") is not None
 
 
 def test_properties_panel_edits_through_commands(window, registry):
-    window.load_graph(image_workflow(registry))
+    window.document.load_graph(image_workflow(registry))
     window.scene.select_nodes(["1mage"])
     panel = window.properties
     assert panel.node_id == "1mage"
@@ -108,7 +108,7 @@ def test_lazy_widgets_and_level_of_detail(window, registry):
     g = Graph(registry)
     for i in range(60):
         g.add_node(g.create_node("test.text", (i % 10 * 300, i // 10 * 400)))
-    window.load_graph(g)
+    window.document.load_graph(g)
     window.view.set_zoom(1.0)
     window.view.centerOn(0, 0)
     window.view.materialize_visible(None)
@@ -125,7 +125,7 @@ def test_lazy_widgets_and_level_of_detail(window, registry):
 def test_node_sizes_fit_widgets(window, registry):
     g = Graph(registry)
     node = g.add_node(g.create_node("test.text", (0, 0)))
-    window.load_graph(g)
+    window.document.load_graph(g)
     window.view.set_zoom(1.0)
     window.view.centerOn(100, 150)
     window.view.materialize_visible(None)
@@ -146,7 +146,7 @@ def test_node_sizes_fit_widgets(window, registry):
 def test_collapse_hides_widgets_and_sockets_follow(window, registry):
     g = Graph(registry)
     ids = build_chain(g, 2)
-    window.load_graph(g)
+    window.document.load_graph(g)
     window.view.materialize_visible(None)
     window.controller.toggle_collapse([ids[1]])
     item = window.scene.node_items[ids[1]]
@@ -170,7 +170,7 @@ def test_open_main_window_opens_the_file(qtbot, tmp_path, registry, monkeypatch)
     qtbot.addWidget(win)
     assert win.windowTitle() == "start.json — LatentGraph"
     assert sorted(win.graph.nodes) == sorted(graph.nodes)
-    win.ask_unsaved = lambda: "discard"
+    win.document.ask_unsaved = lambda: "discard"
 
 
 def test_latentgraph_command_opens_and_quits(tmp_path):
@@ -188,7 +188,7 @@ def test_latentgraph_command_opens_and_quits(tmp_path):
             "def stop():\n"
             "    w = a.run_app.window\n"
             "    print('TITLE', w.windowTitle(), len(w.graph.nodes))\n"
-            "    w.ask_unsaved = lambda: 'discard'\n"
+            "    w.document.ask_unsaved = lambda: 'discard'\n"
             "    w.close(); app.quit()\n"
             "QTimer.singleShot(1500, stop)\n"
             "sys.exit(cli.main([]))\n")

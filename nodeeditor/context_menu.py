@@ -1,0 +1,73 @@
+"""The canvas context menu (a right click, never a right drag): what it offers for a node,
+a link, a frame or the empty canvas. Its entries are menu commands, like the menu bar's,
+so they call the controller directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QPoint
+from PySide6.QtWidgets import QMenu
+
+from . import theme
+from .frame_item import FrameItem
+from .link_item import LinkItem
+from .node_item import NodeItem
+
+
+class ContextMenus(QObject):
+    """Opens the menu the view asks for (``view.context_menu_requested``); ``menu`` is the
+    last one opened (None until then)."""
+
+    def __init__(self, view, controller, run_to: Callable[[list[str]], object], parent=None) -> None:
+        super().__init__(parent)
+        self.view, self.controller, self.run_to = view, controller, run_to
+        self.menu: QMenu | None = None
+        view.context_menu_requested.connect(self.show_at)
+
+    def show_at(self, pos: QPoint) -> QMenu:
+        view, c = self.view, self.controller
+        scene = view.scene()
+        scene_pos = view.mapToScene(pos)
+        item = view.itemAt(pos)
+        while item is not None and not isinstance(item, (NodeItem, LinkItem, FrameItem)):
+            item = item.parentItem()
+        menu = QMenu(view)
+        if isinstance(item, NodeItem):
+            if not item.isSelected():
+                scene.select_nodes([item.node_id])
+            ids = scene.selected_node_ids()
+            node = item.node
+            menu.addAction("Run to here", lambda: self.run_to([item.node_id]))
+            menu.addSeparator()
+            menu.addAction("Unbypass" if node.flags.get("bypass") else "Bypass",
+                           lambda: c.toggle_flag("bypass", ids))
+            menu.addAction("Unmute" if node.flags.get("mute") else "Mute", lambda: c.toggle_flag("mute", ids))
+            menu.addAction("Expand" if node.flags.get("collapsed") else "Collapse",
+                           lambda: c.toggle_collapse(ids))
+            menu.addAction("Rename…", lambda: c.rename_node(item.node_id))
+            colors = menu.addMenu("Colour")
+            for name, value in theme.COLOR_CHOICES.items():
+                colors.addAction(name, lambda v=value: c.set_color(v, ids))
+            menu.addAction("Duplicate", c.duplicate)
+            menu.addAction("Group in frame", c.group)
+            menu.addSeparator()
+            menu.addAction("Delete", c.delete_selected)
+        elif isinstance(item, LinkItem):
+            menu.addAction("Insert reroute", lambda: c.insert_reroute(
+                item.link_id, (scene_pos.x() - 9, scene_pos.y() - 9)))
+            menu.addAction("Delete link", lambda: c.disconnect([item.link_id]))
+        elif isinstance(item, FrameItem):
+            menu.addAction("Rename frame…", lambda: c.rename_frame(item.frame_id))
+            colors = menu.addMenu("Colour")
+            for name, value in theme.COLOR_CHOICES.items():
+                colors.addAction(name, lambda v=value: c.set_frame_color(
+                    item.frame_id, v or theme.FRAME_DEFAULT_COLOR))
+            menu.addAction("Delete frame", lambda: c.delete_items(frame_ids=[item.frame_id]))
+        else:
+            menu.addAction("Add node…", lambda: view.open_search(scene_pos))
+            menu.addAction("Paste", lambda: c.paste(at=(scene_pos.x(), scene_pos.y())))
+            menu.addAction("Frame all", view.frame_all)
+        self.menu = menu
+        menu.popup(view.viewport().mapToGlobal(pos))
+        return menu
