@@ -15,6 +15,7 @@ from sd_graphs import txt2img_graph
 from test_cuda_paths import needs_cuda, run_ok
 
 from graphs import Executor
+from graphs.events import NodeStatus
 from nodes.aot import AotCompiled, aot_cache_dir
 from nodes.models import AOT, MODEL_CACHE
 
@@ -36,9 +37,8 @@ def _image(tiny_sd, mode: str, device: str = "cpu", size: int = 32, statuses: di
     graph.set_param(ids["load"], "compile", mode)
     executor = Executor()
     if statuses is not None:
-        executor.events.subscribe(lambda name, payload: statuses.setdefault(
-            graph.nodes[payload["node_id"]].title, []).append(payload["message"])
-            if name == "status" else None)
+        executor.events.on(NodeStatus, lambda e: statuses.setdefault(
+            graph.nodes[e.node_id].title, []).append(e.message))
     result = executor.run(graph)
     assert result.status == "finished", result.error and result.error.traceback
     assert not result.warnings, result.warnings  # no fallback to eager

@@ -116,15 +116,16 @@ class _Terminal(io.StringIO):
 def test_progress_printer_puts_a_status_on_its_own_line_below_a_bar_in_progress():
     import nodes  # noqa: F401  (registers the node types)
     from graphs import Graph
+    from graphs.events import NodeStatus, Progress
     from nodeeditor.cli import ProgressPrinter
 
     graph = Graph()
     node = graph.add_node(graph.create_node("sd.unet_denoise", (0, 0)))
     stream = _Terminal()
     printer = ProgressPrinter(graph, stream)
-    printer("progress", {"node_id": node.id, "step": 3, "total": 20})
-    printer("status", {"node_id": node.id, "message": "compiling the UNet for 2x4x64x64"})
-    printer("progress", {"node_id": node.id, "step": 20, "total": 20})
+    printer(Progress(node.id, 3, 20))
+    printer(NodeStatus(node.id, "compiling the UNet for 2x4x64x64"))
+    printer(Progress(node.id, 20, 20))
     lines = stream.getvalue().split("\n")
     assert lines[0].endswith("3/20")
     assert lines[1] == "UNet denoise: compiling the UNet for 2x4x64x64"

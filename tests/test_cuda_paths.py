@@ -10,6 +10,7 @@ from PIL import Image
 from sd_graphs import txt2img_graph
 
 from graphs import Executor
+from graphs.events import Preview
 from nodes.models import MODEL_CACHE, REGIONAL, REGIONAL_BLOCKS, graph_text_encoder, graph_unet
 from nodes.previews import latent_to_pil
 
@@ -19,9 +20,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def run_ok(graph, **settings):
     executor = Executor()
     previews = []
-    executor.events.subscribe(
-        lambda name, payload: previews.append((payload["step"], payload["image"]))
-        if name == "preview" else None)
+    executor.events.on(Preview, lambda e: previews.append((e.step, e.image)))
     result = executor.run(graph, settings=settings)
     assert result.status == "finished", result.error and result.error.traceback
     return result, previews

@@ -10,6 +10,7 @@ import pytest
 from graph_fixtures import Blob, chain
 
 from graphs import REROUTE, Executor, Link, NodeType, OutputCache, Socket, new_id, snapshot
+from graphs import events as ev
 
 
 @pytest.fixture
@@ -19,8 +20,8 @@ def executor(kit):
 
 @pytest.fixture
 def events(executor):
-    seen: list[tuple[str, dict]] = []
-    executor.events.subscribe(lambda name, payload: seen.append((name, payload)))
+    seen: list[ev.Event] = []
+    executor.events.subscribe(seen.append)
     return seen
 
 
@@ -80,7 +81,7 @@ def test_unchanged_rerun_does_nothing(kit, graph, executor, events):
     result = executor.run(graph)
     assert len(kit.runs) == runs and result.executed == []
     assert result.cached == ids
-    assert [n for n, _ in events] == ["run_started"] + ["node_cached"] * 6 + ["run_finished"]
+    assert [type(e) for e in events] == [ev.RunStarted] + [ev.NodeCached] * 6 + [ev.RunFinished]
     assert result.outputs[ids[-1]] == {"seen": 16.0}
     # a layout-only change (move, rename, collapse) is not a change
     graph.move_node(ids[2], (999, 999))
@@ -185,7 +186,7 @@ def test_mute_drops_node_and_what_needs_it(kit, graph, executor, events):
     assert result.skipped == {m: "muted", s: "input 'value' comes from a muted node"}
     # c is needed only by dropped nodes, so it does not run either
     assert result.executed == other and c not in kit.ran()
-    assert ("node_skipped", {"node_id": m, "reason": "muted"}) in events
+    assert ev.NodeSkipped(m, "muted") in events
     # a muted output node is not a target
     graph.set_flag(m, "mute", False)
     graph.set_flag(s, "mute", True)
@@ -242,8 +243,8 @@ def test_cancel_from_another_thread(kit, graph, executor, events):
     result = box["result"]
     assert result.status == "cancelled" and result.error is None
     assert sink not in kit.ran() and sleep not in result.outputs
-    assert ("run_cancelled", {"node_id": sleep}) in events
-    assert events[-1][0] == "run_finished" and events[-1][1]["result"] is result
+    assert ev.RunCancelled(sleep) in events
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].result is result
     # the next run works (the cancel flag is cleared) and reuses what finished before
     graph.set_param(sleep, "seconds", 0.0)
     result = executor.run(graph)
@@ -254,7 +255,7 @@ def test_cancel_from_another_thread(kit, graph, executor, events):
 def test_cancel_is_checked_between_nodes(kit, graph, executor):
     ids = chain(graph, kit, 3)
     executor.events.subscribe(
-        lambda name, p: executor.cancel() if name == "node_finished" else None)
+        lambda e: executor.cancel() if isinstance(e, ev.NodeFinished) else None)
     result = executor.run(graph)
     assert result.status == "cancelled" and result.executed == ids[:1]
 
@@ -273,10 +274,9 @@ def test_failing_node(kit, graph, executor, events):
         fail, "Breaker", "RuntimeError", "it broke")
     assert "RuntimeError: it broke" in error.traceback and "def fail" not in error.message
     assert "in fail" in error.traceback
-    failed = [p for n, p in events if n == "node_failed"]
-    assert failed == [{"node_id": fail, "title": "Breaker", "error_type": "RuntimeError",
-                       "message": "it broke", "traceback": error.traceback}]
-    assert [n for n, _ in events][-2:] == ["node_failed", "run_finished"]
+    failed = [e for e in events if isinstance(e, ev.NodeFailed)]
+    assert failed == [ev.NodeFailed(fail, "Breaker", "RuntimeError", "it broke", error.traceback)]
+    assert [type(e) for e in events][-2:] == [ev.NodeFailed, ev.RunFinished]
     assert result.param_updates == {}
     # the process is fine; fixing the graph and running again works, reusing the const
     graph.remove_node(fail)
@@ -402,20 +402,20 @@ def test_event_order(kit, graph, executor, events):
     link(graph, const, "value", sleep, "value")
     link(graph, sleep, "value", sink, "value")
     result = executor.run(graph)
-    names = [n for n, _ in events]
-    assert names[0] == "run_started" and events[0][1] == {"node_ids": [const, sleep, sink]}
-    assert names[-1] == "run_finished" and events[-1][1]["result"] is result
-    body = [(n, p.get("node_id")) for n, p in events[1:-1] if n != "progress"]
-    assert body == [("node_started", const), ("node_finished", const),
-                    ("node_started", sleep), ("node_finished", sleep),
-                    ("node_started", sink), ("node_finished", sink)]
-    progress = [i for i, (n, _) in enumerate(events) if n == "progress"]
-    assert progress and all(names.index("node_started") < i < names.index("run_finished")
+    names = [type(e) for e in events]
+    assert names[0] is ev.RunStarted and events[0] == ev.RunStarted((const, sleep, sink))
+    assert names[-1] is ev.RunFinished and events[-1].result is result
+    body = [(type(e), e.node_id) for e in events[1:-1] if not isinstance(e, ev.Progress)]
+    assert body == [(ev.NodeStarted, const), (ev.NodeFinished, const),
+                    (ev.NodeStarted, sleep), (ev.NodeFinished, sleep),
+                    (ev.NodeStarted, sink), (ev.NodeFinished, sink)]
+    progress = [i for i, e in enumerate(events) if isinstance(e, ev.Progress)]
+    assert progress and all(names.index(ev.NodeStarted) < i < names.index(ev.RunFinished)
                             for i in progress)
-    assert all(events[i][1]["node_id"] == sleep for i in progress)
-    finished = dict((p["node_id"], p) for n, p in events if n == "node_finished")
-    assert finished[sleep]["seconds"] >= 0.01 and result.timings[sleep] >= 0.01
-    assert finished[const]["outputs"] == {"value": 1.0}
+    assert all(events[i].node_id == sleep for i in progress)
+    finished = {e.node_id: e for e in events if isinstance(e, ev.NodeFinished)}
+    assert finished[sleep].seconds >= 0.01 and result.timings[sleep] >= 0.01
+    assert finished[const].outputs == {"value": 1.0}
 
 
 def test_snapshot_isolates_edits_during_a_run(kit, graph, executor):
@@ -451,7 +451,7 @@ def test_cycle_and_bad_target_fail_cleanly(kit, graph, executor, events):
     graph.add_link(Link("back", b, "product", a, "a"), check=False)  # bypass the model's check
     result = executor.run(graph, targets=[b])
     assert result.status == "failed" and "cycle" in result.error.message
-    assert [n for n, _ in events] == ["run_finished"]
+    assert [type(e) for e in events] == [ev.RunFinished]
     graph.remove_link("back")
     result = executor.run(graph, targets=["nope"])
     assert result.status == "failed" and result.error.node_id == ""
@@ -472,8 +472,8 @@ def test_run_context_warnings_progress_and_bad_return(kit, graph, executor, even
     result = executor.run(graph, settings={"previews": False, "x": 1})
     assert result.status == "failed" and result.error.error_type == "TypeError"
     assert "expected a dict" in result.error.message
-    assert ("warning", {"node_id": odd, "message": "careful"}) in events
-    assert ("progress", {"node_id": odd, "step": 1, "total": 2}) in events
+    assert ev.NodeWarning(odd, "careful") in events
+    assert ev.Progress(odd, 1, 2) in events
 
 
 def test_code_below_a_node_reaches_its_context_and_status_reaches_the_user(kit, graph, executor,
@@ -499,9 +499,8 @@ def test_code_below_a_node_reaches_its_context_and_status_reaches_the_user(kit, 
     sink = add(graph, "test.sink")
     graph.connect(second, "value", sink, "value")
     assert executor.run(graph).status == "finished"
-    statuses = [payload for name, payload in events if name == "status"]
-    assert statuses == [{"node_id": first, "message": "compiling"},
-                        {"node_id": second, "message": "compiling"}]
+    statuses = [e for e in events if isinstance(e, ev.NodeStatus)]
+    assert statuses == [ev.NodeStatus(first, "compiling"), ev.NodeStatus(second, "compiling")]
     assert current_context() is None
 
 

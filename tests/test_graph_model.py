@@ -6,17 +6,18 @@ import pytest
 
 import graphs
 from graphs import REROUTE, Frame, Graph, GraphError, Link, new_id
+from graphs import events as ev
 
 
 @pytest.fixture
 def events(graph):
-    seen: list[tuple[str, dict]] = []
-    graph.events.subscribe(lambda name, payload: seen.append((name, payload)))
+    seen: list[ev.Event] = []
+    graph.events.subscribe(seen.append)
     return seen
 
 
 def names(events):
-    return [name for name, _ in events]
+    return [type(e) for e in events]
 
 
 def add(graph, type_id, **kw):
@@ -48,14 +49,14 @@ def test_add_remove_node_emit_events(graph, events):
     a = add(graph, "test.const")
     b = add(graph, "test.sink")
     link = graph.connect(a.id, "value", b.id, "value")
-    assert names(events) == ["node_added", "node_added", "link_added"]
-    assert events[0][1]["node"] is a and events[2][1]["link"] is link
+    assert names(events) == [ev.NodeAdded, ev.NodeAdded, ev.LinkAdded]
+    assert events[0].node is a and events[2].link is link
     events.clear()
     removed = graph.remove_node(a.id)
     assert removed is a
     # Removing a node first removes its links, each with an event.
-    assert names(events) == ["link_removed", "node_removed"]
-    assert events[0][1]["link"] == link
+    assert names(events) == [ev.LinkRemoved, ev.NodeRemoved]
+    assert events[0].link == link
     assert graph.links == {} and graph.inbound(b.id, "value") is None
     with pytest.raises(GraphError, match="duplicate node id"):
         graph.add_node(b)
@@ -82,9 +83,9 @@ def test_every_mutation_emits(graph, events):
     graph.remove_frame("f1")
     graph.set_view(2.0, (5, 6))
     graph.clear()
-    assert names(events) == ["node_moved"] + ["node_changed"] * 5 + [
-        "frame_added", "frame_changed", "frame_removed", "view_changed", "cleared"]
-    whats = [p["what"] for n, p in events if n == "node_changed"]
+    assert names(events) == [ev.NodeMoved] + [ev.NodeChanged] * 5 + [
+        ev.FrameAdded, ev.FrameChanged, ev.FrameRemoved, ev.ViewChanged, ev.Cleared]
+    whats = [e.what for e in events if isinstance(e, ev.NodeChanged)]
     assert whats == ["params", "flags", "title", "size", "color"]
     assert node.pos == (10.0, 20.0) and node.params["factor"] == 3.5
     assert node.flags["bypass"] and node.title == "Times" and node.size == (100.0, 50.0)
@@ -234,7 +235,7 @@ def test_replace_with_keeps_listeners(graph, events, kit):
     other.connect(a.id, "value", b.id, "value")
     other.set_view(3.0, (1, 2))
     graph.replace_with(other)
-    assert names(events)[0] == "cleared" and names(events)[-1] == "view_changed"
+    assert names(events)[0] is ev.Cleared and names(events)[-1] is ev.ViewChanged
     assert set(graph.nodes) == {a.id, b.id} and graph.inbound(b.id, "value") is not None
     assert graph.nodes[a.id] is not a  # cloned
     assert graph.view.zoom == 3.0
@@ -242,11 +243,11 @@ def test_replace_with_keeps_listeners(graph, events, kit):
 
 def test_unsubscribe(graph):
     seen = []
-    unsubscribe = graph.events.subscribe(lambda n, p: seen.append(n))
+    unsubscribe = graph.events.subscribe(lambda e: seen.append(type(e)))
     add(graph, "test.const")
     unsubscribe()
     add(graph, "test.const")
-    assert seen == ["node_added"]
+    assert seen == [ev.NodeAdded]
 
 
 def test_cycle_check_follows_link_changes(graph):

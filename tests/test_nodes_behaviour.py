@@ -9,6 +9,7 @@ from sd_graphs import txt2img_graph
 
 import nodes
 from graphs import Executor, pngmeta, workflow
+from graphs.events import Preview, Progress
 from nodes.models import MODEL_CACHE
 
 
@@ -186,16 +187,15 @@ def test_cancel_stops_within_a_step(tiny_sd):
     executor = Executor()
     steps_seen = []
 
-    def on_event(name, payload):
-        if name == "progress":
-            steps_seen.append(payload["step"])
-            if payload["step"] == 3:
-                executor.cancel()
+    def on_progress(e: Progress):
+        steps_seen.append(e.step)
+        if e.step == 3:
+            executor.cancel()
 
-    executor.events.subscribe(on_event)
+    unsubscribe = executor.events.on(Progress, on_progress)
     result = executor.run(graph)
     assert result.status == "cancelled" and max(steps_seen) == 3
-    executor.events._listeners.clear()
+    unsubscribe()
     assert run_ok(executor, graph).outputs[ids["unet"]]["trace"].num_steps == 20
 
 
@@ -203,7 +203,7 @@ def test_previews_every_step(tiny_sd):
     graph, ids = txt2img_graph(str(tiny_sd), steps=4)
     previews = []
     executor = Executor()
-    executor.events.subscribe(lambda n, p: previews.append(p["image"]) if n == "preview" else None)
+    executor.events.on(Preview, lambda e: previews.append(e.image))
     run_ok(executor, graph)
     assert len(previews) == 4 and all(isinstance(p, Image.Image) for p in previews)
 
