@@ -16,6 +16,10 @@ def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
     return path
 
 
+COSMETIC_BELOW = 0.6  # zoom under which links are drawn with a cosmetic pen
+_MARGIN = 6.0  # half the hit width (10) plus a pixel; more than half the widest pen (3.2)
+
+
 class LinkItem(QGraphicsPathItem):
     def __init__(self, link_id: str, src, dst, color: QColor) -> None:
         super().__init__()
@@ -30,7 +34,7 @@ class LinkItem(QGraphicsPathItem):
         self._pen_key: tuple | None = None
         self._pen_cache: QPen | None = None
         self._shape: QPainterPath | None = None
-        self.setPen(QPen(self.color, 4.0))  # only for the C++ bounding rect; paint() draws
+        self._bounds = QRectF()
         self.update_path()
 
     def set_color(self, color: QColor) -> None:
@@ -41,31 +45,44 @@ class LinkItem(QGraphicsPathItem):
     def update_path(self) -> None:
         self._shape = None
         self._p1, self._p2 = self.src.scenePos(), self.dst.scenePos()
-        self.setPath(wire_path(self._p1, self._p2))
+        path = wire_path(self._p1, self._p2)
+        self.prepareGeometryChange()
+        # A bezier lies inside its control points: their rect, grown by the hit margin, bounds
+        # it without stroking the path (Qt's own boundingRect strokes it through shape()).
+        self._bounds = path.controlPointRect().adjusted(-_MARGIN, -_MARGIN, _MARGIN, _MARGIN)
+        self.setPath(path)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return self._bounds
 
     def shape(self) -> QPainterPath:
         if self._shape is None:
             stroker = QPainterPathStroker()
-            stroker.setWidth(10)
+            stroker.setWidth(2 * (_MARGIN - 1))
             self._shape = stroker.createStroke(self.path())
         return self._shape
 
-    def _pen(self) -> QPen:
-        key = (self.color.rgba(), self._hover, self.isSelected(), self.dimmed)
+    def _pen(self, zoom: float) -> QPen:
+        # Zoomed out, a cosmetic pen (its width in pixels, at least one): Qt's raster engine
+        # draws those with its fast cosmetic stroker instead of filling a stroked outline.
+        thin = zoom < COSMETIC_BELOW
+        key = (self.color.rgba(), self._hover, self.isSelected(), self.dimmed, thin and round(zoom, 2))
         if self._pen_key != key:
             color = QColor(theme.HIGHLIGHT) if key[2] else QColor(self.color)
             if self.dimmed:
                 color.setAlpha(90)
-            self._pen_cache = QPen(color, 3.2 if (key[1] or key[2]) else 2.2,
-                                   Qt.PenStyle.DashLine if self.dimmed else Qt.PenStyle.SolidLine)
-            self._pen_key = key
+            width = 3.2 if (key[1] or key[2]) else 2.2
+            pen = QPen(color, max(1.0, width * zoom) if thin else width,
+                       Qt.PenStyle.DashLine if self.dimmed else Qt.PenStyle.SolidLine)
+            pen.setCosmetic(thin)
+            self._pen_cache, self._pen_key = pen, key
         return self._pen_cache
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         # Kept lean: with hundreds of links this runs hundreds of times per frame.
         zoom = painter.worldTransform().m11()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, zoom > 0.45)
-        painter.setPen(self._pen())
+        painter.setPen(self._pen(zoom))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         if zoom < 0.3:  # level of detail: a straight wire is indistinguishable this far out
             painter.drawLine(self._p1, self._p2)

@@ -55,8 +55,12 @@ def paint_node(item, painter: QPainter, option) -> None:
     title = metrics.elidedText(node.title, Qt.TextElideMode.ElideRight, int(rect.width() - 34 - badge_w))
     painter.drawText(QRectF(25, 0, rect.width() - 34 - badge_w, theme.HEADER_H),
                      Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, title)
+    # Only what is exposed: a tall node (a hub with 200 inputs) moving at the edge of the
+    # view is repainted in strips, and each strip needs a few of its rows, not all of them.
+    exposed = option.exposedRect
+    top, bottom = exposed.top() - theme.SOCKET_ROW_H, exposed.bottom() + theme.SOCKET_ROW_H
     if not collapsed:
-        _paint_rows(item, painter, lod)
+        _paint_rows(item, painter, lod, top, bottom)
         if item.image is not None and lay.image_rect is not None:
             painter.drawImage(lay.image_rect, item.scaled_image())
         g = lay.grip_rect()
@@ -67,7 +71,7 @@ def paint_node(item, painter: QPainter, option) -> None:
     painter.setPen(QPen(border, 2.2 if (selected or failed) else 1.0))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawPath(body)
-    paint_sockets(item, painter)
+    paint_sockets(item, painter, top, bottom)
 
 
 def paint_reroute(item, painter: QPainter, option) -> None:
@@ -81,11 +85,11 @@ def paint_reroute(item, painter: QPainter, option) -> None:
     paint_sockets(item, painter)
 
 
-def paint_sockets(item, painter: QPainter) -> None:
-    for sock in item.inputs.values():
-        sock.paint(painter)
-    for sock in item.outputs.values():
-        sock.paint(painter)
+def paint_sockets(item, painter: QPainter, top: float = -1e12, bottom: float = 1e12) -> None:
+    for sockets in (item.inputs, item.outputs):
+        for sock in sockets.values():
+            if top <= sock.y() <= bottom:
+                sock.paint(painter)
 
 
 def _paint_badge(item, painter: QPainter) -> float:
@@ -103,16 +107,18 @@ def _paint_badge(item, painter: QPainter) -> float:
     return w + 6
 
 
-def _paint_rows(item, painter: QPainter, lod: float) -> None:
+def _paint_rows(item, painter: QPainter, lod: float, top: float, bottom: float) -> None:
     node_type, width = item.node_type, item.layout.width
     row_h = theme.SOCKET_ROW_H
     painter.setFont(theme.font(8.5))
     painter.setPen(theme.TEXT_DIM)
     y = theme.HEADER_H + 4
     left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
-    for i, socket in enumerate(node_type.inputs):
+    first = max(0, int((top - y) // row_h))
+    last = int((bottom - y) // row_h) + 1
+    for i, socket in enumerate(node_type.inputs[first:last], first):
         painter.drawText(QRectF(12, y + i * row_h, width / 2, row_h), left, socket.label or socket.name)
-    for i, socket in enumerate(node_type.outputs):
+    for i, socket in enumerate(node_type.outputs[first:last], first):
         painter.drawText(QRectF(width / 2 - 12, y + i * row_h, width / 2, row_h),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                          socket.label or socket.name)
@@ -121,6 +127,8 @@ def _paint_rows(item, painter: QPainter, lod: float) -> None:
     params = item.node.params
     for row in item.layout.rows:
         param, py, h, companion = row.param, row.y, row.height, row.companion
+        if py + h < top or py > bottom:
+            continue
         painter.setPen(theme.TEXT_DIM)
         painter.drawText(QRectF(theme.PAD, py, theme.LABEL_W, min(h, 22)), left,
                          param.label or param.name.replace("_", " "))

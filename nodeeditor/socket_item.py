@@ -43,6 +43,9 @@ class SocketItem:
     def setPos(self, x: float, y: float) -> None:  # noqa: N802 - item-like API
         self._pos = QPointF(x, y)
 
+    def y(self) -> float:
+        return self._pos.y()
+
     def pos(self) -> QPointF:
         return QPointF(self._pos)
 
