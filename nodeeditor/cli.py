@@ -194,7 +194,8 @@ def run_interruptible(work: Callable[[], None], cancel: Callable[[], None]) -> b
         interrupted.append(True)
         cancel()
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    main = threading.current_thread() is threading.main_thread()  # signals reach only it
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
     try:
         thread = threading.Thread(target=run, name="latentgraph-run", daemon=True)
         thread.start()
@@ -202,7 +203,8 @@ def run_interruptible(work: Callable[[], None], cancel: Callable[[], None]) -> b
             pass
         thread.join()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return bool(interrupted)
 
 
