@@ -2,12 +2,14 @@
 
     python bench/soak_output.py [--workers 4] [--runs 25] [--steps 2] [--model bundled]
 
-Each worker runs ``latentgraph run`` of the bundled txt2img workflow ``--runs`` times in a row,
-each run with its own seed, all into one folder with the default prefix. Afterwards every
-reported path must be unique, hold the image of the run that reported it (its parameters chunk
-carries that run's seed), and the folder must hold exactly those files: no lost image, no temp
-file. Each run is a fresh process (torch imports), so this takes minutes; the suite runs a
-smaller version (tests/test_hardening_files.py).
+Each worker is its own process that runs ``latentgraph run`` (``nodeeditor.cli.main``, the
+command's whole path: arguments, Executor, Save image, the printed path) of the bundled txt2img
+workflow ``--runs`` times in a row, each with its own seed, all into one folder with the default
+prefix. One process per worker rather than per run: the model loads once per worker instead of
+paying torch's imports a hundred times; ``--fresh`` starts a process per run instead.
+Afterwards every reported path must be unique, hold the image of the run that reported it (its
+parameters chunk carries that run's seed), and the folder must hold exactly those files: no lost
+image, no temp file. The suite runs a smaller version (tests/test_hardening_files.py).
 Last line: JSON with runs, failed_runs, images, lost, mismatched, duplicates, leftovers, seconds.
 """
 
@@ -28,8 +30,31 @@ sys.path.insert(0, str(ROOT))
 TXT2IMG = ROOT / "resources" / "workflows" / "txt2img.json"
 
 
+_WORKER = """
+import contextlib, io, json, sys
+from nodeeditor import cli
+args = json.loads(sys.argv[1])
+for run in range(args["runs"]):
+    seed = args["index"] * 1000 + run
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli.main(["run", args["workflow"], "--quiet", "--set", "Load model.source=" + args["model"],
+                       "--set", f"Noise.seed={seed}", "--set", f"Scheduler.steps={args['steps']}",
+                       "--output-dir", args["out"]])
+    print(json.dumps([seed, rc, out.getvalue().split(), ""]), flush=True)
+"""
+
+
 def worker(index: int, args, out: Path) -> list[tuple[int, int, list[str], str]]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    if not args.fresh:
+        config = {"index": index, "runs": args.runs, "workflow": str(TXT2IMG), "model": args.model,
+                  "steps": args.steps, "out": str(out)}
+        proc = subprocess.run([sys.executable, "-c", _WORKER, json.dumps(config)],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
+        done = [tuple(json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("[")]
+        missing = args.runs - len(done)
+        return done + [(index * 1000 + len(done), proc.returncode, [], proc.stderr[-500:])] * missing
     done = []
     for run in range(args.runs):
         seed = index * 1000 + run
@@ -48,6 +73,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=25)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--model", default="bundled")
+    parser.add_argument("--fresh", action="store_true", help="a new process for every run")
     args = parser.parse_args()
     from graphs import pngmeta
 
@@ -75,6 +101,7 @@ def main() -> None:
         "mismatched": len(mismatched), "duplicates": len(paths) - len(set(paths)),
         "leftovers": sorted(set(on_disk) - {Path(p).name for p in paths}),
         "seconds": round(seconds, 1), "workers": args.workers, "steps": args.steps,
+        "fresh_processes": args.fresh,
         "folder": str(out),
     }
     for seed, rc, err in failed[:3]:
