@@ -73,7 +73,7 @@ class ModelCache:
     def _fingerprint(path: Path, config: str) -> str:
         try:
             parts = [path_fingerprint(path)]
-            if config and Path(config).expanduser().is_dir():
+            if config and (Path(config).expanduser() / "model_index.json").is_file():
                 parts.append(path_fingerprint(Path(config).expanduser()))
         except OSError as exc:
             raise ModelLoadError(f"cannot read the model files of {path}: {exc}") from None
