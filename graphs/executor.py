@@ -213,7 +213,10 @@ class RunResult:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or type(exc).__name__.endswith("OutOfMemoryError")
+    """CUDA's OutOfMemoryError, Python's MemoryError, and torch's CPU allocator failure (a plain
+    RuntimeError: "DefaultCPUAllocator: can't allocate memory: you tried to allocate ...")."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__.endswith("OutOfMemoryError")
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
 
 
 class Executor:

@@ -10,11 +10,11 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import safe_io
 from .model import FLAG_NAMES, Frame, Graph, Link, Node
 from .registry import ABSURD, Registry, _show, default_registry
 
@@ -94,20 +94,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Atomic, exclusive temp file, keeping the old file's mode and writing through a link
+    (graphs/safe_io.py holds the rules)."""
+    safe_io.write_atomic(path, data)
 
 
 # ----- reading ----------------------------------------------------------------------

@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from graphs.run_settings import DEFAULT_OUTPUT_DIR
@@ -111,10 +113,26 @@ class ProgressPrinter:
         self.stream.write(text + "\n")
 
 
+def check_text(item: str) -> None:
+    """Refuse an argument holding bytes that are not UTF-8 (they reach Python as surrogates)."""
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = os.fsencode(item)[exc.start:exc.end]
+        raise BadInput(f"--set {item!r}: not UTF-8 text (bytes {bad!r}); "
+                       "pass the value in UTF-8") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import nodes
-    from graphs import Executor
+    from graphs import Executor, safe_io
 
+    try:
+        safe_io.check_output_folder(args.output_dir)
+    except ValueError as exc:
+        raise BadInput(f"--output-dir {exc}") from None
+    for item in args.set or []:
+        check_text(item)
     graph = _load(args.workflow)
     apply_sets(graph, args.set or [])
     if args.device:
@@ -126,20 +144,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor.release_hooks.append(nodes.release_models)
     executor.events.subscribe(ProgressPrinter(graph, quiet=args.quiet))
     outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        outcome["result"] = executor.run(graph)
-
-    thread = threading.Thread(target=work, name="latentgraph-run", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.1)
-    except KeyboardInterrupt:
-        executor.cancel()
-        thread.join()
+    interrupted = run_interruptible(lambda: outcome.update(result=executor.run(graph)),
+                                    executor.cancel)
     result = outcome.get("result")
-    if result is None or result.status == "cancelled":
+    if interrupted or result is None or result.status == "cancelled":
+        for path in _saved_paths(result):
+            print(path)  # finished before the interrupt reached it: a whole file, kept
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     if result.status == "failed":
@@ -149,13 +159,61 @@ def cmd_run(args: argparse.Namespace) -> int:
         where = f"node {failure.title!r}" if failure.node_id else "graph"
         _error(f"{args.workflow}: {where}: {failure.error_type}: {failure.message}")
         return EXIT_NODE_FAILED
-    for outputs in result.outputs.values():
-        for path in outputs.get("paths", []) if isinstance(outputs, dict) else []:
-            print(path)
+    for path in _saved_paths(result):
+        print(path)
     if not args.quiet:
         print(f"finished in {result.seconds:.2f}s: {len(result.executed)} ran, "
               f"{len(result.cached)} cached", file=sys.stderr)
     return EXIT_OK
+
+
+def _saved_paths(result) -> list[str]:
+    if result is None:
+        return []
+    return [path for outputs in result.outputs.values() if isinstance(outputs, dict)
+            for path in outputs.get("paths", [])]
+
+
+def run_interruptible(work: Callable[[], None], cancel: Callable[[], None]) -> bool:
+    """Run ``work`` on a worker thread; Ctrl+C calls ``cancel`` and waits for the worker to stop
+    (within one step); a second Ctrl+C leaves at once, removing unfinished temp files first.
+    True if interrupted.
+
+    Ctrl+C never becomes a KeyboardInterrupt here: raised inside ``Thread.join`` (Python 3.11) it
+    marks the worker stopped, the interpreter then exits under a running torch thread and the
+    C++ runtime aborts ("terminate called without an active exception")."""
+    from graphs import safe_io
+
+    done = threading.Event()
+    interrupted: list[bool] = []
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    def on_interrupt(_signum, _frame) -> None:
+        if interrupted:
+            safe_io.remove_temp_files()
+            sys.stderr.write("cancelled\n")
+            sys.stderr.flush()
+            os._exit(EXIT_CANCELLED)  # skips the interpreter's teardown under a running thread
+        interrupted.append(True)
+        cancel()
+
+    main = threading.current_thread() is threading.main_thread()  # signals reach only it
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
+    try:
+        thread = threading.Thread(target=run, name="latentgraph-run", daemon=True)
+        thread.start()
+        while not done.wait(0.1):
+            pass
+        thread.join()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    return bool(interrupted)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

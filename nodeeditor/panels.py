@@ -214,7 +214,10 @@ class ImageViewer(QWidget):
         info = PngInfo()
         if self.workflow_text:
             info.add_text("latentgraph_workflow", self.workflow_text)
-        self.image.save(path, pnginfo=info)
+        from graphs import safe_io
+
+        image = self.image
+        safe_io.write_atomic(path, lambda handle: image.save(handle, format="PNG", pnginfo=info))
         return path
 
 

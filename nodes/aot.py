@@ -154,8 +154,8 @@ def _open_package(path: Path, device):
 
     That check compares the vector ISA the package was built for with this machine's, only to
     log a warning, and works this machine's out by compiling a test library per ISA and loading
-    each in a child Python (which imports torch, on torch <= 2.12): 9-11 s on this project's
-    CPU machine, paid once per process, so by every launch's first image. Our package key
+    each in a child Python (which imports torch, on torch <= 2.12): seconds paid once per process,
+    so by every launch's first image (docs/benchmarks.md, the AOT section). Our package key
     already names the machine (``device_key``), so the check has nothing to add.
     """
     import torch

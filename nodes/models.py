@@ -1,23 +1,32 @@
-"""Loading Stable Diffusion components once and sharing them between nodes and runs.
+"""Loading Stable Diffusion components, and the socket values that carry them.
 
-Models are keyed by (source, device, dtype); two Load model nodes pointing at the same
-folder share one copy. Weights only ever come from safetensors or, for ``.bin``/``.ckpt``,
-through ``torch.load(weights_only=True)`` — nothing is unpickled.
+The cache (nodes/model_cache.py) shares one copy per (source, device, dtype...) and reloads when
+the files change; source checks live in nodes/model_sources.py. Weights only ever come from
+safetensors or, for ``.bin``/``.ckpt``, through ``torch.load(weights_only=True)`` — nothing is
+unpickled.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .cuda_graphs import GraphedCallable
-from .paths import bundled_model_dir
+from .model_cache import ModelCache, resolve_device, resolve_dtype  # noqa: F401 (re-exported)
+from .model_sources import (  # noqa: F401 (re-exported: the nodes' and tests' names)
+    DTYPES,
+    ModelLoadError,
+    check_weights,
+    load_latent_rgb,
+    model_settings,
+    preferred_dtype,
+    read_json,
+    resolve_source,
+    source_fingerprint,
+)
 
-DTYPES = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 # "CUDA graphs": the eager UNet and text encoder replayed from CUDA graphs (no compile wait).
 # The compile modes also replay the text encoder from a CUDA graph.
@@ -31,38 +40,14 @@ REGIONAL = "regional compile + CUDA graphs"
 AOT = "AOT compile + CUDA graphs"
 COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIONAL, AOT)
 # The blocks that repeat, with few distinct shapes, in SD UNets (diffusers' `_repeated_blocks`);
-# everything between them, and the VAE decoder, stays eager. ResnetBlock2D was tried too: it comes
-# in ~20 shapes, each traced on its own, and doubled the warm start (docs/benchmarks.md).
+# everything between them, and the VAE decoder, stays eager. ResnetBlock2D comes in many more
+# shapes, each traced on its own, which made the warm start slower (docs/benchmarks.md).
 REGIONAL_BLOCKS = ("BasicTransformerBlock",)
 OFFLOAD_MODES = ("none", "model", "sequential")
 
 # Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
 SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
                   (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
-
-
-class ModelLoadError(RuntimeError):
-    """A model source that cannot be loaded, with a message a user can act on."""
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is available")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            return torch.float16
-        return torch.float32
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
 @dataclass(eq=False)
@@ -161,80 +146,6 @@ class LoadedModel:
     clip: ClipModel
     vae: VaeModel
     source: str
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_source(source: str) -> Path:
-    """``bundled`` or a path to a diffusers folder / single-file checkpoint."""
-    if source.strip().lower() in ("", "bundled"):
-        path = bundled_model_dir()
-        if not (path / "model_index.json").is_file():
-            raise ModelLoadError(f"the bundled model is missing from {path}; "
-                                 "run scripts/train_bundled_model.py or point source at a model")
-        return path
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"model not found: {path}")
-    return path.resolve()
-
-
-def source_fingerprint(source: str) -> str:
-    """Changes when the model files change, so the output cache reloads."""
-    try:
-        path = resolve_source(source)
-    except ModelLoadError as exc:
-        return f"missing:{exc}"
-    if path.is_file():
-        stat = path.stat()
-        return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
-    parts = []
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
-            stat = file.stat()
-            parts.append(f"{file.relative_to(path)}:{stat.st_mtime_ns}:{stat.st_size}")
-    return "|".join(parts)
-
-
-def model_settings(path: Path) -> dict[str, Any]:
-    """A model folder's ``latentgraph.json``: its recommended settings (scheduler, steps, cfg,
-    size, prompt) and preferences such as ``dtype``; ``{}`` when there is none or it is unreadable."""
-    file = path / "latentgraph.json"
-    if not path.is_dir() or not file.is_file():
-        return {}
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def preferred_dtype(path: Path) -> str | None:
-    """The dtype a model folder asks for (``"dtype": "fp32"`` in its settings), if valid.
-
-    The bundled model is tiny and trained in fp32; its fp16 image on a GPU was seen to differ
-    from the fp32 one far more than rounding explains (docs/benchmarks.md), so it asks for fp32.
-    """
-    value = model_settings(path).get("dtype")
-    return value if value in DTYPES else None
-
-
-def _load_latent_rgb(folder: Path) -> tuple[tuple, tuple] | None:
-    file = folder / "latent_rgb.json"
-    if not file.is_file():
-        return None
-    data = json.loads(file.read_text())
-    matrix = tuple(tuple(float(v) for v in row) for row in data["matrix"])
-    bias = tuple(float(v) for v in data.get("bias", (0.0, 0.0, 0.0)))
-    return matrix, bias
-
-
-def _check_weights(folder: Path) -> bool:
-    """True when every component folder has safetensors weights; refuse pickles otherwise."""
-    has_bin = any(folder.rglob("*.bin")) or any(folder.rglob("*.ckpt")) or any(folder.rglob("*.pt"))
-    has_safetensors = any(folder.rglob("*.safetensors"))
-    if not has_safetensors and not has_bin:
-        raise ModelLoadError(f"{folder}: no weights found (expected *.safetensors)")
-    return has_safetensors
 
 
 def import_libraries() -> None:
@@ -263,15 +174,15 @@ def _quiet_libraries() -> None:
 def _load_folder(folder: Path, dtype) -> Any:
     from diffusers import StableDiffusionPipeline
 
-    if not (folder / "model_index.json").is_file():
-        raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)")
-    index = json.loads((folder / "model_index.json").read_text())
+    index = read_json(folder / "model_index.json")
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"{folder / 'model_index.json'}: expected a JSON object")
     for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         if part not in index:
             raise ModelLoadError(f"{folder}: not a Stable Diffusion model (model_index.json has "
                                  f"no {part!r}; found {sorted(k for k in index if not k.startswith('_'))})")
     # diffusers reads .bin with torch.load(weights_only=True); safetensors preferred when present.
-    use_safetensors = _check_weights(folder)
+    use_safetensors = check_weights(folder)
     return StableDiffusionPipeline.from_pretrained(
         str(folder), dtype=dtype, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False, local_files_only=True, use_safetensors=use_safetensors)
@@ -419,99 +330,57 @@ def graph_text_encoder(encoder) -> GraphedCallable:
     return GraphedCallable(lambda input_ids: encoder(input_ids)[0], "text encoder")
 
 
-class ModelCache:
-    """Process-wide cache of loaded models keyed by (source, device, dtype)."""
+def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile: str,
+                offload: str) -> LoadedModel:
+    """Read a model's weights and set up its chosen fast path (the model cache calls this)."""
+    if compile == AOT and offload != "none":  # refused before the weights are read
+        raise ModelLoadError("'AOT compile' reads the weights where they were loaded and "
+                             "cannot follow CPU offload; set offload to 'none' or pick "
+                             "another compile mode")
+    _quiet_libraries()
+    try:
+        if path.is_dir():
+            pipe = _load_folder(path, dtype)
+        else:
+            pipe = _load_single_file(path, dtype, config)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # corrupt files, wrong architecture, missing configs
+        raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
+    latent_rgb = (load_latent_rgb(path, pipe.vae.config.latent_channels) if path.is_dir()
+                  else None)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.eval()
+        module.requires_grad_(False)
+    place_on_device(pipe, device, offload)
+    unet_aot = None
+    if compile == AOT:
+        from .aot import AotCompiled, aot_decoder, unet_forward_module
 
-    def __init__(self) -> None:
-        self._models: dict[tuple, LoadedModel] = {}
-        self._lock = threading.Lock()
-        self.loads = 0  # how many times weights were actually read (for tests and logs)
-
-    def get(self, source: str, device: str = "auto", dtype: str = "auto",
-            config: str = "", compile: str = "off", offload: str = "none") -> LoadedModel:
-        device_name = resolve_device(device)
-        path = resolve_source(source)
-        if dtype == "auto":
-            dtype = preferred_dtype(path) or "auto"
-        torch_dtype = resolve_dtype(dtype, device_name)
-        key = (str(path), device_name, str(torch_dtype), config, compile, offload)
-        with self._lock:
-            cached = self._models.get(key)
-            if cached is not None:
-                return cached
-            loaded = self._load(path, key, device_name, torch_dtype, config, compile, offload)
-            self._models[key] = loaded
-            self.loads += 1
-            return loaded
-
-    def _load(self, path: Path, key: tuple, device: str, dtype, config: str, compile: str,
-              offload: str) -> LoadedModel:
-        if compile == AOT and offload != "none":  # refused before the weights are read
-            raise ModelLoadError("'AOT compile' reads the weights where they were loaded and "
-                                 "cannot follow CPU offload; set offload to 'none' or pick "
-                                 "another compile mode")
-        _quiet_libraries()
-        try:
-            if path.is_dir():
-                pipe = _load_folder(path, dtype)
-            else:
-                pipe = _load_single_file(path, dtype, config)
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # corrupt files, wrong architecture, missing configs
-            raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
-        for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-            module.eval()
-            module.requires_grad_(False)
-        place_on_device(pipe, device, offload)
-        unet_aot = None
-        if compile == AOT:
-            from .aot import AotCompiled, aot_decoder, unet_forward_module
-
-            use_compile_cache_dir()
-            fuse_qkv(pipe)
-            unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet", title="UNet")
-            pipe.vae.decoder = aot_decoder(pipe.vae.decoder)
-        if compile in ("compile", "compile + CUDA graphs", REGIONAL):
-            compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
-                             regional=compile == REGIONAL)
-        latent_rgb = _load_latent_rgb(path) if path.is_dir() else None
-        vae = VaeModel(pipe.vae, key, device, dtype)
-        if latent_rgb is not None:
-            vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
-        unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype)
-        clip = ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype)
-        # Offloading moves weights between devices, which a captured graph cannot follow.
-        if compile != "off" and device.startswith("cuda") and offload == "none":
-            clip.graphed = graph_text_encoder(pipe.text_encoder)
-            if compile in ("CUDA graphs", REGIONAL):
-                unet.graphed = graph_unet(pipe.unet)
-        if unet_aot is not None:
-            # One package for every timestep dtype (schedulers give float or int timesteps; the
-            # UNet embeds both the same way). GraphedCallable passes through on the CPU.
-            unet.graphed = GraphedCallable(
-                lambda sample, timestep, embeds: unet_aot(sample, timestep.float(), embeds), "UNet")
-            unet.aot = unet_aot
-        return LoadedModel(unet, clip, vae, str(path))
-
-    def vae_for(self, key: tuple) -> VaeModel | None:
-        loaded = self._models.get(key)
-        return loaded.vae if loaded else None
-
-    def clear(self) -> None:
-        """Forget every loaded model (used when memory runs out)."""
-        with self._lock:
-            self._models.clear()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
-
-    def __len__(self) -> int:
-        return len(self._models)
+        use_compile_cache_dir()
+        fuse_qkv(pipe)
+        unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet", title="UNet")
+        pipe.vae.decoder = aot_decoder(pipe.vae.decoder)
+    if compile in ("compile", "compile + CUDA graphs", REGIONAL):
+        compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
+                         regional=compile == REGIONAL)
+    vae = VaeModel(pipe.vae, key, device, dtype)
+    if latent_rgb is not None:
+        vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
+    unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype)
+    clip = ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype)
+    # Offloading moves weights between devices, which a captured graph cannot follow.
+    if compile != "off" and device.startswith("cuda") and offload == "none":
+        clip.graphed = graph_text_encoder(pipe.text_encoder)
+        if compile in ("CUDA graphs", REGIONAL):
+            unet.graphed = graph_unet(pipe.unet)
+    if unet_aot is not None:
+        # One package for every timestep dtype (schedulers give float or int timesteps; the
+        # UNet embeds both the same way). GraphedCallable passes through on the CPU.
+        unet.graphed = GraphedCallable(
+            lambda sample, timestep, embeds: unet_aot(sample, timestep.float(), embeds), "UNet")
+        unet.aot = unet_aot
+    return LoadedModel(unet, clip, vae, str(path))
 
 
-MODEL_CACHE = ModelCache()
+MODEL_CACHE = ModelCache(load_models)

@@ -40,11 +40,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))  # graphs.safe_io, when the package is not installed
 
 import numpy as np  # noqa: E402
 import shapes_world as W  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from graphs import safe_io  # noqa: E402
 
 MAX_TOKENS = 24
 SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
@@ -551,15 +554,9 @@ def phase_export(args, work: Path, out: Path):
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         pipe.save_pretrained(staging, safe_serialization=True)
-        (staging / "latent_rgb.json").write_text((work / "latent_rgb.json").read_text())
-        (staging / "latentgraph.json").write_text(json.dumps(DEFAULTS, indent=2) + "\n")
-        if out.exists():
-            old = staging.with_name(staging.name + ".old")
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
+        safe_io.write_text_atomic(staging / "latent_rgb.json", (work / "latent_rgb.json").read_text())
+        safe_io.write_text_atomic(staging / "latentgraph.json", json.dumps(DEFAULTS, indent=2) + "\n")
+        safe_io.replace_dir(staging, out)  # the folder keeps the old one's mode, or the umask's
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
