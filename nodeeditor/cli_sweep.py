@@ -115,6 +115,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     printer = SweepPrinter(len(sweep.cells), args.quiet)
     outcome: dict[str, Any] = {}
+    # An Event, not Thread.join: a KeyboardInterrupt landing inside join() can leave the thread
+    # marked as stopped while it still runs (CPython gh-90882), and the exit then aborts.
+    finished = threading.Event()
 
     def work() -> None:
         try:
@@ -122,16 +125,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                           os.path.abspath(args.workflow), printer)
         except Exception as exc:  # reported below, never a hang
             outcome["error"] = exc
+        finally:
+            finished.set()
 
     thread = threading.Thread(target=work, name="latentgraph-sweep", daemon=True)
     thread.start()
     try:
         try:
-            while thread.is_alive():
-                thread.join(0.1)
+            while not finished.wait(0.1):
+                pass
         except KeyboardInterrupt:
             backend.cancel()
-            thread.join()
+            finished.wait()
     finally:
         backend.close()
     if "error" in outcome:
