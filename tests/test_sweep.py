@@ -269,3 +269,16 @@ def test_ray_missing_says_how_to_install(tmp_path):
                pre="import sys; sys.modules['ray'] = None; ")
     assert proc.returncode == 2
     assert "pip install latentgraph[ray]" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ray_backend_imports_ray_lazily_and_prefers_loaded_models():
+    code = "import sys, nodes.ray_backend, nodes.sweep_cells, graphs.sweep; print('ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+    from nodes.ray_backend import pick_job
+    from nodes.sweep_cells import Job
+
+    pending = [Job(i, {}, "", key) for i, key in enumerate(["a", "b", "a", "c"])]
+    assert pick_job({"c"}, set(), pending) == 3  # the worker that has model c gets c's cell
+    assert pick_job(set(), {"a"}, pending) == 1  # a fresh worker takes a model nobody is loading
+    assert pick_job(set(), {"a", "b", "c"}, pending) == 0
