@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from graphs import events as ev
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
-COMMANDS = ("run", "validate", "nodes")
+COMMANDS = ("run", "validate", "nodes", "sweep")
 
 
 class BadInput(Exception):
@@ -257,12 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("nodes", help="list the node types")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--debug", action="store_true")
+    from .cli_sweep import add_parser as add_sweep_parser
+    add_sweep_parser(sub)
     return parser
 
 
 def build_editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes --help")
+        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep --help")
     parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png")
     parser.add_argument("--output-dir", help="where Save image writes")
     return parser
@@ -276,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:
             return EXIT_BAD_INPUT if exc.code else EXIT_OK
-        handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes}[args.command]
+        from .cli_sweep import cmd_sweep
+        handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
+                   "sweep": cmd_sweep}[args.command]
         try:
             return handler(args)
         except BadInput as exc:
