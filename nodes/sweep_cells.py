@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graphs import events, safe_io
 from graphs import workflow as wf
 from graphs.executor import Executor
 from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
@@ -78,11 +78,11 @@ class CellRunner:
         self.node_runs: Counter[str] = Counter()  # node type title -> runs (cache misses)
         self.loaded_models: set[str] = set()
         self._graph = None
-        self.executor.events.subscribe(self._count)
+        self.executor.events.on(events.NodeStarted, self._count)
 
-    def _count(self, name: str, payload: dict[str, Any]) -> None:
-        if name == "node_started" and self._graph is not None:
-            node = self._graph.nodes.get(payload["node_id"])
+    def _count(self, event: events.NodeStarted) -> None:
+        if self._graph is not None:
+            node = self._graph.nodes.get(event.node_id)
             if node is not None:
                 self.node_runs[self._graph.node_type(node).title] += 1
 
@@ -180,7 +180,7 @@ def cell_file_names(graph, cell: Cell, images: list[tuple[str, int, Any]]) -> li
 
 
 def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
-    """Atomically: a temp file created exclusively beside ``path``, then renamed over it.
+    """Atomically, through :mod:`graphs.safe_io` like every write the app makes.
     ``workflow`` (embedded so dropping the PNG on the canvas restores the cell's graph) is
     None for grids, which no single graph made."""
     from PIL.PngImagePlugin import PngInfo
@@ -189,17 +189,7 @@ def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict
     if workflow is not None:
         info.add_itxt(WORKFLOW_KEY, json.dumps(workflow, ensure_ascii=False), zip=True)
     info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, ensure_ascii=False, default=repr))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pil.save(handle, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    safe_io.write_atomic(path, lambda handle: pil.save(handle, format="PNG", pnginfo=info))
 
 
 @dataclass
