@@ -37,6 +37,7 @@ from . import (
 )
 from .controller import Controller
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog, pil_to_qimage
+from .plugins_dialog import PluginsDialog
 from .scene import GraphScene
 from .view import GraphView
 from .worker import RunWorker
@@ -70,7 +71,9 @@ def default_workflow_path() -> Path:
 def _load_nodes() -> bool:
     """Register the diffusion node types (if the node library is importable)."""
     try:
-        import nodes  # noqa: F401
+        import nodes
+
+        nodes.load_plugins()  # a failing plugin is skipped and listed in Help → Plugins
     except Exception as exc:  # noqa: BLE001 - the editor still works with what is registered
         print(f"latentgraph: node library unavailable: {exc}", file=sys.stderr)
         return False
@@ -229,6 +232,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cancel"].setEnabled(False)
         a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, ["F1"])
         a("about", "&About", self.show_about)
+        a("plugins", "&Plugins", lambda: PluginsDialog(self.registry, self).exec())
         # Tab: Qt uses it for focus, so bind it with a shortcut on the view.
         self.tab_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Tab), self.view)
         self.tab_shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -261,6 +265,7 @@ class MainWindow(QMainWindow):
             run_menu.addAction(n[name])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(n["shortcuts"])
+        help_menu.addAction(n["plugins"])
         help_menu.addAction(n["about"])
 
     # ----- settings -------------------------------------------------------------------

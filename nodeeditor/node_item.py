@@ -72,6 +72,13 @@ class NodeItem(QGraphicsItem):
     def node_type(self) -> NodeType:
         return self.graph.node_type(self.node)
 
+    def missing_label(self) -> str:
+        """For a placeholder (a type nobody provides): "missing: type (package)"."""
+        node_type = self.node_type
+        if not node_type.placeholder:
+            return ""
+        return f"missing: {node_type.type_id}" + (f" ({node_type.package})" if node_type.package else "")
+
     def is_muted(self) -> bool:
         return bool(self.node.flags.get("mute"))
 
@@ -304,6 +311,9 @@ class NodeItem(QGraphicsItem):
         header_color = QColor(node.color) if node.color else theme.NODE_HEADER
         if node.flags.get("bypass"):
             header_color = theme.BYPASS
+        missing = self.missing_label()
+        if missing:
+            header_color = theme.MISSING
         if lod < theme.LOD_TEXT:
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
             painter.fillRect(rect, theme.NODE_BODY)
@@ -333,7 +343,7 @@ class NodeItem(QGraphicsItem):
         painter.drawText(QRectF(9, 0, 14, theme.HEADER_H), Qt.AlignmentFlag.AlignVCenter, arrow)
         badge_w = self._paint_badge(painter) if self.badge else 0.0
         metrics = QFontMetrics(theme.font(9.5, True))
-        title = metrics.elidedText(node.title, Qt.TextElideMode.ElideRight,
+        title = metrics.elidedText(missing or node.title, Qt.TextElideMode.ElideRight,
                                    int(rect.width() - 34 - badge_w))
         painter.drawText(QRectF(25, 0, rect.width() - 34 - badge_w, theme.HEADER_H),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, title)

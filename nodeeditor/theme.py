@@ -19,6 +19,7 @@ TEXT_DIM = QColor("#8d939c")
 BYPASS = QColor("#7a4fb0")
 MUTE = QColor("#555555")
 FAILED = QColor("#e0453a")
+MISSING = QColor("#8a3b2e")  # header of a placeholder: its node type is not installed
 
 BADGE_COLORS = {
     "queued": QColor("#6b7280"),
