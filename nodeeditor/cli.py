@@ -79,6 +79,17 @@ def apply_sets(graph, assignments: list[str]) -> None:
             raise BadInput(f"--set {item!r}: {exc}") from None
 
 
+def apply_device(graph, device: str) -> None:
+    """``--device``: set every param declared with ``role="device"`` (Load model's device)."""
+    for node in graph.nodes.values():
+        for param in graph.node_type(node).params:
+            if param.role == "device":
+                try:
+                    graph.set_param(node.id, param.name, param.parse(device))
+                except ValueError as exc:
+                    raise BadInput(f"--device {device}: {node.title}.{param.name}: {exc}") from None
+
+
 class ProgressPrinter:
     """A one-line progress display on stderr, fed by executor events."""
 
@@ -129,14 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     graph = _load(args.workflow)
     apply_sets(graph, args.set or [])
-    if args.device:  # every param declared with role "device"
-        for node in graph.nodes.values():
-            for param in graph.node_type(node).params:
-                if param.role == "device":
-                    try:
-                        graph.set_param(node.id, param.name, param.parse(args.device))
-                    except ValueError as exc:
-                        raise BadInput(f"--device {args.device}: {node.title}.{param.name}: {exc}") from None
+    if args.device:
+        apply_device(graph, args.device)
     executor = Executor(settings={"output_dir": args.output_dir, "previews": False,
                                   "base_dir": os.path.dirname(os.path.abspath(args.workflow))})
     executor.release_hooks.append(nodes.release_models)
