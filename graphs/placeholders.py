@@ -97,9 +97,9 @@ def merge_placeholders(old: NodeType, new: NodeType) -> NodeType:
         return tuple(first) + tuple(item for item in second if item.name not in seen)
 
     params = union(old.params, new.params)
-    linked = {p.name for p in params if p.linkable}
-    inputs = [s for s in union(old.inputs, new.inputs) if s.name not in {p.name for p in params}]
-    return make_placeholder(old.type_id, inputs + [Socket(n, ANY) for n in linked],
+    # A name one side links to stays linkable, even where the other side saved it as a param.
+    linked = [Socket(p.name, ANY) for p in (*old.params, *new.params) if p.linkable]
+    return make_placeholder(old.type_id, list(union(union(old.inputs, new.inputs), linked)),
                             union(old.outputs, new.outputs), params,
                             old.package or new.package, max(old.version, new.version), old.title)
 

@@ -273,3 +273,16 @@ def test_placeholders_merge_sockets_across_files():
     # a type id that is not an id is refused, not turned into a node
     with pytest.raises(WorkflowError, match="unknown node type"):
         wf.from_dict(file_with({}, []) | {"nodes": [{"id": "a", "type": "../x y", "pos": [0, 0]}]}, registry)
+
+
+def test_a_link_into_a_name_another_file_saved_as_a_param_still_opens():
+    registry = fresh_registry()
+    base = {"format": "latentgraph", "version": 1, "links": []}
+    linked = base | {"nodes": [{"id": "a", "type": "gone.other", "pos": [0, 0]},
+                               {"id": "s", "type": "value.seed", "pos": [0, 0]}],
+                     "links": [{"from": ["s", "seed"], "to": ["a", "seed"]}]}
+    saved = base | {"nodes": [{"id": "a", "type": "gone.other", "pos": [0, 0], "params": {"seed": 4}}]}
+    for data in (linked, saved, linked):
+        graph = wf.from_dict(data, registry)
+        assert wf.dumps(wf.loads(wf.dumps(graph), registry)) == wf.dumps(graph)
+    assert len(graph.links) == 1
