@@ -26,6 +26,7 @@ import networkx as nx
 from . import events as ev
 from .events import Emitter
 from .model import Graph, Link, Node
+from .placeholders import MissingNodeType, missing_message
 from .registry import REROUTE, NodeType, Registry
 
 
@@ -333,6 +334,7 @@ class Executor:
             keys: dict[str, str] = {}
             self._types = {}
             try:
+                self._refuse_placeholders(graph, order)
                 for node_id in order:
                     if self._cancel.is_set():
                         raise Cancelled()
@@ -455,6 +457,15 @@ class Executor:
         self.cache.put(key, outputs)
         self._current = None
         self.events.emit(ev.NodeFinished(node_id, seconds, outputs))
+
+    def _refuse_placeholders(self, graph: Graph, order: list[str]) -> None:
+        """A node standing in for a type nobody provides fails the run before anything runs
+        (a bypassed one only forwards its inputs, so it may stay)."""
+        for node_id in order:
+            node = graph.nodes[node_id]
+            node_type = graph.node_type(node)
+            if node_type.placeholder and not node.flags.get("bypass"):
+                raise self._fail(node, MissingNodeType(missing_message(node.type_id, node_type.package)))
 
     def _fail(self, node: Node, exc: BaseException, prefix: str = "") -> NodeFailure:
         failure = NodeFailure(node.id, node.title, type(exc).__name__, prefix + str(exc),

@@ -7,6 +7,7 @@ plain function ``run(ctx, **values) -> dict[output_name, value]``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,12 +57,31 @@ class SocketTypes:
         return dst_type is not None and src in dst_type.accepts
 
 
-PARAM_KINDS = ("int", "float", "string", "text", "bool", "choice", "seed", "path")
+# "json": an opaque JSON value kept exactly as saved (the params of a placeholder node).
+PARAM_KINDS = ("int", "float", "string", "text", "bool", "choice", "seed", "path", "json")
 # Kinds that can be driven by a link from another node, and the socket type they take.
 PARAM_SOCKET_TYPES = {"int": "INT", "float": "FLOAT", "string": "STRING", "text": "STRING",
-                      "seed": "INT", "path": "STRING", "bool": "BOOLEAN", "choice": "STRING"}
+                      "seed": "INT", "path": "STRING", "bool": "BOOLEAN", "choice": "STRING",
+                      "json": ANY}
 # Beyond these magnitudes a number in a workflow file is treated as corrupt.
 ABSURD = 1e12
+# The one seed range: a seed param's max, the editor's dice and a randomize control.
+SEED_MAX = 2**64 - 1
+# Param roles that code outside a node acts on: "device" params are what `latentgraph run
+# --device` overrides.
+PARAM_ROLES = ("", "device")
+
+
+def _json_depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` levels (iterative: no recursion on input)."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level >= limit:
+                return False
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return True
 
 
 def _show(value: Any) -> str:
@@ -87,10 +107,22 @@ class Param:
     linkable: bool = True  # an input socket of the same name may drive it
     slider: bool = False  # the editor shows a slider beside the spin box
     overridden_by: str = ""  # an input that, when connected, supplies this value instead
+    # The key this param's value is reported under in a run's parameters (the readable PNG
+    # chunk): e.g. "seed", "steps". Empty: not reported.
+    report: str = ""
+    # What code outside the node does with this param (see PARAM_ROLES): "device" params are
+    # set by `latentgraph run --device`.
+    role: str = ""
+    # For a choice that controls another param after each run (a seed's fixed / increment /
+    # randomize): the name of the param it drives. The editor pairs the two widgets by it.
+    drives: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in PARAM_KINDS:
             raise ValueError(f"param {self.name!r}: unknown kind {self.kind!r}")
+        if self.role not in PARAM_ROLES:
+            raise ValueError(f"param {self.name!r}: unknown role {self.role!r} "
+                             f"(known: {', '.join(r for r in PARAM_ROLES if r)})")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"param {self.name!r}: a choice needs choices")
         error = self.check(self.default)
@@ -125,6 +157,11 @@ class Param:
                 return f"expected string, got {type(value).__name__}"
             if self.match_choice(value) is None:
                 return f"expected one of {', '.join(self.choices)}; got {value!r}"
+        elif kind == "json":
+            if not _json_depth(value, 8):
+                return "nested more than 8 levels deep"
+            if isinstance(value, str) and len(value) > 1_000_000:
+                return "string longer than 1,000,000 characters"
         if kind in ("int", "seed", "float"):
             if abs(value) > ABSURD and kind != "seed":
                 return f"absurd value {_show(value)}"
@@ -157,6 +194,12 @@ class Param:
             value = self.match_choice(text)
             if value is None:
                 raise ValueError(f"expected one of {', '.join(self.choices)}; got {text!r}")
+        elif kind == "json":
+            import json
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text  # a bare word is a string
         else:
             value = text
         error = self.check(value)
@@ -173,6 +216,9 @@ class Param:
             out["choices"] = list(self.choices)
         if self.tooltip:
             out["tooltip"] = self.tooltip
+        for key in ("report", "role", "drives"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         return out
 
 
@@ -184,6 +230,9 @@ class Socket:
     type: str
     label: str = ""
     optional: bool = False
+    # For an input: what the node feeding it reports into the run's parameters is reported
+    # under "<report>_<key>" (UNet denoise's positive input: the prompt as "positive_prompt").
+    report: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,13 +249,22 @@ class NodeType:
     version: int = 1
     description: str = ""
     output_node: bool = False  # a sink the executor runs when asked for "all outputs"
-    always_run: bool = False  # never served from cache
+    # Runs on every run that needs it and is never served from cache (so what follows it
+    # re-runs too): a node with a side effect, such as a sink that writes files, or one whose
+    # output must change each time (a random value).
+    always_run: bool = False
     # fingerprint(params, run settings) -> str: state of the outside world (a file's mtime+size)
     fingerprint: Callable[[dict[str, Any], dict[str, Any]], str] | None = None
     # run settings that change this node's outputs, so they join its cache key
     settings_in_key: tuple[str, ...] = ()
     # after_run(params) -> {param: new value}: e.g. a seed's increment/randomize control
     after_run: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # The Python distribution that provides this type ("" for LatentGraph's own; set by the
+    # plugin loader; for a placeholder, the package that would provide it, where known).
+    package: str = ""
+    # A stand-in for a type nobody provides (see graphs.placeholders): it keeps what the file
+    # says, is drawn as missing, and refuses to run.
+    placeholder: bool = False
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.inputs] + [p.name for p in self.params]
@@ -257,7 +315,45 @@ class NodeType:
             "inputs": [{"name": s.name, "type": s.type, "optional": s.optional} for s in self.inputs],
             "outputs": [{"name": s.name, "type": s.type} for s in self.outputs],
             "params": [p.describe() for p in self.params],
+            "package": self.package,
         }
+
+
+def check_signature(node_type: NodeType) -> str | None:
+    """Why ``node_type.run`` cannot take what the executor passes, or None if it can.
+
+    The executor calls ``run(ctx, **values)`` with every param and every connected input
+    (an optional input may be left out), all by keyword."""
+    run = node_type.run
+    try:
+        signature = inspect.signature(run)
+    except (TypeError, ValueError):
+        return None  # a builtin or C callable: nothing to check
+    parameters = list(signature.parameters.values())
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional and not any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return "run must take the run context as its first argument"
+    ctx = positional[0] if positional else None  # else *args takes it
+    named = {p.name: p for p in parameters
+             if p is not ctx and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    always = [p.name for p in node_type.params] + [s.name for s in node_type.inputs if not s.optional]
+    optional = [s.name for s in node_type.inputs if s.optional]
+    problems = []
+    missing = [n for n in always + optional if n not in named and not takes_any]
+    if missing:
+        problems.append(f"does not accept {', '.join(map(repr, missing))}")
+    no_default = [n for n in optional if n in named and named[n].default is inspect.Parameter.empty]
+    if no_default:
+        problems.append(f"needs a default for optional input {', '.join(map(repr, no_default))}")
+    declared = set(always) | set(optional)
+    extra = [n for n, p in named.items() if n not in declared and p.default is inspect.Parameter.empty]
+    if extra:
+        problems.append(f"requires {', '.join(map(repr, extra))}, which is neither a declared input "
+                        "nor a param")
+    name = getattr(run, "__qualname__", repr(run))
+    return f"run {name}(): " + "; ".join(problems) if problems else None
 
 
 REROUTE = "graph.reroute"
@@ -268,6 +364,7 @@ class NodeTypes:
 
     def __init__(self) -> None:
         self._types: dict[str, NodeType] = {}
+        self._placeholders: dict[str, NodeType] = {}
         self.aliases: dict[str, str] = {}
         self.register(NodeType(
             REROUTE, "Reroute", "utility", run=lambda ctx, **v: {"out": v.get("in")},
@@ -276,19 +373,43 @@ class NodeTypes:
         ))
 
     def register(self, node_type: NodeType) -> NodeType:
+        """Add a type; refuses a second type under the same id, a placeholder (those go
+        through :meth:`add_placeholder`) and a ``run`` that cannot take the declared inputs
+        and params."""
+        if node_type.placeholder:
+            raise ValueError(f"{node_type.type_id}: a placeholder is added with add_placeholder()")
         if node_type.type_id in self._types and self._types[node_type.type_id] is not node_type:
             raise ValueError(f"node type {node_type.type_id!r} registered twice")
+        problem = check_signature(node_type)
+        if problem:
+            raise ValueError(f"node type {node_type.type_id!r}: {problem}")
         self._types[node_type.type_id] = node_type
+        self._placeholders.pop(node_type.type_id, None)  # the real type now provides it
         return node_type
+
+    def add_placeholder(self, node_type: NodeType) -> NodeType:
+        """Make a placeholder resolvable by :meth:`get` (it is never listed, and ``in``
+        stays False: nobody provides the type). A later one for the same id replaces it."""
+        if not node_type.placeholder:
+            raise ValueError(f"{node_type.type_id}: not a placeholder")
+        if node_type.type_id in self._types:
+            raise ValueError(f"node type {node_type.type_id!r} is provided; no placeholder needed")
+        self._placeholders[node_type.type_id] = node_type
+        return node_type
+
+    def placeholder(self, type_id: str) -> NodeType | None:
+        return self._placeholders.get(type_id)
 
     def resolve(self, type_id: str) -> str:
         return self.aliases.get(type_id, type_id)
 
     def get(self, type_id: str) -> NodeType:
-        try:
-            return self._types[self.resolve(type_id)]
-        except KeyError:
-            raise KeyError(f"unknown node type {type_id!r}") from None
+        """The type with this id (or alias), else its placeholder; KeyError if neither."""
+        resolved = self.resolve(type_id)
+        found = self._types.get(resolved) or self._placeholders.get(resolved)
+        if found is None:
+            raise KeyError(f"unknown node type {type_id!r}")
+        return found
 
     def __contains__(self, type_id: object) -> bool:
         return isinstance(type_id, str) and self.resolve(type_id) in self._types
@@ -306,6 +427,8 @@ class Registry:
 
     sockets: SocketTypes = field(default_factory=SocketTypes)
     nodes: NodeTypes = field(default_factory=NodeTypes)
+    # What graphs.plugins.load_plugins found: one PluginReport per entry point, loaded or not.
+    plugins: list = field(default_factory=list)
 
 
 def base_registry() -> Registry:

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import safe_io
 from .model import FLAG_NAMES, Frame, Graph, Link, Node
+from .placeholders import placeholders_for_file
 from .registry import ABSURD, Registry, _show, default_registry
 
 FORMAT = "latentgraph"
@@ -104,8 +105,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def loads(text: str | bytes, registry: Registry | None = None, file: str | None = None) -> Graph:
-    """Parse, validate, migrate and build a graph; raises WorkflowError."""
+def loads(text: str | bytes, registry: Registry | None = None, file: str | None = None,
+          missing: str = "placeholder") -> Graph:
+    """Parse, validate, migrate and build a graph; raises WorkflowError.
+
+    ``missing``: what a node type nobody provides becomes: ``"placeholder"`` (a placeholder
+    node that keeps what the file says; see graphs.placeholders) or ``"error"`` (refused)."""
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
             raise WorkflowError("", f"file is {len(text):,} bytes; the limit is {MAX_FILE_BYTES:,}",
@@ -124,7 +129,7 @@ def loads(text: str | bytes, registry: Registry | None = None, file: str | None 
         raise WorkflowError("", f"invalid JSON: {exc}", file) from None
     if _SURROGATE_ESCAPE.search(text):
         _refuse_lone_surrogates(data, file)
-    return from_dict(data, registry, file)
+    return from_dict(data, registry, file, missing)
 
 
 # A "\ud800".."\udfff" escape; unpaired, it decodes to a str that cannot be saved as UTF-8.
@@ -158,7 +163,8 @@ def _utf8_ok(text: str) -> bool:
     return True
 
 
-def load(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
+def load(path: str | os.PathLike, registry: Registry | None = None,
+         missing: str = "placeholder") -> Graph:
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -170,14 +176,19 @@ def load(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
         data = path.read_bytes()
     except OSError as exc:
         raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
-    return loads(data, registry, str(path))
+    return loads(data, registry, str(path), missing)
 
 
-def from_dict(data: Any, registry: Registry | None = None, file: str | None = None) -> Graph:
+def from_dict(data: Any, registry: Registry | None = None, file: str | None = None,
+              missing: str = "placeholder") -> Graph:
+    if missing not in ("placeholder", "error"):
+        raise ValueError(f"missing={missing!r}: expected 'placeholder' or 'error'")
     registry = registry or default_registry()
     try:
         data = migrate(data)
-        _Validator(registry).workflow(data)
+        if missing == "placeholder":
+            placeholders_for_file(data, registry)
+        _Validator(registry, missing == "placeholder").workflow(data)
     except WorkflowError as exc:
         exc.file = file
         raise WorkflowError(exc.path, exc.message, file) from None
@@ -219,8 +230,9 @@ def _tname(value: Any) -> str:
 
 
 class _Validator:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, placeholders: bool = False) -> None:
         self.registry = registry
+        self.placeholders = placeholders  # a placeholder stands for a type nobody provides
 
     def keys(self, obj: Any, path: str, required: set[str], optional: set[str] = frozenset()) -> None:
         if not isinstance(obj, dict):
@@ -314,7 +326,8 @@ class _Validator:
                   {"type_version", "title", "size", "color", "params", "flags"})
         self.ident(node["id"], f"{path}.id")
         type_id = self.string(node["type"], f"{path}.type", 200)
-        if type_id not in self.registry.nodes:
+        if type_id not in self.registry.nodes and not (
+                self.placeholders and self.registry.nodes.placeholder(self.registry.nodes.resolve(type_id))):
             raise WorkflowError(f"{path}.type", f"unknown node type {type_id!r}")
         node_type = self.registry.nodes.get(type_id)
         if "type_version" in node:
@@ -391,13 +404,18 @@ def _build(data: dict, registry: Registry) -> Graph:
     graph.metadata = dict(data.get("metadata", {}))
     for raw in data["nodes"]:
         node_type = registry.nodes.get(raw["type"])
-        params = node_type.default_params()
-        params.update(raw.get("params", {}))
+        version = node_type.version
+        if node_type.placeholder:  # exactly what the file says, so it saves back unchanged
+            params = dict(raw.get("params", {}))
+            version = raw.get("type_version", version)
+        else:
+            params = node_type.default_params()
+            params.update(raw.get("params", {}))
         flags = dict.fromkeys(FLAG_NAMES, False)
         flags.update(raw.get("flags", {}))
         size = raw.get("size")
         graph.add_node(Node(
-            raw["id"], node_type.type_id, node_type.version, raw.get("title", node_type.title),
+            raw["id"], node_type.type_id, version, raw.get("title", node_type.title),
             (float(raw["pos"][0]), float(raw["pos"][1])), params, flags,
             (float(size[0]), float(size[1])) if size else None, raw.get("color"),
         ))

@@ -19,6 +19,7 @@ from .context_menu import ContextMenus
 from .controller import Controller
 from .document import APP_NAME, Document
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
+from .plugins_dialog import PluginsDialog
 from .run_presenter import RunPresenter
 from .scene import GraphScene
 from .view import GraphView
@@ -51,7 +52,9 @@ def default_workflow_path():
 def _load_nodes() -> bool:
     """Register the diffusion node types (if the node library is importable)."""
     try:
-        import nodes  # noqa: F401
+        import nodes
+
+        nodes.load_plugins()  # a failing plugin is skipped and listed in Help → Plugins
     except Exception as exc:  # noqa: BLE001 - the editor still works with what is registered
         print(f"latentgraph: node library unavailable: {exc}", file=sys.stderr)
         return False
@@ -208,6 +211,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cancel"].setEnabled(False)
         a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, ["F1"])
         a("about", "&About", self.show_about)
+        a("plugins", "&Plugins", lambda: PluginsDialog(self.registry, self).exec())
         # Tab: Qt uses it for focus, so bind it with a shortcut on the view.
         self.tab_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Tab), self.view)
         self.tab_shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -240,6 +244,7 @@ class MainWindow(QMainWindow):
             run_menu.addAction(n[name])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(n["shortcuts"])
+        help_menu.addAction(n["plugins"])
         help_menu.addAction(n["about"])
 
     # ----- settings -------------------------------------------------------------------

@@ -32,14 +32,34 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _load_node_library() -> None:
+    """Register LatentGraph's node types and the installed plugins' (a plugin that fails is
+    skipped and reported by ``latentgraph nodes``)."""
+    import nodes
+
+    nodes.load_plugins()
+
+
 def _load(path: str):
-    import nodes  # noqa: F401  (registers the node types)
     from graphs import workflow
 
+    _load_node_library()
     try:
         return workflow.load(path)
     except workflow.WorkflowError as exc:
         raise BadInput(str(exc) if exc.file else f"{path}: {exc}") from None
+
+
+def missing_types_text(graph) -> str:
+    """``type (N nodes: titles)`` for each node type of ``graph`` nobody provides."""
+    from graphs.placeholders import missing_types
+
+    parts = []
+    for type_id, node_ids in missing_types(graph).items():
+        titles = ", ".join(repr(graph.nodes[n].title) for n in node_ids[:5])
+        more = f", +{len(node_ids) - 5} more" if len(node_ids) > 5 else ""
+        parts.append(f"{type_id} ({len(node_ids)} node{'s' if len(node_ids) != 1 else ''}: {titles}{more})")
+    return "; ".join(parts)
 
 
 def apply_sets(graph, assignments: list[str]) -> None:
@@ -64,6 +84,17 @@ def apply_sets(graph, assignments: list[str]) -> None:
             graph.set_param(node.id, param_name, param.parse(value))
         except (ValueError, GraphError) as exc:
             raise BadInput(f"--set {item!r}: {exc}") from None
+
+
+def apply_device(graph, device: str) -> None:
+    """``--device``: set every param declared with ``role="device"`` (Load model's device)."""
+    for node in graph.nodes.values():
+        for param in graph.node_type(node).params:
+            if param.role == "device":
+                try:
+                    graph.set_param(node.id, param.name, param.parse(device))
+                except ValueError as exc:
+                    raise BadInput(f"--device {device}: {node.title}.{param.name}: {exc}") from None
 
 
 class ProgressPrinter:
@@ -136,9 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = _load(args.workflow)
     apply_sets(graph, args.set or [])
     if args.device:
-        for node in graph.nodes.values():
-            if node.type_id == "sd.load_model":
-                graph.set_param(node.id, "device", args.device)
+        apply_device(graph, args.device)
     executor = Executor(settings={"output_dir": args.output_dir, "previews": False,
                                   "base_dir": os.path.dirname(os.path.abspath(args.workflow))})
     executor.release_hooks.append(nodes.release_models)
@@ -218,24 +247,35 @@ def run_interruptible(work: Callable[[], None], cancel: Callable[[], None]) -> b
 
 def cmd_validate(args: argparse.Namespace) -> int:
     graph = _load(args.workflow)
-    print(f"{args.workflow}: ok ({len(graph.nodes)} nodes, {len(graph.links)} links)")
+    missing = missing_types_text(graph)
+    if missing and not args.allow_missing:
+        raise BadInput(f"{args.workflow}: node types not installed: {missing} "
+                       "(--allow-missing accepts them as placeholders)")
+    print(f"{args.workflow}: ok ({len(graph.nodes)} nodes, {len(graph.links)} links)"
+          + (f"; missing node types: {missing}" if missing else ""))
     return EXIT_OK
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    import nodes  # noqa: F401
     from graphs import default_registry
 
-    types = list(default_registry().nodes)
+    _load_node_library()
+    registry = default_registry()
+    types = list(registry.nodes)
     if args.json:
-        print(json.dumps([t.describe() for t in types], indent=1))
+        print(json.dumps({"nodes": [t.describe() for t in types],
+                          "plugins": [r.describe() for r in registry.plugins]}, indent=1))
         return EXIT_OK
     for node_type in types:
         ins = ", ".join(f"{s.name}:{s.type}" for s in node_type.inputs) or "-"
         outs = ", ".join(f"{s.name}:{s.type}" for s in node_type.outputs) or "-"
         params = ", ".join(p.name for p in node_type.params) or "-"
+        source = f" ({node_type.package})" if node_type.package else ""
         print(f"{node_type.type_id:20} {node_type.title:16} in [{ins}] out [{outs}] "
-              f"params [{params}]")
+              f"params [{params}]{source}")
+    print(f"plugins ({len(registry.plugins)}):" if registry.plugins else "plugins: none installed")
+    for report in registry.plugins:
+        print(f"  {report.line()}")
     return EXIT_OK
 
 
@@ -253,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help="show tracebacks")
     validate = sub.add_parser("validate", help="check a workflow file")
     validate.add_argument("workflow")
+    validate.add_argument("--allow-missing", action="store_true",
+                          help="accept node types nobody provides (they open as placeholders)")
     validate.add_argument("--debug", action="store_true")
     listing = sub.add_parser("nodes", help="list the node types")
     listing.add_argument("--json", action="store_true")

@@ -72,6 +72,13 @@ class NodeItem(QGraphicsItem):
     def node_type(self) -> NodeType:
         return self.graph.node_type(self.node)
 
+    def missing_label(self) -> str:
+        """For a placeholder (a type nobody provides): "missing: type (package)"."""
+        node_type = self.node_type
+        if not node_type.placeholder:
+            return ""
+        return f"missing: {node_type.type_id}" + (f" ({node_type.package})" if node_type.package else "")
+
     def is_muted(self) -> bool:
         return bool(self.node.flags.get("mute"))
 

@@ -26,6 +26,9 @@ def paint_node(item, painter: QPainter, option) -> None:
     header_color = QColor(node.color) if node.color else theme.NODE_HEADER
     if node.flags.get("bypass"):
         header_color = theme.BYPASS
+    missing = item.missing_label()
+    if missing:
+        header_color = theme.MISSING
     if lod < theme.LOD_TEXT:  # far out: flat boxes only
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.fillRect(rect, theme.NODE_BODY)
@@ -52,7 +55,7 @@ def paint_node(item, painter: QPainter, option) -> None:
                      "▸" if collapsed else "▾")
     badge_w = _paint_badge(item, painter) if item.badge else 0.0
     metrics = QFontMetrics(theme.font(*TITLE_FONT))
-    title = metrics.elidedText(node.title, Qt.TextElideMode.ElideRight, int(rect.width() - 34 - badge_w))
+    title = metrics.elidedText(missing or node.title, Qt.TextElideMode.ElideRight, int(rect.width() - 34 - badge_w))
     painter.drawText(QRectF(25, 0, rect.width() - 34 - badge_w, theme.HEADER_H),
                      Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, title)
     # Only what is exposed: a tall node (a hub with 200 inputs) moving at the edge of the

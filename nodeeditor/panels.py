@@ -29,10 +29,9 @@ from PySide6.QtWidgets import (
 
 from graphs import FLAG_NAMES, SetFlags, SetTitle
 from graphs import events as ev
+from graphs.pngmeta import WORKFLOW_KEY
 
 from .widgets import ParamEditor, make_editor
-
-UNET_TYPE = "sd.unet_denoise"
 
 
 def pil_to_qimage(image: Any) -> QImage:
@@ -213,7 +212,7 @@ class ImageViewer(QWidget):
         from PIL.PngImagePlugin import PngInfo
         info = PngInfo()
         if self.workflow_text:
-            info.add_text("latentgraph_workflow", self.workflow_text)
+            info.add_text(WORKFLOW_KEY, self.workflow_text)
         from graphs import safe_io
 
         image = self.image
@@ -224,10 +223,19 @@ class ImageViewer(QWidget):
 # ----- latent inspector ------------------------------------------------------------------
 def _render_trace_fn():
     try:
-        from nodes.inspect import render_trace  # written by the node library
-    except Exception:  # noqa: BLE001 - the module may not exist yet, or fail to import
+        from nodes.inspect import render_trace
+    except Exception:  # noqa: BLE001 - the editor runs without the node library (no torch)
         return None
     return render_trace
+
+
+def _inspect_declaration():
+    """The Latent inspect node type, whose params (which, view, channel) the panel offers."""
+    try:
+        from nodes.inspect import LATENT_INSPECT
+    except Exception:  # noqa: BLE001 - as above
+        return None
+    return LATENT_INSPECT
 
 
 class _RenderDone(QObject):
@@ -269,12 +277,20 @@ class LatentInspector(QWidget):
         step_row = QHBoxLayout()
         step_row.addWidget(self.step, 1)
         step_row.addWidget(self.step_label)
+        # The same choices and ranges as the node's params: one declaration for both.
+        declared = _inspect_declaration()
         self.which = QComboBox()
-        self.which.addItems(["latent", "x0"])
         self.mode = QComboBox()
-        self.mode.addItems(["latent2rgb", "channel", "decoded"])
         self.channel = QSpinBox()
-        self.channel.setRange(0, 15)
+        self.channel.setRange(0, 0)
+        if declared is not None:
+            which, view, channel = (declared.param(n) for n in ("which", "view", "channel"))
+            self.which.addItems(list(which.choices))
+            self.which.setCurrentText(which.default)
+            self.mode.addItems(list(view.choices))
+            self.mode.setCurrentText(view.default)
+            self.channel.setRange(int(channel.min), int(channel.max))
+            self.channel.setValue(int(channel.default))
         form.addRow("Node", self.source)
         form.addRow("Step", step_row)
         form.addRow("Show", self.which)

@@ -33,6 +33,7 @@ SOCKET_FALLBACK = QColor("#a0a0a0")  # a socket type the registry does not know
 COLOR_CHOICES = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
                  "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}
 FRAME_DEFAULT_COLOR = "#3a4a5a"
+MISSING = QColor("#8a3b2e")  # header of a placeholder: its node type is not installed
 
 BADGE_COLORS = {
     "queued": QColor("#6b7280"),

@@ -8,11 +8,12 @@ properties panel.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,10 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from graphs import NodeType, Param
+from graphs.registry import SEED_MAX
 
 OnChange = Callable[[Any], None]
 INT_LIMIT = 2**31 - 1
-SEED_MAX = 2**64 - 1
 
 # Row heights used by node layout (scene units): most params take one row, text takes more.
 ROW_H = 22
@@ -44,12 +45,10 @@ def row_height(param: Param) -> int:
 
 
 def seed_control(node_type: NodeType, param: Param) -> Param | None:
-    """The choice param holding a seed's after-run control (fixed / increment / randomize)."""
-    if param.kind != "seed":
-        return None
+    """The param declared to drive ``param`` after each run (``Param.drives``): a seed's
+    fixed / increment / randomize control."""
     for other in node_type.params:
-        if other.kind == "choice" and any(c.lower() in ("increment", "randomize", "random")
-                                          for c in other.choices):
+        if other.drives and other.drives == param.name:
             return other
     return None
 
@@ -129,6 +128,14 @@ def make_editor(param: Param, value: Any, on_change: OnChange,
         editor = ParamEditor(param, text, set_text)
     elif kind == "path":
         editor = _path_editor(param, value, emit, parent)
+    elif kind == "json":  # a placeholder's saved value: shown, kept, never edited
+        line = QLineEdit(parent)
+        line.setReadOnly(True)
+
+        def set_json(v: Any) -> None:
+            line.setText(json.dumps(v, ensure_ascii=False))
+        set_json(value)
+        editor = ParamEditor(param, line, set_json)
     else:  # string
         line = QLineEdit(parent)
         line.setText(str(value))
@@ -200,6 +207,13 @@ def _float_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | No
     return ParamEditor(param, box, lambda v: spin.setValue(float(v)))
 
 
+def random_seed(param: Param) -> int:
+    """A seed drawn over the param's whole declared range."""
+    lo = int(param.min) if param.min is not None else 0
+    hi = int(param.max) if param.max is not None else SEED_MAX
+    return random.randint(lo, hi)
+
+
 def _seed_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
     # Seeds go beyond 32 bits, so a validated line edit instead of a QSpinBox.
     line = QLineEdit()
@@ -208,13 +222,13 @@ def _seed_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | Non
 
     def commit() -> None:
         text = line.text().strip()
-        if text and int(text) <= SEED_MAX:
+        if text and param.check(int(text)) is None:
             emit(int(text))
     line.editingFinished.connect(commit)
     dice = QToolButton()
     dice.setText("⚄")
     dice.setToolTip("new random seed")
-    dice.clicked.connect(lambda: (line.setText(str(random.randrange(2**32))), commit()))
+    dice.clicked.connect(lambda: (line.setText(str(random_seed(param))), commit()))
     box = _hbox(parent, line, dice)
     box.line = line  # type: ignore[attr-defined]
     return ParamEditor(param, box, lambda v: line.setText(str(v)))
@@ -255,6 +269,3 @@ def _hbox(parent: QWidget | None, *widgets: QWidget) -> QWidget:
         layout.addWidget(widget, 1 if i == 0 else 0)
     return box
 
-
-def defer(fn: Callable[[], None]) -> None:
-    QTimer.singleShot(0, fn)

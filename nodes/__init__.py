@@ -21,6 +21,15 @@ def register(registry: Registry) -> Registry:
     return registry
 
 
+def load_plugins() -> list:
+    """Load the installed node plugins (entry-point group ``latentgraph.nodes``) into
+    ``graphs.default_registry()``, once; a plugin that fails is skipped and reported in
+    ``default_registry().plugins``. Called at start-up by the CLI and the editor."""
+    from graphs.plugins import load_plugins as load
+
+    return load(default_registry())
+
+
 def release_models() -> None:
     """Free every loaded model (called by the executor when memory runs out)."""
     from .models import MODEL_CACHE

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from graphs.executor import resolve_path
-from graphs.registry import NodeType, Param, Socket
+from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
 from . import sampling
 from .models import (
@@ -23,8 +23,6 @@ from .models import (
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
 from .values import Conditioning, Latent, NoiseSource
 
-MAX_SEED = 2**64 - 1
-
 
 # ----- Load model ----------------------------------------------------------------------
 def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compile: str,
@@ -38,9 +36,9 @@ LOAD_MODEL = NodeType(
     "sd.load_model", "Load model", "loaders", run_load_model,
     outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP"), Socket("vae", "VAE")),
     params=(
-        Param("source", "path", "bundled", linkable=False,
+        Param("source", "path", "bundled", linkable=False, report="model",
               tooltip="'bundled', a diffusers model folder, or a single .safetensors checkpoint"),
-        Param("device", "choice", "auto", choices=DEVICES, linkable=False,
+        Param("device", "choice", "auto", choices=DEVICES, linkable=False, role="device",
               tooltip="auto: CUDA when present, else CPU"),
         Param("dtype", "choice", "auto", choices=DTYPES, linkable=False,
               tooltip="auto: fp16 on CUDA, fp32 on CPU"),
@@ -108,7 +106,7 @@ def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
 TEXT_ENCODE = NodeType(
     "sd.text_encode", "Text encode", "conditioning", run_text_encode,
     inputs=(Socket("clip", "CLIP"),), outputs=(Socket("conditioning", "CONDITIONING"),),
-    params=(Param("text", "text", "", tooltip="the prompt"),),
+    params=(Param("text", "text", "", tooltip="the prompt", report="prompt"),),
     description="Encodes a prompt with the model's text encoder.",
 )
 
@@ -132,8 +130,8 @@ EMPTY_LATENT = NodeType(
     inputs=(Socket("vae", "VAE", optional=True),),
     outputs=(Socket("latent", "LATENT"),),
     params=(
-        Param("width", "int", 512, min=8, max=8192, step=8),
-        Param("height", "int", 512, min=8, max=8192, step=8),
+        Param("width", "int", 512, min=8, max=8192, step=8, report="width"),
+        Param("height", "int", 512, min=8, max=8192, step=8, report="height"),
         Param("batch", "int", 1, min=1, max=64),
         Param("channels", "int", 4, min=1, max=64, linkable=False, overridden_by="vae",
               tooltip="latent channels (4 for SD 1.x/2.x); taken from the VAE when connected"),
@@ -151,11 +149,11 @@ SEED_CONTROLS = ("fixed", "increment", "decrement", "randomize")
 def seed_after_run(params: dict[str, Any], name: str = "seed") -> dict[str, Any]:
     control, seed = params.get("control", "fixed"), params[name]
     if control == "increment":
-        return {name: (seed + 1) % (MAX_SEED + 1)}
+        return {name: (seed + 1) % (SEED_MAX + 1)}
     if control == "decrement":
-        return {name: (seed - 1) % (MAX_SEED + 1)}
-    if control == "randomize":
-        return {name: random.randint(0, 2**32 - 1)}
+        return {name: (seed - 1) % (SEED_MAX + 1)}
+    if control == "randomize":  # over the whole seed range, as the seed param declares it
+        return {name: random.randint(0, SEED_MAX)}
     return {}
 
 
@@ -167,8 +165,8 @@ NOISE = NodeType(
     "sd.noise", "Noise", "sampling", run_noise,
     outputs=(Socket("noise", "NOISE"),),
     params=(
-        Param("seed", "seed", 0, min=0, max=MAX_SEED),
-        Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False,
+        Param("seed", "seed", 0, min=0, max=SEED_MAX, report="seed"),
+        Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False, drives="seed",
               tooltip="what happens to the seed after each run"),
         Param("source", "choice", "cpu", choices=("cpu", "device"), linkable=False,
               tooltip="cpu: the same seed gives the same image on any device"),
@@ -187,8 +185,8 @@ SCHEDULER = NodeType(
     "sd.scheduler", "Scheduler", "sampling", run_scheduler,
     outputs=(Socket("scheduler", "SCHEDULER"),),
     params=(
-        Param("name", "choice", "Euler", choices=SCHEDULER_NAMES),
-        Param("steps", "int", 20, min=1, max=1000),
+        Param("name", "choice", "Euler", choices=SCHEDULER_NAMES, report="scheduler"),
+        Param("steps", "int", 20, min=1, max=1000, report="steps"),
         Param("karras", "bool", False, tooltip="Karras sigma schedule (where supported)"),
         Param("spacing", "choice", "model default", choices=SPACINGS,
               tooltip="timestep spacing; 'model default' keeps the model's config"),
@@ -244,14 +242,15 @@ def _upscale(rgb) -> int:
 
 UNET_DENOISE = NodeType(
     "sd.unet_denoise", "UNet denoise", "sampling", run_unet_denoise,
-    inputs=(Socket("model", "MODEL"), Socket("positive", "CONDITIONING"),
-            Socket("negative", "CONDITIONING", optional=True), Socket("latent", "LATENT"),
+    inputs=(Socket("model", "MODEL"), Socket("positive", "CONDITIONING", report="positive"),
+            Socket("negative", "CONDITIONING", optional=True, report="negative"),
+            Socket("latent", "LATENT"),
             Socket("noise", "NOISE"), Socket("scheduler", "SCHEDULER")),
     outputs=(Socket("latent", "LATENT"), Socket("trace", "LATENT_TRACE")),
     params=(
-        Param("cfg", "float", 7.5, min=0.0, max=100.0, step=0.5, slider=True,
+        Param("cfg", "float", 7.5, min=0.0, max=100.0, step=0.5, slider=True, report="cfg",
               tooltip="classifier-free guidance scale (1 = off)"),
-        Param("denoise", "float", 1.0, min=0.0, max=1.0, step=0.05, slider=True,
+        Param("denoise", "float", 1.0, min=0.0, max=1.0, step=0.05, slider=True, report="denoise",
               tooltip="img2img strength: how much of the schedule to run on an input latent"),
         Param("start_step", "int", 0, min=0, max=1000, tooltip="first step (empty latent only)"),
         Param("end_step", "int", -1, min=-1, max=1000,

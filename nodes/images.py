@@ -14,6 +14,7 @@ from graphs import safe_io
 from graphs.executor import resolve_path
 from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
 from graphs.registry import NodeType, Param, Socket
+from graphs.reports import run_parameters
 from graphs.run_settings import DEFAULT_OUTPUT_DIR
 
 from .previews import images_to_pil
@@ -112,39 +113,6 @@ LOAD_IMAGE = NodeType(
 )
 
 
-def run_parameters(graph, node_id: str) -> dict[str, Any]:
-    """The run's readable parameters (prompt, seed, steps...) found upstream of a node."""
-    found: dict[str, Any] = {}
-    stack, seen = [node_id], set()
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        node = graph.nodes[current]
-        params = node.params
-        if node.type_id == "sd.unet_denoise":
-            found.setdefault("cfg", params.get("cfg"))
-            found.setdefault("denoise", params.get("denoise"))
-            for role in ("positive", "negative"):
-                link = graph.inbound(current, role)
-                if link is not None:
-                    src = graph.nodes[link.src_node]
-                    if "text" in src.params:
-                        found.setdefault(f"{role}_prompt", src.params["text"])
-        elif node.type_id == "sd.noise":
-            found.setdefault("seed", params.get("seed"))
-        elif node.type_id == "sd.scheduler":
-            found.setdefault("scheduler", params.get("name"))
-            found.setdefault("steps", params.get("steps"))
-        elif node.type_id == "sd.empty_latent":
-            found.setdefault("size", f"{params.get('width')}x{params.get('height')}")
-        elif node.type_id == "sd.load_model":
-            found.setdefault("model", params.get("source"))
-        stack.extend(link.src_node for link in graph.links.values() if link.dst_node == current)
-    return found
-
-
 _PATTERN_FIELD = re.compile(r"[^A-Za-z0-9_.\- ]")
 # ``stem_NNNNN.png`` stays far inside any file system's 255-byte name limit, counter included.
 MAX_STEM = 200
@@ -202,6 +170,7 @@ SAVE_IMAGE = NodeType(
     inputs=(Socket("image", "IMAGE"),),
     params=(Param("prefix", "string", "latentgraph", tooltip="file name prefix; a counter follows"),),
     output_node=True,
+    always_run=True,  # a side effect: every run that asks for it writes its files
     description="Writes PNGs into the output folder with the workflow embedded.",
 )
 

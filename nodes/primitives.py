@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from graphs.registry import NodeType, Param, Socket
+from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
-from .diffusion import MAX_SEED, SEED_CONTROLS, seed_after_run
+from .diffusion import SEED_CONTROLS, seed_after_run
 
 PRIMITIVES = (
     NodeType("value.int", "Integer", "values", lambda ctx, value: {"value": value},
@@ -18,8 +18,9 @@ PRIMITIVES = (
              params=(Param("value", "text", "", linkable=False),)),
     NodeType("value.seed", "Seed", "values", lambda ctx, seed, control: {"seed": seed},
              outputs=(Socket("seed", "INT"),),
-             params=(Param("seed", "seed", 0, min=0, max=MAX_SEED, linkable=False),
-                     Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False)),
+             params=(Param("seed", "seed", 0, min=0, max=SEED_MAX, linkable=False, report="seed"),
+                     Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False,
+                           drives="seed")),
              after_run=seed_after_run),
 )
 NODE_TYPES = PRIMITIVES

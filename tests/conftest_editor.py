@@ -103,7 +103,8 @@ def make_registry():
                                     Param("scale", "float", 1.0, min=0.0, max=10.0, step=0.5, slider=True),
                                     Param("seed", "seed", 0, min=0),
                                     Param("control", "choice", "fixed",
-                                          choices=("fixed", "increment", "randomize"), linkable=False)),
+                                          choices=("fixed", "increment", "randomize"), linkable=False,
+                                          drives="seed")),
                             after_run=_seed_after))
     return reg
 

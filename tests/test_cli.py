@@ -47,7 +47,7 @@ def test_validate_not_json(tmp_path):
 def test_nodes_json_lists_the_catalogue():
     proc = cli("nodes", "--json")
     assert proc.returncode == 0
-    types = {t["type_id"]: t for t in json.loads(proc.stdout)}
+    types = {t["type_id"]: t for t in json.loads(proc.stdout)["nodes"]}
     for type_id in ("sd.load_model", "sd.text_encode", "sd.empty_latent", "sd.noise",
                     "sd.scheduler", "sd.unet_denoise", "sd.vae_decode", "sd.vae_encode",
                     "image.load", "image.save", "image.preview", "sd.latent_inspect",

@@ -8,7 +8,6 @@ from sd_graphs import img2img_graph, txt2img_graph
 
 import nodes  # noqa: F401
 from graphs import Executor
-from nodes.schedulers import build_scheduler, scheduler_spec
 
 STEPS = 6
 
@@ -25,9 +24,38 @@ def pipe(tiny_sd):
     return pipe
 
 
+def reference_scheduler(name, config, seed):
+    """The diffusers scheduler for a UI name, written from diffusers' documentation (the
+    A1111/k-diffusion equivalents table in diffusers' scheduler overview), never from
+    nodes.schedulers: a wrong name -> class/options mapping there must fail these tests."""
+    import diffusers as d
+
+    documented = {
+        "Euler": (d.EulerDiscreteScheduler, {}),
+        "Euler a": (d.EulerAncestralDiscreteScheduler, {}),
+        "DDIM": (d.DDIMScheduler, {}),
+        "DPM++ 2M": (d.DPMSolverMultistepScheduler, {}),
+        "DPM++ 2M Karras": (d.DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+        "DPM++ 2M SDE": (d.DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
+        "DPM++ SDE": (d.DPMSolverSDEScheduler, {}),
+        "DPM2": (d.KDPM2DiscreteScheduler, {}),
+        "DPM2 a": (d.KDPM2AncestralDiscreteScheduler, {}),
+        "UniPC": (d.UniPCMultistepScheduler, {}),
+        "DEIS": (d.DEISMultistepScheduler, {}),
+        "LMS": (d.LMSDiscreteScheduler, {}),
+        "LMS Karras": (d.LMSDiscreteScheduler, {"use_karras_sigmas": True}),
+        "Heun": (d.HeunDiscreteScheduler, {}),
+        "PNDM": (d.PNDMScheduler, {}),
+    }
+    cls, options = documented[name]
+    if cls is d.DPMSolverSDEScheduler:  # its Brownian tree is seeded apart from the generator
+        options = {**options, "noise_sampler_seed": seed}
+    return cls.from_config(config, **options)
+
+
 def use_scheduler(target, name, seed, config):
-    """Give a diffusers pipeline the same scheduler the graph builds for ``name``."""
-    target.scheduler = build_scheduler(scheduler_spec(name, STEPS), config, seed)
+    """Give a diffusers pipeline the documented scheduler for ``name``."""
+    target.scheduler = reference_scheduler(name, config, seed)
 
 
 def graph_image(result, preview_id):
@@ -35,8 +63,9 @@ def graph_image(result, preview_id):
     return np.asarray(result.outputs[preview_id]["images"][0]).astype(int)
 
 
-@pytest.mark.parametrize("name", ["Euler", "DDIM", "DPM++ 2M Karras", "Euler a", "DPM++ SDE",
-                                  "UniPC", "Heun", "LMS", "PNDM", "DPM2 a"])
+@pytest.mark.parametrize("name", ["Euler", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE",
+                                  "Euler a", "DPM++ SDE", "UniPC", "DEIS", "Heun", "LMS",
+                                  "LMS Karras", "PNDM", "DPM2", "DPM2 a"])
 def test_txt2img_matches_pipeline(tiny_sd, pipe, name):
     graph, ids = txt2img_graph(str(tiny_sd), prompt="a blue star", negative="blurry", seed=7,
                                scheduler=name, steps=STEPS, cfg=6.5)

@@ -201,7 +201,8 @@ BAD = {
     "bad colour": (_set(["nodes", 2, "color"], "red"), "nodes[2].color", "colour"),
     "future node version": (_set(["nodes", 1, "type_version"], 2), "nodes[1].type_version",
                             "newer"),
-    "unknown node type": (_set(["nodes", 3, "type"], "sd.nope"), "nodes[3].type",
+    # (a well-formed id nobody provides opens as a placeholder: tests/test_plugins.py)
+    "unknown node type": (_set(["nodes", 3, "type"], "sd nope!"), "nodes[3].type",
                           "unknown node type"),
     "duplicate node id": (_set(["nodes", 1, "id"], "n0"), "nodes[1].id", "duplicate node id"),
     "duplicate link id": (_set(["links", 1, "id"], "l0"), "links[1].id", "duplicate link id"),
