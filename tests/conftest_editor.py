@@ -139,8 +139,9 @@ def registry():
     return make_registry()
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, registry):
+def open_window(qtbot, tmp_path, registry):
+    """A shown MainWindow whose dialogs answer without blocking: errors are collected in
+    ``win.errors``, unsaved changes are discarded, recovery is accepted."""
     from PySide6.QtCore import QSettings, QStandardPaths
     QStandardPaths.setTestModeEnabled(True)
     from nodeeditor.app import MainWindow
@@ -155,6 +156,12 @@ def window(qtbot, tmp_path, registry):
     win.resize(1300, 800)
     win.show()
     qtbot.waitExposed(win)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, registry):
+    win = open_window(qtbot, tmp_path, registry)
     yield win
     win.worker.shutdown()
 

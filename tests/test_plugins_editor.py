@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_editor import wait_run
+from conftest_editor import open_window, wait_run
 from PIL import Image
 
 import nodes
@@ -31,18 +31,7 @@ def registry():
 
 @pytest.fixture
 def window(qtbot, tmp_path, registry):
-    from PySide6.QtCore import QSettings, QStandardPaths
-    QStandardPaths.setTestModeEnabled(True)
-    from nodeeditor.app import MainWindow
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(registry=registry, output_dir=str(tmp_path / "out"), settings=settings,
-                     recovery_path=str(tmp_path / "recovery" / "recovery.json"))
-    win.errors = []
-    win.show_error = lambda title, text: win.errors.append(text)
-    win.ask_unsaved = lambda: "discard"
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path, registry)
     yield win
     win.worker.shutdown()
 
@@ -60,10 +49,10 @@ def test_plugin_node_added_through_the_registry_runs(window, qtbot, tmp_path):
     graph.set_param(inv, "strength", 1.0)
     graph.connect(load, "image", inv, "image")
     graph.connect(inv, "image", show, "image")
-    assert window.run()
+    assert window.runs.run()
     wait_run(qtbot, window)
-    assert window.last_result.status == "finished", window.last_result.error
-    shown = np.asarray(window.node_images[show]).astype(int)
+    assert window.runs.last_result.status == "finished", window.runs.last_result.error
+    shown = np.asarray(window.runs.node_images[show]).astype(int)
     assert np.abs(shown - (255 - pixels.astype(int))).max() <= 1
 
 
@@ -83,17 +72,17 @@ def test_missing_type_opens_as_placeholder_refuses_to_run_and_saves_unchanged(wi
     node["params"] = {"mode": {"k": [1, 2]}, "strength": 0.25}
     path = tmp_path / "missing.json"
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    assert window.open_path(str(path), ask=False), window.errors
+    assert window.document.open_path(str(path), ask=False), window.errors
     item = window.scene.node_items["inv"]
     assert item.missing_label() == "missing: nobody.invert"
     assert set(item.inputs) >= {"image"} and set(item.outputs) == {"image"}
     window.grab()  # paints the placeholder
-    assert window.run()
+    assert window.runs.run()
     wait_run(qtbot, window)
-    result = window.last_result
+    result = window.runs.last_result
     assert result.status == "failed" and "node type 'nobody.invert' is not installed" in result.error.message
     assert result.executed == []
-    assert window.save_to(str(tmp_path / "saved.json"))
+    assert window.document.save_to(str(tmp_path / "saved.json"))
     saved = json.loads((tmp_path / "saved.json").read_text())
     for key in ("nodes", "links", "frames", "format", "version"):
         assert saved[key] == data[key], key

@@ -50,7 +50,16 @@ def test_ray_cli_sweep_matches_the_local_sweep(cluster, graph, tmp_path):
     from nodes.sweep_cells import LocalBackend, run_sweep
 
     axes = ["Noise.seed=1:2", "UNet denoise.cfg=3,5"]
-    local = run_sweep(graph, Sweep.parse(graph, axes), tmp_path / "local", LocalBackend())
+    import torch
+
+    # The Ray workers run torch on one thread each; the local reference must too, since a
+    # different thread count sums floats in another order and can move a pixel by one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run_sweep(graph, Sweep.parse(graph, axes), tmp_path / "local", LocalBackend())
+    finally:
+        torch.set_num_threads(threads)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "nodeeditor.cli", "sweep", str(TXT2IMG), "--axis", axes[0], "--axis", axes[1],
