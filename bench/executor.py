@@ -116,10 +116,9 @@ def expected_rerun(graph: Graph, node_id: str) -> int:
 
 
 def measure(name: str, graph: Graph, middle: str, repeat: int, profile: bool) -> dict:
-    registry = graph.registry
     cold = []
     for _ in range(repeat):
-        executor = Executor(registry)
+        executor = Executor()
         gc.collect()  # don't charge this run for the garbage of the previous one
         t0 = time.perf_counter()
         result = executor.run(graph)
@@ -136,7 +135,7 @@ def measure(name: str, graph: Graph, middle: str, repeat: int, profile: bool) ->
         assert again.executed == [] and len(again.cached) == executed
     if profile:
         for label, fresh in (("cold run", True), ("cached re-run", False)):
-            ex = Executor(registry) if fresh else executor
+            ex = Executor() if fresh else executor
             prof = cProfile.Profile()
             prof.enable()
             ex.run(graph)

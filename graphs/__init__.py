@@ -25,13 +25,12 @@ from .executor import (
     Cancelled,
     Executor,
     NodeFailure,
-    OutputCache,
     RunContext,
     RunResult,
     current_context,
-    snapshot,
 )
 from .model import FLAG_NAMES, Frame, Graph, GraphError, Link, Node, View, new_id
+from .output_cache import OutputCache
 from .registry import (
     ANY,
     REROUTE,
@@ -54,5 +53,5 @@ __all__ = [
     "Registry", "RemoveItems", "RunContext", "RunResult", "SetFlags", "SetFrame",
     "SetNodeColor", "SetNodeSize", "SetParam", "SetTitle",
     "Socket", "SocketType", "SocketTypes", "UndoStack", "View", "WorkflowError", "base_registry",
-    "copy_fragment", "current_context", "default_registry", "new_id", "snapshot",
+    "copy_fragment", "current_context", "default_registry", "new_id",
 ]

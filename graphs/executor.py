@@ -1,12 +1,8 @@
 """Evaluate a graph: only what the requested outputs need, in topological order, with a
 Merkle-keyed output cache so unchanged work is skipped.
 
-Events (``executor.events``, emitted on the thread that calls :meth:`Executor.run`):
-run_started(node_ids), node_started(node_id), node_cached(node_id),
-progress(node_id, step, total), preview(node_id, image, step), images(node_id, images),
-status(node_id, message), warning(node_id, message),
-node_finished(node_id, seconds, outputs), node_failed(node_id, title, error_type, message,
-traceback), node_skipped(node_id, reason), run_finished(result), run_cancelled(node_id).
+Events (``executor.events``, emitted on the thread that calls :meth:`Executor.run`): the
+classes in ``graphs.events.EXECUTOR_EVENTS``.
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ import os
 import threading
 import time
 import traceback as _traceback
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +21,9 @@ import networkx as nx
 from . import events as ev
 from .events import Emitter
 from .model import Graph, Link, Node
+from .output_cache import OutputCache
 from .placeholders import MissingNodeType, missing_message
-from .registry import REROUTE, NodeType, Registry
+from .registry import REROUTE, NodeType
 
 
 class Cancelled(Exception):
@@ -41,94 +37,6 @@ class NodeFailure(Exception):
         self.node_id, self.title, self.error_type, self.message = node_id, title, error_type, message
         self.traceback = tb
         super().__init__(f"{title}: {error_type}: {message}")
-
-
-def snapshot(graph: Graph) -> Graph:
-    """An independent copy of the graph's nodes and links, taken before a run."""
-    copy = Graph(graph.registry)
-    copy.metadata = dict(graph.metadata)
-    copy.view = graph.view
-    nodes = copy.nodes
-    for node in graph.nodes.values():
-        nodes[node.id] = Node(node.id, node.type_id, node.type_version, node.title, node.pos,
-                              dict(node.params), dict(node.flags), node.size, node.color)
-    for link in graph.links.values():
-        copy.links[link.id] = link
-        copy._inbound[(link.dst_node, link.dst_input)] = link.id
-    for frame in graph.frames.values():
-        copy.frames[frame.id] = frame.clone()
-    return copy
-
-
-def estimate_size(value: Any, _depth: int = 0) -> int:
-    """Rough bytes held by a node output (tensors, arrays, images, containers)."""
-    if _depth > 4 or value is None or isinstance(value, (bool, int, float)):
-        return 0
-    sizer = getattr(value, "cache_size_bytes", None)
-    if callable(sizer):
-        return int(sizer())
-    nbytes = getattr(value, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(estimate_size(v, _depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(estimate_size(v, _depth + 1) for v in value)
-    size = getattr(value, "size", None)  # PIL images
-    mode = getattr(value, "mode", None)
-    if isinstance(size, tuple) and len(size) == 2 and isinstance(mode, str):
-        return size[0] * size[1] * 4
-    return 0
-
-
-class OutputCache:
-    """Node outputs by cache key, least recently used evicted past a byte budget."""
-
-    def __init__(self, budget_bytes: int = 4 * 1024**3, max_entries: int = 100_000) -> None:
-        self.budget_bytes, self.max_entries = budget_bytes, max_entries
-        self._entries: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
-        self.total_bytes = 0
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
-
-    def put(self, key: str, outputs: dict[str, Any]) -> None:
-        if key in self._entries:
-            self.total_bytes -= self._entries.pop(key)[1]
-        size = estimate_size(outputs)
-        self._entries[key] = (outputs, size)
-        self.total_bytes += size
-
-    def evict(self, keep: Iterable[str] = ()) -> int:
-        """Drop least-recently-used entries until under budget; returns how many went."""
-        if self.total_bytes <= self.budget_bytes and len(self._entries) <= self.max_entries:
-            return 0
-        keep = set(keep)
-        dropped = 0
-        for key in list(self._entries):
-            if self.total_bytes <= self.budget_bytes and len(self._entries) <= self.max_entries:
-                break
-            if key in keep:
-                continue
-            self.total_bytes -= self._entries.pop(key)[1]
-            dropped += 1
-        return dropped
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.total_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
 
 
 def resolve_path(path: str, settings: dict[str, Any]) -> str:
@@ -223,9 +131,7 @@ def _is_oom(exc: BaseException) -> bool:
 class Executor:
     """Runs graphs. Keep one per app so cached outputs (and loaded models) survive runs."""
 
-    def __init__(self, registry: Registry | None = None, cache_budget_bytes: int = 4 * 1024**3,
-                 settings: dict[str, Any] | None = None) -> None:
-        self.registry = registry
+    def __init__(self, cache_budget_bytes: int = 4 * 1024**3, settings: dict[str, Any] | None = None) -> None:
         self.cache = OutputCache(cache_budget_bytes)
         self.settings: dict[str, Any] = dict(settings or {})
         self.events = Emitter()
@@ -317,7 +223,7 @@ class Executor:
         with self._lock:
             self._cancel = cancel_event if cancel_event is not None else threading.Event()
             started = time.perf_counter()
-            graph = snapshot(graph) if take_snapshot else graph
+            graph = graph.copy() if take_snapshot else graph
             run_settings = {**self.settings, **(settings or {})}
             result = RunResult("finished")
             try:
@@ -387,13 +293,10 @@ class Executor:
         node = graph.nodes[node_id]
         node_type, input_names = self._type_info(graph, node.type_id)
         inputs: dict[str, Link] = {}
-        inbound, links = graph._inbound, graph.links
         for name in input_names:
-            link_id = inbound.get((node_id, name))
-            if link_id is not None:
-                link = links[link_id]
-                if link.src_node not in dropped:
-                    inputs[name] = link
+            link = graph.inbound(node_id, name)
+            if link is not None and link.src_node not in dropped:
+                inputs[name] = link
         try:
             key = self._node_key(graph, node, node_type, inputs, keys, settings)
         except Exception as exc:  # e.g. a fingerprint that cannot read its file

@@ -15,20 +15,17 @@ from typing import Any
 
 from . import events as ev
 from .events import Emitter
+from .limits import MAX_COORD, MAX_NODE_SIZE, MAX_TITLE, MAX_ZOOM, MIN_ZOOM, clamp, id_problem
 from .registry import ANY, REROUTE, NodeType, Registry, default_registry
 
 FLAG_NAMES = ("bypass", "mute", "collapsed")
+DEFAULT_FRAME_COLOR = "#3a4a5a"
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-# The limits the workflow file enforces; the model normalises to them so that whatever
-# it holds saves and opens again.
-MAX_COORD = 1e7
-MAX_TITLE = 500
-MIN_ZOOM, MAX_ZOOM = 0.01, 100.0
 _HEX = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
@@ -36,7 +33,27 @@ def clamp_point(point, limit: float = MAX_COORD) -> tuple[float, ...]:
     values = tuple(float(v) for v in point)
     if not all(math.isfinite(v) for v in values):
         raise GraphError(f"not a finite position: {point!r}")
-    return tuple(min(limit, max(-limit, v)) for v in values)
+    return tuple(clamp(v, -limit, limit) for v in values)
+
+
+def clamp_size(size) -> tuple[float, float] | None:
+    """A node size inside the file's limits (None: the node's natural size)."""
+    if size is None:
+        return None
+    w, h = clamp_point(size, MAX_NODE_SIZE)
+    return max(0.0, w), max(0.0, h)
+
+
+def clamp_rect(rect) -> tuple[float, float, float, float]:
+    x, y, w, h = clamp_point(rect)
+    return x, y, max(0.0, w), max(0.0, h)
+
+
+def check_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem:
+        raise GraphError(problem)
+    return value
 
 
 def normalise_color(color: str | None) -> str | None:
@@ -86,7 +103,7 @@ class Frame:
     id: str
     title: str
     rect: tuple[float, float, float, float]
-    color: str = "#3a4a5a"
+    color: str = DEFAULT_FRAME_COLOR
 
     def clone(self) -> Frame:
         return copy.deepcopy(self)
@@ -114,9 +131,22 @@ class Graph:
         self.events = Emitter()
         self._inbound: dict[tuple[str, str], str] = {}  # (dst_node, dst_input) -> link id
         # src node -> {dst node: number of links}; built on first use by the cycle check, then
-        # kept up to date by add_link/remove_link (rebuilt if links changed behind our back).
+        # kept up to date by add_link/remove_link (links change through those methods only).
         self._succ: dict[str, dict[str, int]] | None = None
-        self._succ_links = 0
+
+    def copy(self) -> Graph:
+        """An independent snapshot (no listeners): what a run or a sweep cell works on while
+        the user goes on editing this graph. Links are immutable and shared."""
+        other = Graph(self.registry)
+        other.metadata = copy.deepcopy(self.metadata)
+        other.view = self.view
+        for node in self.nodes.values():
+            other.nodes[node.id] = Node(node.id, node.type_id, node.type_version, node.title, node.pos,
+                                        copy.deepcopy(node.params), dict(node.flags), node.size, node.color)
+        other.links = dict(self.links)
+        other._inbound = dict(self._inbound)
+        other.frames = {k: f.clone() for k, f in self.frames.items()}
+        return other
 
     # ----- node types -------------------------------------------------------------
     def node_type(self, node_or_id: Node | str) -> NodeType:
@@ -143,9 +173,16 @@ class Graph:
 
     # ----- nodes ------------------------------------------------------------------
     def add_node(self, node: Node) -> Node:
+        """Add ``node``, refusing a bad or duplicate id and bringing its title, position and
+        size inside the file's limits (see graphs.limits)."""
+        check_id(node.id)
         if node.id in self.nodes:
             raise GraphError(f"duplicate node id {node.id}")
         self.registry.nodes.get(node.type_id)  # raises for an unknown type
+        node.title = str(node.title)[:MAX_TITLE]
+        node.pos = clamp_point(node.pos)  # type: ignore[assignment]
+        node.size = clamp_size(node.size)
+        node.color = normalise_color(node.color)
         self.nodes[node.id] = node
         self.events.emit(ev.NodeAdded(node))
         return node
@@ -187,7 +224,7 @@ class Graph:
 
     def set_size(self, node_id: str, size: tuple[float, float] | None) -> None:
         node = self.nodes[node_id]
-        node.size = None if size is None else (float(size[0]), float(size[1]))
+        node.size = clamp_size(size)
         self.events.emit(ev.NodeChanged(node, "size", "size"))
 
     def set_color(self, node_id: str, color: str | None) -> None:
@@ -279,12 +316,12 @@ class Graph:
         return True, ""
 
     def _successors(self) -> dict[str, dict[str, int]]:
-        if self._succ is None or self._succ_links != len(self.links):
+        if self._succ is None:
             succ: dict[str, dict[str, int]] = {}
             for ln in self.links.values():
                 targets = succ.setdefault(ln.src_node, {})
                 targets[ln.dst_node] = targets.get(ln.dst_node, 0) + 1
-            self._succ, self._succ_links = succ, len(self.links)
+            self._succ = succ
         return self._succ
 
     def _reaches(self, start: str, target: str) -> bool:
@@ -306,6 +343,7 @@ class Graph:
             ok, why = self.can_connect(link.src_node, link.src_output, link.dst_node, link.dst_input)
             if not ok:
                 raise GraphError(why)
+        check_id(link.id)
         if link.id in self.links:
             raise GraphError(f"duplicate link id {link.id}")
         if (link.dst_node, link.dst_input) in self._inbound:
@@ -313,10 +351,9 @@ class Graph:
                              "is already connected")
         self.links[link.id] = link
         self._inbound[(link.dst_node, link.dst_input)] = link.id
-        if self._succ is not None and self._succ_links == len(self.links) - 1:
+        if self._succ is not None:
             targets = self._succ.setdefault(link.src_node, {})
             targets[link.dst_node] = targets.get(link.dst_node, 0) + 1
-            self._succ_links += 1
         self.events.emit(ev.LinkAdded(link))
         return link
 
@@ -333,21 +370,22 @@ class Graph:
     def remove_link(self, link_id: str) -> Link:
         link = self.links.pop(link_id)
         del self._inbound[(link.dst_node, link.dst_input)]
-        targets = self._succ.get(link.src_node, {}) if self._succ is not None else {}
-        if link.dst_node in targets and self._succ_links == len(self.links) + 1:
+        if self._succ is not None:
+            targets = self._succ[link.src_node]
             targets[link.dst_node] -= 1
             if not targets[link.dst_node]:
                 del targets[link.dst_node]
-            self._succ_links -= 1
-        else:
-            self._succ = None
         self.events.emit(ev.LinkRemoved(link))
         return link
 
     # ----- frames -----------------------------------------------------------------
     def add_frame(self, frame: Frame) -> Frame:
+        check_id(frame.id)
         if frame.id in self.frames:
             raise GraphError(f"duplicate frame id {frame.id}")
+        frame.title = str(frame.title)[:MAX_TITLE]
+        frame.rect = clamp_rect(frame.rect)
+        frame.color = normalise_color(frame.color) or DEFAULT_FRAME_COLOR
         self.frames[frame.id] = frame
         self.events.emit(ev.FrameAdded(frame))
         return frame
@@ -362,11 +400,11 @@ class Graph:
                   color: str | None = None) -> None:
         frame = self.frames[frame_id]
         if title is not None:
-            frame.title = title
+            frame.title = str(title)[:MAX_TITLE]
         if rect is not None:
-            frame.rect = tuple(float(v) for v in rect)  # type: ignore[assignment]
+            frame.rect = clamp_rect(rect)
         if color is not None:
-            frame.color = color
+            frame.color = normalise_color(color) or DEFAULT_FRAME_COLOR
         self.events.emit(ev.FrameChanged(frame))
 
     def nodes_in_frame(self, frame_id: str) -> list[Node]:

@@ -15,13 +15,13 @@ import struct
 import zlib
 from pathlib import Path
 
-from . import safe_io
+from . import limits, safe_io
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WORKFLOW_KEY = "latentgraph_workflow"
 PARAMETERS_KEY = "parameters"
-# A workflow file is at most 32 MB (graphs/workflow.py); its text chunk can be no larger.
-MAX_CHUNK_TEXT = 32 * 1024 * 1024
+# A workflow file is at most limits.MAX_FILE_BYTES; its text chunk can be no larger.
+MAX_CHUNK_TEXT = limits.MAX_FILE_BYTES
 MAX_TOTAL_TEXT = 64 * 1024 * 1024
 _TEXT_KINDS = (b"tEXt", b"zTXt", b"iTXt")
 _MAX_CHUNK_LENGTH = 2**31 - 1  # the PNG spec's limit

@@ -152,6 +152,8 @@ class Param:
                 return f"expected string, got {type(value).__name__}"
             if len(value) > 1_000_000:
                 return "string longer than 1,000,000 characters"
+            if kind == "path" and "\0" in value:
+                return "a path cannot hold a NUL byte"
         elif kind == "choice":
             if not isinstance(value, str):
                 return f"expected string, got {type(value).__name__}"

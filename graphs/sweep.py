@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .executor import snapshot
 from .model import Graph, GraphError
 
 AXIS_NAMES = ("x", "y", "z")
@@ -200,7 +199,7 @@ class Sweep:
 
     def cell_graph(self, graph: Graph, cell: Cell) -> Graph:
         """A snapshot of ``graph`` with the cell's values set (the graph itself is untouched)."""
-        copy = snapshot(graph)
+        copy = graph.copy()
         copy.metadata.pop(METADATA_KEY, None)
         for axis, i in zip(self.axes, cell.coords):
             copy.set_param(axis.node_id, axis.param, axis.values[i])

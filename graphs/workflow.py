@@ -14,18 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import safe_io
-from .model import FLAG_NAMES, Frame, Graph, Link, Node
+from . import limits, safe_io
+from .model import DEFAULT_FRAME_COLOR, FLAG_NAMES, Frame, Graph, Link, Node
 from .placeholders import placeholders_for_file
 from .registry import ABSURD, Registry, _show, default_registry
 
 FORMAT = "latentgraph"
 VERSION = 1
 APP_VERSION = "0.1.0"
-MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_ITEMS = 100_000
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_FILE_BYTES = limits.MAX_FILE_BYTES
 
 # version -> function turning a dict of that version into the next version.
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
@@ -77,7 +74,20 @@ def _node_dict(node: Node) -> dict[str, Any]:
 
 
 def dumps(graph: Graph) -> str:
-    return json.dumps(to_dict(graph), indent=1, ensure_ascii=False, allow_nan=False)
+    """The file's text. Checked against the same rules as a file being opened, so a graph that
+    would save into a file that cannot be opened (oversized metadata, say) raises WorkflowError
+    here, before any file is touched."""
+    data = to_dict(graph)
+    try:
+        _Validator(graph.registry, placeholders=True).workflow(data)
+        text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False)
+    except WorkflowError as exc:
+        raise WorkflowError(exc.path, f"cannot be saved: {exc.message}") from None
+    except (TypeError, ValueError) as exc:  # a param or metadata value that is not plain JSON
+        raise WorkflowError("", f"cannot be saved: {exc}") from None
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise WorkflowError("", f"cannot be saved: the file would be over {MAX_FILE_BYTES:,} bytes")
+    return text
 
 
 def save(graph: Graph, path: str | os.PathLike, touch: bool = True) -> None:
@@ -105,6 +115,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {duplicate[:80]!r}")
+    return result
+
+
 def loads(text: str | bytes, registry: Registry | None = None, file: str | None = None,
           missing: str = "placeholder") -> Graph:
     """Parse, validate, migrate and build a graph; raises WorkflowError.
@@ -122,7 +141,7 @@ def loads(text: str | bytes, registry: Registry | None = None, file: str | None 
     if len(text) > MAX_FILE_BYTES:
         raise WorkflowError("", f"file is too large (limit {MAX_FILE_BYTES:,} bytes)", file)
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise WorkflowError("", "invalid JSON: nested too deeply", file) from None
     except ValueError as exc:
@@ -167,15 +186,14 @@ def load(path: str | os.PathLike, registry: Registry | None = None,
          missing: str = "placeholder") -> Graph:
     path = Path(path)
     try:
-        size = path.stat().st_size
+        # A FIFO, a device (/dev/zero) or a directory is refused at once, and a read never goes
+        # past the size limit even if the file grows meanwhile.
+        with safe_io.open_regular(path, MAX_FILE_BYTES) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
-    if size > MAX_FILE_BYTES:
-        raise WorkflowError("", f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", str(path))
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
+    except ValueError as exc:
+        raise WorkflowError("", str(exc).removeprefix(f"{path}: "), str(path)) from None
     return loads(data, registry, str(path), missing)
 
 
@@ -214,16 +232,6 @@ def migrate(data: Any) -> dict:
     return data
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > 4:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
-
-
 def _tname(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "bool", int: "int",
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
@@ -252,7 +260,7 @@ class _Validator:
             raise WorkflowError(path, f"number out of range [{lo:g}, {hi:g}]: {_show(value)}")
         return float(value)
 
-    def string(self, value: Any, path: str, max_len: int = 10_000) -> str:
+    def string(self, value: Any, path: str, max_len: int = limits.MAX_STRING) -> str:
         if not isinstance(value, str):
             raise WorkflowError(path, f"expected string, got {_tname(value)}")
         if len(value) > max_len:
@@ -261,8 +269,9 @@ class _Validator:
 
     def ident(self, value: Any, path: str) -> str:
         self.string(value, path)
-        if not _ID.fullmatch(value):
-            raise WorkflowError(path, f"invalid id {value[:80]!r}")
+        problem = limits.id_problem(value)
+        if problem:
+            raise WorkflowError(path, problem)
         return value
 
     def array(self, value: Any, path: str, length: int | None = None) -> list:
@@ -270,35 +279,31 @@ class _Validator:
             raise WorkflowError(path, f"expected array, got {_tname(value)}")
         if length is not None and len(value) != length:
             raise WorkflowError(path, f"expected {length} items, got {len(value)}")
-        if len(value) > MAX_ITEMS:
-            raise WorkflowError(path, f"more than {MAX_ITEMS} items")
+        if len(value) > limits.MAX_ITEMS:
+            raise WorkflowError(path, f"more than {limits.MAX_ITEMS} items")
         return value
 
-    def point(self, value: Any, path: str, n: int = 2, lo: float = -1e7, hi: float = 1e7) -> None:
+    def point(self, value: Any, path: str, n: int = 2, lo: float = -limits.MAX_COORD,
+              hi: float = limits.MAX_COORD) -> None:
         for i, v in enumerate(self.array(value, path, n)):
             self.number(v, f"{path}[{i}]", lo, hi)
 
     def color(self, value: Any, path: str) -> None:
-        if value is not None and not (isinstance(value, str) and _COLOR.fullmatch(value)):
+        if value is not None and not (isinstance(value, str) and limits.COLOR_PATTERN.fullmatch(value)):
             raise WorkflowError(path, "expected a colour like \"#12ab34\" or null")
 
     def workflow(self, data: dict) -> None:
         self.keys(data, "", {"format", "version", "nodes", "links"},
                   {"metadata", "view", "frames"})
         if "metadata" in data:
-            meta = data["metadata"]
-            if not isinstance(meta, dict):
-                raise WorkflowError("metadata", f"expected object, got {_tname(meta)}")
             # Metadata is inert JSON (no code): shallow lists and objects are fine.
-            for key, value in meta.items():
-                if _depth(value) > 4:
-                    raise WorkflowError(f"metadata.{key}", "nested more than 4 levels deep")
-            if len(json.dumps(meta)) > 1_000_000:
-                raise WorkflowError("metadata", "larger than 1 MB")
+            problem = limits.metadata_problem(data["metadata"])
+            if problem:
+                raise WorkflowError(*problem)
         if "view" in data:
             view = data["view"]
             self.keys(view, "view", {"zoom", "center"})
-            self.number(view["zoom"], "view.zoom", 0.01, 100)
+            self.number(view["zoom"], "view.zoom", limits.MIN_ZOOM, limits.MAX_ZOOM)
             self.point(view["center"], "view.center")
         ids: dict[str, dict] = {}
         for i, node in enumerate(self.array(data["nodes"], "nodes")):
@@ -315,7 +320,7 @@ class _Validator:
             if frame["id"] in seen:
                 raise WorkflowError(f"{path}.id", f"duplicate frame id {frame['id']!r}")
             seen.add(frame["id"])
-            self.string(frame["title"], f"{path}.title", 500)
+            self.string(frame["title"], f"{path}.title", limits.MAX_TITLE)
             self.point(frame["rect"], f"{path}.rect", 4)
             if frame["rect"][2] < 0 or frame["rect"][3] < 0:
                 raise WorkflowError(f"{path}.rect", "width and height must be >= 0")
@@ -325,7 +330,7 @@ class _Validator:
         self.keys(node, path, {"id", "type", "pos"},
                   {"type_version", "title", "size", "color", "params", "flags"})
         self.ident(node["id"], f"{path}.id")
-        type_id = self.string(node["type"], f"{path}.type", 200)
+        type_id = self.string(node["type"], f"{path}.type", limits.MAX_TYPE_ID)
         if type_id not in self.registry.nodes and not (
                 self.placeholders and self.registry.nodes.placeholder(self.registry.nodes.resolve(type_id))):
             raise WorkflowError(f"{path}.type", f"unknown node type {type_id!r}")
@@ -334,15 +339,17 @@ class _Validator:
             version = node["type_version"]
             if isinstance(version, bool) or not isinstance(version, int):
                 raise WorkflowError(f"{path}.type_version", f"expected int, got {_tname(version)}")
+            if version < 1:
+                raise WorkflowError(f"{path}.type_version", f"expected a version >= 1, got {version}")
             if version > node_type.version:
                 raise WorkflowError(f"{path}.type_version",
                                     f"{type_id} version {version} is newer than this app's "
                                     f"({node_type.version})")
         if "title" in node:
-            self.string(node["title"], f"{path}.title", 500)
+            self.string(node["title"], f"{path}.title", limits.MAX_TITLE)
         self.point(node["pos"], f"{path}.pos")
         if node.get("size") is not None:
-            self.point(node["size"], f"{path}.size", 2, 0, 1e5)
+            self.point(node["size"], f"{path}.size", 2, 0, limits.MAX_NODE_SIZE)
         self.color(node.get("color"), f"{path}.color")
         params = node.get("params", {})
         if not isinstance(params, dict):
@@ -380,7 +387,7 @@ class _Validator:
             for end in ("from", "to"):
                 pair = self.array(link[end], f"{path}.{end}", 2)
                 node_id = self.string(pair[0], f"{path}.{end}[0]", 64)
-                socket = self.string(pair[1], f"{path}.{end}[1]", 200)
+                socket = self.string(pair[1], f"{path}.{end}[1]", limits.MAX_SOCKET_NAME)
                 if node_id not in nodes:
                     raise WorkflowError(f"{path}.{end}[0]", f"no node with id {node_id!r}")
                 ends.append((node_id, socket))
@@ -424,7 +431,7 @@ def _build(data: dict, registry: Registry) -> Graph:
                             raw["to"][0], raw["to"][1]), check=False)
     for raw in data.get("frames", []):
         graph.add_frame(Frame(raw["id"], raw["title"], tuple(float(v) for v in raw["rect"]),
-                              raw.get("color") or "#3a4a5a"))
+                              raw.get("color") or DEFAULT_FRAME_COLOR))
     view = data.get("view")
     if view:
         graph.set_view(view["zoom"], view["center"])

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
                                      status=self.status, parent=self)
         self.document = Document(self.graph, self.undo_stack, self.scene.bridge, self.settings,
                                  recovery_path, self.view.current_view, self.status, self)
-        self.worker = RunWorker(executor or Executor(self.registry), self)
+        self.worker = RunWorker(executor or Executor(), self)
         if "nodes" in sys.modules:  # out of memory: the executor frees the loaded models too
             self.worker.executor.release_hooks.append(sys.modules["nodes"].release_models)
         self._build_panels()

@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar
 
-from graphs import Graph, snapshot, workflow
+from graphs import Graph, workflow
 from graphs import events as ev
 
 from .panels import ImageViewer, LatentInspector, RunLog, pil_to_qimage
@@ -51,7 +51,7 @@ class RunPresenter(QObject):
         if self.worker.busy:
             self.status("A run is already in progress")
             return False
-        snap = snapshot(self.graph)
+        snap = self.graph.copy()
         self.run_workflow_text = workflow.dumps(snap)
         for item in self.scene.node_items.values():
             item.set_badge(None)

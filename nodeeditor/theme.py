@@ -7,6 +7,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QColor, QFont
 
+from graphs.model import DEFAULT_FRAME_COLOR
+
 BACKGROUND = QColor("#1d1f21")
 GRID_MINOR = QColor("#25282b")
 GRID_MAJOR = QColor("#303438")
@@ -32,7 +34,7 @@ SOCKET_FALLBACK = QColor("#a0a0a0")  # a socket type the registry does not know
 # Colours a user can give a node ("Default": the theme's header) or a frame.
 COLOR_CHOICES = {"Default": None, "Red": "#7a3434", "Orange": "#7a5530", "Green": "#35623f",
                  "Blue": "#34507a", "Purple": "#5a3d7a", "Grey": "#4a4f57"}
-FRAME_DEFAULT_COLOR = "#3a4a5a"
+FRAME_DEFAULT_COLOR = DEFAULT_FRAME_COLOR  # the model's, so a reset colour saves as the default
 MISSING = QColor("#8a3b2e")  # header of a placeholder: its node type is not installed
 
 BADGE_COLORS = {

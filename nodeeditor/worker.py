@@ -1,6 +1,6 @@
 """The run worker: one ``graphs.Executor`` on a long-lived ``QThread``.
 
-The GUI thread takes ``graphs.snapshot(graph)`` and sends it with ``request``; the
+The GUI thread takes ``graph.copy()`` and sends it with ``request``; the
 worker runs it and the executor's events reach the GUI through :class:`ExecutorBridge`
 (queued). The executor (its cache, loaded models) lives as long as the app.
 """

@@ -64,8 +64,8 @@ LOAD_MODEL = NodeType(
 def tokenize_prompt(tokenizer, text: str):
     """(input_ids [1, max_length], attention_mask, dropped text) exactly as
     StableDiffusionPipeline.encode_prompt tokenizes. The pipeline calls the tokenizer twice per
-    prompt (padded + truncated, then untruncated to report what was cut), ~0.1 ms each on the host
-    in front of every run's GPU work; a prompt that fits needs only the untruncated call."""
+    prompt (padded + truncated, then untruncated to report what was cut), host time in front of
+    every run's GPU work; a prompt that fits needs only the untruncated call."""
     import torch
 
     limit = tokenizer.model_max_length

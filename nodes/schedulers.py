@@ -66,7 +66,8 @@ def build_scheduler(spec: SchedulerSpec, config: dict[str, Any], seed: int | Non
     options = {k: v for k, v in spec.options if k in accepted}
     if seed is not None and "noise_sampler_seed" in accepted:
         options["noise_sampler_seed"] = seed % 2**63
-    # from_config costs about 1 ms per run (config validation); a copy of a pristine one, 0.15.
+    # Schedulers are copied from a pristine template: from_config validates the whole config each
+    # time, a cost paid before every run's first step (docs/benchmarks.md has the numbers).
     key = json.dumps([class_name, config, sorted(options.items())], sort_keys=True, default=repr)
     template = _TEMPLATES.get(key)
     if template is None:

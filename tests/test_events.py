@@ -58,7 +58,7 @@ def test_model_mutations_emit_only_model_events_and_executor_only_its_own(kit):
     b = graph.add_node(graph.create_node("test.sink"))
     graph.connect(a.id, "value", b.id, "value")
     assert seen and all(type(e) in ev.MODEL_EVENTS for e in seen)
-    executor = Executor(kit.registry)
+    executor = Executor()
     ran = []
     executor.events.subscribe(ran.append)
     executor.run(graph)

@@ -9,13 +9,13 @@ import networkx as nx
 import pytest
 from graph_fixtures import Blob, chain
 
-from graphs import REROUTE, Executor, Link, NodeType, OutputCache, Socket, new_id, snapshot
+from graphs import REROUTE, Executor, Link, NodeType, OutputCache, Socket, new_id
 from graphs import events as ev
 
 
 @pytest.fixture
 def executor(kit):
-    return Executor(kit.registry)
+    return Executor()
 
 
 @pytest.fixture
@@ -347,7 +347,7 @@ def test_output_cache_evicts_least_recently_used():
 
 
 def test_executor_evicts_by_memory_budget(kit, graph):
-    executor = Executor(kit.registry, cache_budget_bytes=250)
+    executor = Executor(cache_budget_bytes=250)
     blobs = [add(graph, "test.blob", size=100, tag=i) for i in range(3)]
     for b in blobs:
         assert executor.run(graph, targets=[b]).executed == [b]
@@ -436,7 +436,7 @@ def test_snapshot_isolates_edits_during_a_run(kit, graph, executor):
 
 def test_snapshot_is_independent(kit, graph):
     ids = chain(graph, kit, 3)
-    copy = snapshot(graph)
+    copy = graph.copy()
     copy.set_param(ids[1], "factor", 9.0)
     copy.set_flag(ids[1], "mute", True)
     copy.remove_node(ids[0])

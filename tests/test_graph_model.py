@@ -264,14 +264,15 @@ def test_cycle_check_follows_link_changes(graph):
     assert not graph.can_connect(c, "product", a, "a")[0]
     graph.remove_node(b)
     assert graph.can_connect(c, "product", a, "a")[0]
-    # links added behind the model's back (as snapshot() builds its copy) are noticed
+    # a copy keeps its own index: links added to it close no cycle in the original
     b2 = add(graph, "test.multiply").id
+    copy = graph.copy()
     for link in (Link("x1", a, "product", b2, "a"), Link("x2", b2, "product", c, "a")):
-        graph.links[link.id] = link
-        graph._inbound[(link.dst_node, link.dst_input)] = link.id
-    assert not graph.can_connect(c, "product", a, "a")[0]
-    graph.clear()
-    assert graph.links == {} and graph._inbound == {}
+        copy.add_link(link)
+    assert not copy.can_connect(c, "product", a, "a")[0]
+    assert graph.can_connect(c, "product", a, "a")[0] and graph.inbound(c, "a") is None
+    copy.clear()
+    assert copy.links == {} and copy.inbound(b2, "a") is None and len(graph.nodes) == 3
 
 
 def test_param_overridden_by_its_socket_or_a_declared_input():

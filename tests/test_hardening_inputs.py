@@ -309,7 +309,7 @@ _OOM = textwrap.dedent("""
     import nodes
     from graphs import Executor
     from nodes.models import MODEL_CACHE
-    from sd_graphs import txt2img_graph
+    from nodes.recipes import txt2img_graph
     graph, ids = txt2img_graph(sys.argv[1], steps=1, size=64)
     executor = Executor()
     executor.release_hooks.append(nodes.release_models)
@@ -360,3 +360,45 @@ def test_saved_parameters_chunk_is_json(tmp_path):
     result = Executor(settings={"output_dir": str(tmp_path / "out")}).run(graph)
     (path,) = result.outputs[save.id]["paths"]
     assert json.loads(pngmeta.read_text_chunks(path)["parameters"])["batch_index"] == 0
+
+
+# ----- workflow files --------------------------------------------------------------------------
+def _validate(path, timeout=60):
+    return subprocess.run([sys.executable, "-m", "nodeeditor.cli", "validate", str(path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.mark.parametrize("kind,says", [("dev", "character device"), ("fifo", "FIFO"), ("dir", "directory")])
+def test_validate_refuses_what_is_not_a_regular_file_at_once(tmp_path, kind, says):
+    path = {"dev": Path("/dev/zero"), "fifo": tmp_path / "w.json", "dir": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    proc = _validate(path, timeout=30)  # /dev/zero used to grow without bound, a FIFO to hang
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and str(path) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_validate_refuses_duplicate_keys_and_bad_type_versions(tmp_path):
+    text = TXT2IMG.read_text()
+    dup = tmp_path / "dup.json"
+    dup.write_text(text.replace('"format": "latentgraph"', '"format": "latentgraph", "format": "latentgraph"', 1))
+    proc = _validate(dup)
+    assert proc.returncode == 2 and "duplicate key 'format'" in proc.stderr, proc.stderr
+    data = json.loads(text)
+    for version in (-1, 0):
+        data["nodes"][0]["type_version"] = version
+        bad = tmp_path / f"v{version}.json"
+        bad.write_text(json.dumps(data))
+        proc = _validate(bad)
+        assert proc.returncode == 2 and "nodes[0].type_version" in proc.stderr, proc.stderr
+
+
+def test_validate_names_a_path_param_holding_a_nul_byte(tmp_path):
+    data = json.loads((ROOT / "resources" / "workflows" / "img2img.json").read_text())
+    index = next(i for i, n in enumerate(data["nodes"]) if n["type"] == "image.load")
+    data["nodes"][index]["params"]["path"] = "in\0put.png"
+    bad = tmp_path / "nul.json"
+    bad.write_text(json.dumps(data))
+    proc = _validate(bad)
+    assert proc.returncode == 2, proc.stderr
+    assert f"nodes[{index}].params.path" in proc.stderr and "NUL" in proc.stderr

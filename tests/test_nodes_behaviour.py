@@ -5,12 +5,12 @@ import pickle
 
 import numpy as np
 from PIL import Image
-from sd_graphs import txt2img_graph
 
 import nodes
 from graphs import Executor, pngmeta, workflow
 from graphs.events import Preview, Progress
 from nodes.models import MODEL_CACHE
+from nodes.recipes import txt2img_graph
 
 
 def run_ok(executor, graph, **settings):
@@ -251,7 +251,7 @@ def test_cuda_out_of_memory_frees_models_and_next_run_works(tiny_sd):
     load = graph.add_node(graph.create_node("sd.load_model", params={"source": str(tiny_sd)}))
     eat = graph.add_node(graph.create_node("test.hungry"))
     graph.connect(load.id, "model", eat.id, "model")
-    executor = Executor(registry)
+    executor = Executor()
     executor.release_hooks.append(nodes.release_models)
     result = executor.run(graph)
     assert result.status == "failed" and result.error.node_id == eat.id
