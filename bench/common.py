@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def median_time(fn, repeats: int, sync=lambda: None) -> float:

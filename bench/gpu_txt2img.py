@@ -77,8 +77,9 @@ def build_model(folder: Path, configs: dict) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from sd_fixtures import write_char_tokenizer
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from nodes.tiny_models import write_char_tokenizer
 
     write_char_tokenizer(folder / "_tok")
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "_tok"), model_max_length=77)
@@ -97,7 +98,7 @@ def build_model(folder: Path, configs: dict) -> Path:
 
 def make_graph(source: Path | str, device: str, size: int, steps: int, compile_mode: str = "off",
                dtype: str = "auto", prompt: str = PROMPT, cfg: float = 7.5):
-    from sd_graphs import txt2img_graph
+    from nodes.recipes import txt2img_graph
 
     graph, ids = txt2img_graph(str(source), prompt=prompt, negative="", seed=0,
                                scheduler="Euler", steps=steps, cfg=cfg, size=size)

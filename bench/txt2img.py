@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from sd_graphs import txt2img_graph
+    from nodes.recipes import txt2img_graph
 
     source = str(resolve_source(args.model))
     graph, ids = txt2img_graph(source, prompt="a red circle and a blue square on a white background",

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory):
     """A tiny random SD-layout model folder, built once per session."""
-    from sd_fixtures import make_tiny_sd
+    from nodes.tiny_models import make_tiny_sd
 
     return make_tiny_sd(tmp_path_factory.mktemp("tiny_sd"))
 

@@ -163,7 +163,8 @@ def make_tiny_single_file(out_file: Path, config_folder: Path) -> Path:
     """Save a tiny random SD model into ``config_folder`` (diffusers layout, serves as
     ``config=``) and the same weights as one LDM-layout ``out_file`` (.safetensors)."""
     from safetensors.torch import save_file
-    from sd_fixtures import make_tiny_sd
+
+    from nodes.tiny_models import make_tiny_sd
 
     make_tiny_sd(Path(config_folder))
     out_file = Path(out_file)

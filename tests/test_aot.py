@@ -11,13 +11,13 @@ import time
 import numpy as np
 import pytest
 import torch
-from sd_graphs import txt2img_graph
 from test_cuda_paths import needs_cuda, run_ok
 
 from graphs import Executor
 from graphs.events import NodeStatus
 from nodes.aot import AotCompiled, aot_cache_dir
 from nodes.models import AOT, MODEL_CACHE
+from nodes.recipes import txt2img_graph
 
 
 @pytest.fixture

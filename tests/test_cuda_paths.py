@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sd_graphs import txt2img_graph
 
 from graphs import Executor
 from graphs.events import Preview
 from nodes.models import MODEL_CACHE, REGIONAL, REGIONAL_BLOCKS, graph_text_encoder, graph_unet
 from nodes.previews import latent_to_pil
+from nodes.recipes import txt2img_graph
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -8,7 +8,6 @@ import random
 
 import numpy as np
 from PIL import Image
-from sd_graphs import txt2img_graph
 
 import nodes
 from graphs import Executor, Graph, NodeType, Param, Socket, base_registry
@@ -16,6 +15,7 @@ from graphs.registry import SEED_MAX
 from graphs.reports import run_parameters
 from nodeeditor.cli import apply_device
 from nodes.diffusion import seed_after_run
+from nodes.recipes import txt2img_graph
 
 
 def test_run_parameters_come_from_declarations():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sd_graphs import img2img_graph, txt2img_graph
 
 import nodes  # noqa: F401
 from graphs import Executor
+from nodes.recipes import img2img_graph, txt2img_graph
 
 STEPS = 6
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from ldm_export import make_tiny_single_file, unet_to_ldm, vae_to_ldm
-from sd_graphs import txt2img_graph
 
 import nodes  # noqa: F401
 from graphs import Executor
+from nodes.recipes import txt2img_graph
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Build the standard text-to-image / image-to-image graphs through the public graph API."""
+"""The standard text-to-image / image-to-image graphs, built through the public graph API (for scripts,
+benchmarks and tests: `txt2img_graph(source)` gives the chain the bundled workflow holds)."""
 
 from __future__ import annotations
 

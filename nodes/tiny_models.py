@@ -1,4 +1,5 @@
-"""Tiny random Stable Diffusion models built from configs (no downloads), as diffusers' tests do."""
+"""Tiny random Stable Diffusion models built from configs, nothing downloaded (as diffusers' own tests
+build theirs): for tests, benchmarks and plugin authors who need a real model in milliseconds."""
 
 from __future__ import annotations
 
