@@ -130,6 +130,7 @@ class Graph:
         self.metadata: dict[str, Any] = {}
         self.events = Emitter()
         self._inbound: dict[tuple[str, str], str] = {}  # (dst_node, dst_input) -> link id
+        self._outbound: dict[str, dict[str, Link]] = {}  # src node -> {link id: link}, in link order
         # src node -> {dst node: number of links}; built on first use by the cycle check, then
         # kept up to date by add_link/remove_link (links change through those methods only).
         self._succ: dict[str, dict[str, int]] | None = None
@@ -145,6 +146,7 @@ class Graph:
                                         copy.deepcopy(node.params), dict(node.flags), node.size, node.color)
         other.links = dict(self.links)
         other._inbound = dict(self._inbound)
+        other._outbound = {k: dict(v) for k, v in self._outbound.items()}
         other.frames = {k: f.clone() for k, f in self.frames.items()}
         return other
 
@@ -246,7 +248,6 @@ class Graph:
     # ----- links ------------------------------------------------------------------
     def links_of(self, node_id: str) -> list[Link]:
         return [ln for ln in self.links.values() if node_id in (ln.src_node, ln.dst_node)]
-
     def inbound(self, node_id: str, input_name: str) -> Link | None:
         link_id = self._inbound.get((node_id, input_name))
         return self.links[link_id] if link_id else None
@@ -261,36 +262,83 @@ class Graph:
                     and self.inbound(node_id, param.overridden_by) is not None)
 
     def outbound(self, node_id: str, output_name: str | None = None) -> list[Link]:
-        return [ln for ln in self.links.values() if ln.src_node == node_id
-                and (output_name is None or ln.src_output == output_name)]
+        links = self._outbound.get(node_id, {}).values()
+        return [ln for ln in links if output_name is None or ln.src_output == output_name]
 
-    def output_type(self, node_id: str, output_name: str, _seen: frozenset = frozenset()) -> str:
+    # Reroute chains can be thousands of nodes long: both walks below are loops, never recursion,
+    # and ``memo`` (shared across calls by the file validator) makes checking every link of a
+    # chain linear instead of quadratic.
+    def output_type(self, node_id: str, output_name: str, memo: dict | None = None) -> str:
         """The socket type an output carries; a reroute carries its source's type."""
-        node = self.nodes[node_id]
-        node_type = self.node_type(node)
-        if node.type_id == REROUTE:
-            if node_id in _seen:
-                return ANY
+        walked: list[str] = []
+        seen: set[str] = set()
+        while True:
+            node = self.nodes[node_id]
+            if node.type_id != REROUTE:
+                socket = self.node_type(node).output(output_name)
+                found = socket.type if socket else ANY
+                break
+            if memo is not None and ("out", node_id) in memo:
+                found = memo[("out", node_id)]
+                break
             link = self.inbound(node_id, "in")
-            if link is not None:
-                return self.output_type(link.src_node, link.src_output, _seen | {node_id})
-            return ANY
-        socket = node_type.output(output_name)
-        return socket.type if socket else ANY
+            if node_id in seen or link is None:
+                found = ANY
+                break
+            seen.add(node_id)
+            walked.append(node_id)
+            node_id, output_name = link.src_node, link.src_output
+        if memo is not None:
+            for reroute in walked:
+                memo[("out", reroute)] = found
+        return found
 
-    def input_type(self, node_id: str, input_name: str, _seen: frozenset = frozenset()) -> str:
-        """The socket type an input accepts; a reroute takes what its outputs feed."""
-        node = self.nodes[node_id]
-        if node.type_id == REROUTE:
-            if node_id in _seen:
-                return ANY
-            for link in self.outbound(node_id):
-                found = self.input_type(link.dst_node, link.dst_input, _seen | {node_id})
-                if found != ANY:
-                    return found
-            return ANY
-        socket = self.node_type(node).input(input_name)
-        return socket.type if socket else ANY
+    def input_type(self, node_id: str, input_name: str, memo: dict | None = None) -> str:
+        """The socket type an input accepts; a reroute takes what its outputs feed (the first
+        typed input found depth-first, in link order)."""
+        if self.nodes[node_id].type_id != REROUTE:
+            socket = self.node_type(node_id).input(input_name)
+            return socket.type if socket else ANY
+        memo = {} if memo is None else memo
+        if ("in", node_id) in memo:
+            return memo[("in", node_id)]
+        stack = [(node_id, iter(self.outbound(node_id)))]
+        on_stack = {node_id}
+        while stack:
+            current, links = stack[-1]
+            link = next(links, None)
+            if link is None:
+                stack.pop()
+                on_stack.discard(current)
+                memo[("in", current)] = ANY
+                continue
+            dst = link.dst_node
+            if self.nodes[dst].type_id != REROUTE:
+                socket = self.node_type(dst).input(link.dst_input)
+                found = socket.type if socket else ANY
+            elif ("in", dst) in memo:
+                found = memo[("in", dst)]
+            elif dst in on_stack:
+                found = ANY
+            else:
+                stack.append((dst, iter(self.outbound(dst))))
+                on_stack.add(dst)
+                continue
+            if found != ANY:
+                for reroute, _ in stack:
+                    memo[("in", reroute)] = found
+                return found
+        return ANY
+
+    def type_problem(self, src_node: str, src_output: str, dst_node: str, dst_input: str,
+                     memo: dict | None = None) -> str:
+        """Why the output's type cannot feed the input ("" when it can)."""
+        src_type = self.output_type(src_node, src_output, memo)
+        dst_type = self.input_type(dst_node, dst_input, memo)
+        if self.registry.sockets.compatible(src_type, dst_type):
+            return ""
+        return (f"type mismatch: {self.nodes[src_node].title}.{src_output} gives {src_type}, "
+                f"{self.nodes[dst_node].title}.{dst_input} takes {dst_type}")
 
     def can_connect(self, src_node: str, src_output: str, dst_node: str,
                     dst_input: str) -> tuple[bool, str]:
@@ -306,11 +354,9 @@ class Graph:
             return False, f"{src.title} has no output {src_output!r}"
         if dst_socket is None:
             return False, f"{dst.title} has no input {dst_input!r}"
-        src_type = self.output_type(src_node, src_output)
-        dst_type = self.input_type(dst_node, dst_input)
-        if not self.registry.sockets.compatible(src_type, dst_type):
-            return False, (f"type mismatch: {src.title}.{src_output} gives {src_type}, "
-                           f"{dst.title}.{dst_input} takes {dst_type}")
+        problem = self.type_problem(src_node, src_output, dst_node, dst_input)
+        if problem:
+            return False, problem
         if self._reaches(dst_node, src_node):
             return False, f"would create a cycle: {dst.title} already feeds {src.title}"
         return True, ""
@@ -351,6 +397,7 @@ class Graph:
                              "is already connected")
         self.links[link.id] = link
         self._inbound[(link.dst_node, link.dst_input)] = link.id
+        self._outbound.setdefault(link.src_node, {})[link.id] = link
         if self._succ is not None:
             targets = self._succ.setdefault(link.src_node, {})
             targets[link.dst_node] = targets.get(link.dst_node, 0) + 1
@@ -370,6 +417,10 @@ class Graph:
     def remove_link(self, link_id: str) -> Link:
         link = self.links.pop(link_id)
         del self._inbound[(link.dst_node, link.dst_input)]
+        outgoing = self._outbound[link.src_node]
+        del outgoing[link_id]
+        if not outgoing:
+            del self._outbound[link.src_node]
         if self._succ is not None:
             targets = self._succ[link.src_node]
             targets[link.dst_node] -= 1
@@ -425,6 +476,7 @@ class Graph:
         self.links.clear()
         self.frames.clear()
         self._inbound.clear()
+        self._outbound.clear()
         self._succ = None
         self.view = View()
         self.metadata = {}

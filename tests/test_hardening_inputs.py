@@ -402,3 +402,37 @@ def test_validate_names_a_path_param_holding_a_nul_byte(tmp_path):
     proc = _validate(bad)
     assert proc.returncode == 2, proc.stderr
     assert f"nodes[{index}].params.path" in proc.stderr and "NUL" in proc.stderr
+
+
+def _reroute_chain_file(path: Path, length: int, into: tuple[str, str, str]) -> Path:
+    """Empty latent -> ``length`` reroutes -> node ``into`` = (type, id, input), written as a file
+    (not through Graph.connect, so the test does not depend on what it checks)."""
+    nodes = [{"id": "src", "type": "sd.empty_latent", "pos": [0, 0]},
+             {"id": into[1], "type": into[0], "pos": [0, 100]}]
+    nodes += [{"id": f"r{i}", "type": "graph.reroute", "pos": [i, 0]} for i in range(length)]
+    ends = [("src", "latent")] + [(f"r{i}", "out") for i in range(length)]
+    links = [{"from": list(ends[i]), "to": [f"r{i}", "in"]} for i in range(length)]
+    links.append({"from": list(ends[-1]), "to": [into[1], into[2]]})
+    path.write_text(json.dumps({"format": "latentgraph", "version": 1, "nodes": nodes, "links": links}))
+    return path
+
+
+def test_a_10000_reroute_chain_validates_and_its_types_are_checked_end_to_end(tmp_path):
+    good = _reroute_chain_file(tmp_path / "good.json", 10_000, ("sd.vae_decode", "dec", "latent"))
+    proc = _validate(good)  # a 1,000-reroute chain used to end in a RecursionError
+    assert proc.returncode == 0 and "10002 nodes, 10001 links" in proc.stdout, proc.stderr
+    bad = _reroute_chain_file(tmp_path / "bad.json", 10_000, ("sd.text_encode", "enc", "clip"))
+    proc = _validate(bad)
+    assert proc.returncode == 2 and "type mismatch" in proc.stderr and "gives LATENT" in proc.stderr, proc.stderr
+
+
+def test_a_cycle_through_a_long_reroute_loop_is_refused_at_the_link_that_closes_it(tmp_path):
+    path = _reroute_chain_file(tmp_path / "loop.json", 5_000, ("sd.vae_decode", "dec", "latent"))
+    data = json.loads(path.read_text())
+    data["nodes"].append({"id": "r_last", "type": "graph.reroute", "pos": [0, 0]})
+    data["links"][0] = {"from": ["r_last", "out"], "to": ["r0", "in"]}  # r0 <- r_last <- r4999
+    data["links"].append({"from": ["r4999", "out"], "to": ["r_last", "in"]})
+    path.write_text(json.dumps(data))
+    proc = _validate(path)
+    assert proc.returncode == 2 and "would create a cycle" in proc.stderr, proc.stderr
+    assert f"links[{len(data['links']) - 1}]" in proc.stderr
