@@ -415,8 +415,9 @@ def main() -> None:
         if cuda and args.profile:
             result["profile"] = profile_syncs(seed_rerun, label)
         loaded = MODEL_CACHE.get(str(folder), device, "auto", "", mode)
-        for part in ("unet", "clip"):
-            graphed = getattr(loaded, part).graphed
+        parts = {"unet": loaded.unet.graphed}
+        parts.update({f"clip{i or ''}": e.graphed for i, e in enumerate(loaded.clip.encoders, 0)})
+        for part, graphed in parts.items():
             if graphed is not None:
                 result[f"{part}_graphs"] = graphed.disabled_reason or f"{graphed.captures} captured"
         if mode == AOT:

@@ -192,7 +192,8 @@ def _report(message: str) -> None:
 
 
 def unet_forward_module(unet):
-    """The UNet's noise prediction as a module of three tensors, which export can trace."""
+    """The UNet's noise prediction as a module of three tensors (five for SDXL: its pooled text
+    embeddings and time ids), which export can trace."""
     return _module_classes()["unet"](unet).eval()
 
 
@@ -211,8 +212,10 @@ def _module_classes() -> dict[str, type]:
             super().__init__()
             self.unet = unet
 
-        def forward(self, sample, timestep, embeds):
-            return self.unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+        def forward(self, sample, timestep, embeds, text_embeds=None, time_ids=None):
+            from .values import unet_forward
+
+            return unet_forward(self.unet, sample, timestep, embeds, text_embeds, time_ids)
 
     class AotDecoder(torch.nn.Module):
         """Holds the original decoder (so ``.to``/``.modules`` see it) and its AOT runner."""

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class GraphedCallable:
-    """``fn(*tensors) -> tensor`` replayed from a CUDA graph captured per input signature.
+    """``fn(*tensors) -> tensor`` (or a tuple of tensors and Nones) replayed from a CUDA graph
+    captured per input signature.
 
     - Inputs are copied into static buffers; the output is cloned, so callers may keep it
       (the text-encoder output lives on in the executor's cache).
@@ -66,7 +67,7 @@ class GraphedCallable:
         for static, tensor in zip(inputs, tensors):
             static.copy_(tensor)
         graph.replay()
-        return output.clone()
+        return _clone(output)
 
     def _capture(self, tensors) -> tuple[Any, list, Any]:
         import torch
@@ -95,6 +96,13 @@ class GraphedCallable:
             _clear_cublas_workspaces()
         self.captures += 1
         return graph, inputs, output
+
+
+def _clone(output):
+    """A copy the caller may keep: the graph's own output buffers are overwritten next replay."""
+    if isinstance(output, tuple):  # e.g. a text encoder's (hidden states, pooled or None)
+        return tuple(None if item is None else item.clone() for item in output)
+    return output.clone()
 
 
 def _clear_cublas_workspaces() -> None:

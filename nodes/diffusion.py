@@ -16,12 +16,10 @@ from .models import (
     DTYPES,
     MODEL_CACHE,
     OFFLOAD_MODES,
-    ClipModel,
-    VaeModel,
     source_fingerprint,
 )
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
-from .values import Conditioning, Latent, NoiseSource
+from .values import ClipModel, Conditioning, Latent, NoiseSource, UNetModel, VaeModel
 
 
 # ----- Load model ----------------------------------------------------------------------
@@ -29,6 +27,8 @@ def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compi
                    offload: str) -> dict[str, Any]:
     loaded = MODEL_CACHE.get(ctx.resolve_path(source), device, dtype,
                              ctx.resolve_path(config) if config else "", compile, offload)
+    prediction = loaded.unet.scheduler_config.get("prediction_type", "epsilon")
+    ctx.status(f"{loaded.family.title} model, {prediction} prediction")
     return {"model": loaded.unet, "clip": loaded.clip, "vae": loaded.vae}
 
 
@@ -43,7 +43,8 @@ LOAD_MODEL = NodeType(
         Param("dtype", "choice", "auto", choices=DTYPES, linkable=False,
               tooltip="auto: fp16 on CUDA, fp32 on CPU"),
         Param("config", "path", "", linkable=False,
-              tooltip="for single-file checkpoints: a local diffusers folder with the configs"),
+              tooltip="single files are recognised (SD 1.x, SD 2.x, SDXL base/refiner) and use the configs we ship; "
+                      "set this only for an unusual model: a local diffusers folder of its architecture"),
         Param("compile", "choice", "CUDA graphs", choices=COMPILE_MODES, linkable=False,
               tooltip="CUDA graphs (CUDA only): replay the UNet and text encoder from CUDA graphs "
                       "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
@@ -80,17 +81,26 @@ def tokenize_prompt(tokenizer, text: str):
 
 
 def encode_text(clip: ClipModel, text: str) -> Conditioning:
-    """Tokenize and encode exactly as StableDiffusionPipeline.encode_prompt does."""
+    """Tokenize and encode exactly as the family's pipeline does (``encode_prompt``): SD 1.x/2.x
+    the last hidden state of their one encoder; SDXL the penultimate hidden states of both,
+    concatenated, and the pooled output of the second."""
     import torch
 
-    encoder = clip.text_encoder
-    input_ids, attention_mask, dropped = tokenize_prompt(clip.tokenizer, text)
-    mask = None
-    if getattr(encoder.config, "use_attention_mask", False):
-        mask = attention_mask.to(clip.device)
+    hidden, pooled, dropped = [], None, ""
     with torch.inference_mode():
-        embeds = clip.encode(input_ids.to(clip.device), mask)
-    return Conditioning(embeds.to(dtype=encoder.dtype), text, dropped)
+        for text_encoder in clip.encoders:
+            input_ids, attention_mask, cut = tokenize_prompt(text_encoder.tokenizer, text)
+            dropped = dropped or cut
+            mask = None
+            if not text_encoder.spec.penultimate and getattr(text_encoder.encoder.config, "use_attention_mask", False):
+                mask = attention_mask.to(clip.device)
+            states, pooled_out = text_encoder.encode(input_ids.to(clip.device), mask)
+            hidden.append(states)
+            if text_encoder.spec.pooled:
+                pooled = pooled_out
+        embeds = hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=-1)
+    # The pipelines cast to the last encoder's dtype (SD: its only one; SDXL: text_encoder_2).
+    return Conditioning(embeds.to(dtype=clip.encoders[-1].encoder.dtype), text, dropped, pooled=pooled)
 
 
 def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
@@ -206,7 +216,7 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
     if negative is None and cfg > 1:
         ctx.warn("no negative conditioning connected: classifier-free guidance is off")
     preview = None
-    matrix = _preview_matrix(model.key)
+    matrix = _preview_matrix(model)
     if ctx.wants_previews:
         from PIL import Image
 
@@ -227,11 +237,11 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
     return {"latent": out, "trace": trace}
 
 
-def _preview_matrix(key: tuple) -> tuple:
-    vae = MODEL_CACHE.vae_for(key)
+def _preview_matrix(model: UNetModel) -> tuple:
+    """The loaded VAE's latent→RGB map (a model folder may bring its own), else the family's."""
+    vae = MODEL_CACHE.vae_for(model.key)
     if vae is None:
-        from .models import SD1_LATENT_RGB
-        return SD1_LATENT_RGB, (0.0, 0.0, 0.0)
+        return model.family.latent.latent_rgb, model.family.latent.latent_rgb_bias
     return vae.latent_rgb, vae.latent_rgb_bias
 
 

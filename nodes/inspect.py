@@ -6,9 +6,10 @@ from typing import Any
 
 from graphs.registry import NodeType, Param, Socket
 
-from .models import MODEL_CACHE, SD1_LATENT_RGB, VaeModel
+from .families.catalog import SD1_LATENT_RGB
+from .models import MODEL_CACHE
 from .previews import channel_to_pil, images_to_pil, latent_to_pil, pil_to_images
-from .values import Latent, LatentTrace
+from .values import Latent, LatentTrace, VaeModel
 
 VIEWS = ("latent2rgb", "channel", "decoded")
 WHICH = ("latent", "x0")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .cuda_graphs import GraphedCallable
+from .families.catalog import FAMILIES, Family, family_for_folder
+from .families.detect import CheckpointError, detect, predicts_v, read_header
 from .model_cache import ModelCache, resolve_device, resolve_dtype  # noqa: F401 (re-exported)
 from .model_sources import (  # noqa: F401 (re-exported: the nodes' and tests' names)
     DTYPES,
@@ -26,6 +28,7 @@ from .model_sources import (  # noqa: F401 (re-exported: the nodes' and tests' n
     resolve_source,
     source_fingerprint,
 )
+from .values import ClipModel, TextEncoder, UNetModel, VaeModel, encoder_forward, unet_forward
 
 DEVICES = ("auto", "cpu", "cuda")
 # "CUDA graphs": the eager UNet and text encoder replayed from CUDA graphs (no compile wait).
@@ -45,107 +48,13 @@ COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIO
 REGIONAL_BLOCKS = ("BasicTransformerBlock",)
 OFFLOAD_MODES = ("none", "model", "sequential")
 
-# Published by the ComfyUI project for SD1.x latents (rows: latent channels; cols: R, G, B).
-SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
-                  (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
-
-
-@dataclass(eq=False)
-class UNetModel:
-    """MODEL socket value: the UNet and the scheduler config it was trained with."""
-
-    unet: Any
-    scheduler_config: dict[str, Any]
-    key: tuple
-    device: str
-    dtype: Any
-    # The UNet's fast path, if enabled: replayed from CUDA graphs (and, in the AOT mode, run from
-    # AOT-compiled packages; on the CPU only that).
-    graphed: GraphedCallable | None = None
-    aot: Any = None  # the AotCompiled UNet in the AOT mode (its builds, loads and failure)
-
-    def predict(self, sample, timestep, embeds):
-        """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
-        tensor on the sample's device, as the scheduler's timesteps are."""
-        if self.graphed is not None:
-            return self.graphed(sample, timestep, embeds)
-        return self.unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
-
-    def fast_path_problems(self) -> list[str]:
-        """Why the chosen compile mode fell back to running the UNet eagerly, if it did."""
-        return fallbacks("UNet", aot=self.aot, graphed=self.graphed)
-
-    def cache_size_bytes(self) -> int:
-        return 0  # owned by the model cache, not by the output cache
-
-
-@dataclass(eq=False)
-class ClipModel:
-    """CLIP socket value: tokenizer + text encoder."""
-
-    tokenizer: Any
-    text_encoder: Any
-    key: tuple
-    device: str
-    dtype: Any
-    graphed: GraphedCallable | None = None  # the encoder replayed from CUDA graphs, if enabled
-
-    def fast_path_problems(self) -> list[str]:
-        """Why the text encoder's CUDA graph fell back to running it eagerly, if it did."""
-        return fallbacks("text encoder", graphed=self.graphed)
-
-    def encode(self, input_ids, attention_mask=None):
-        """The encoder's last hidden state for token ids already on ``device``."""
-        if self.graphed is not None and attention_mask is None:
-            return self.graphed(input_ids)
-        return self.text_encoder(input_ids, attention_mask=attention_mask)[0]
-
-    def cache_size_bytes(self) -> int:
-        return 0
-
-
-@dataclass(eq=False)
-class VaeModel:
-    """VAE socket value, with the latent→RGB preview matrix for this model's latent space."""
-
-    vae: Any
-    key: tuple
-    device: str
-    dtype: Any
-    latent_rgb: tuple[tuple[float, ...], ...] = SD1_LATENT_RGB
-    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    def fast_path_problems(self) -> list[str]:
-        """Why the AOT-compiled decoder fell back to running eagerly, if it did."""
-        return fallbacks("VAE decoder", aot=getattr(self.vae.decoder, "runner", None))
-
-    @property
-    def scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def cache_size_bytes(self) -> int:
-        return 0
-
-
-def fallbacks(model: str, aot=None, graphed=None) -> list[str]:
-    """The node warnings for a model whose AOT compile or CUDA graph capture failed (both keep
-    the reason in ``disabled_reason`` and run the model eagerly)."""
-    problems = []
-    if aot is not None and aot.disabled_reason:
-        problems.append(f"AOT compile of the {model} failed; it ran uncompiled "
-                        f"({aot.disabled_reason})")
-    if graphed is not None and graphed.disabled_reason:
-        problems.append(f"CUDA graph capture of the {model} failed; it ran without "
-                        f"({graphed.disabled_reason})")
-    return problems
-
-
 @dataclass(eq=False)
 class LoadedModel:
     unet: UNetModel
     clip: ClipModel
     vae: VaeModel
     source: str
+    family: Family = FAMILIES["sd1"]
 
 
 def import_libraries() -> None:
@@ -171,48 +80,90 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
 
 
-def _load_folder(folder: Path, dtype) -> Any:
-    from diffusers import StableDiffusionPipeline
+def _pipeline_class(family: Family):
+    import diffusers
 
+    return getattr(diffusers, family.pipeline)
+
+
+def _pipeline_options(family: Family) -> dict[str, Any]:
+    if family.pipeline.startswith("StableDiffusionXL"):
+        return {"add_watermarker": False}  # not part of the image the model makes
+    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def _load_folder(folder: Path, dtype) -> tuple[Any, Family]:
     index = read_json(folder / "model_index.json")
     if not isinstance(index, dict):
         raise ModelLoadError(f"{folder / 'model_index.json'}: expected a JSON object")
-    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
-        if part not in index:
-            raise ModelLoadError(f"{folder}: not a Stable Diffusion model (model_index.json has "
-                                 f"no {part!r}; found {sorted(k for k in index if not k.startswith('_'))})")
+    unet_config = read_json(folder / "unet" / "config.json") if (folder / "unet" / "config.json").is_file() else {}
+    family = family_for_folder(index, unet_config if isinstance(unet_config, dict) else {})
+    parts = ["unet", "vae", "scheduler"] + [p for e in family.text_encoders for p in (e.subfolder, e.tokenizer)]
+    for part in parts:
+        if not index.get(part, [None])[0]:
+            raise ModelLoadError(f"{folder}: not a Stable Diffusion model (a {family.title} UNet needs {part!r}; "
+                                 f"model_index.json has {sorted(k for k in index if not k.startswith('_'))})")
     # diffusers reads .bin with torch.load(weights_only=True); safetensors preferred when present.
     use_safetensors = check_weights(folder)
-    return StableDiffusionPipeline.from_pretrained(
-        str(folder), dtype=dtype, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False, local_files_only=True, use_safetensors=use_safetensors)
+    pipe = _pipeline_class(family).from_pretrained(
+        str(folder), dtype=dtype, local_files_only=True, use_safetensors=use_safetensors,
+        **_pipeline_options(family))
+    return pipe, family
 
 
-def _load_single_file(file: Path, dtype, config: str) -> Any:
-    from diffusers import StableDiffusionPipeline
+def bundled_tokenizer(pad_token: str):
+    """CLIP's tokenizer from the vocabulary we ship (resources/configs/clip_tokenizer), padded the
+    way the family's encoder was trained (SD 1.x: <|endoftext|>; OpenCLIP encoders: "!")."""
+    from transformers import CLIPTokenizer
 
+    from .paths import resources_dir
+
+    folder = resources_dir() / "configs" / "clip_tokenizer"
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token=pad_token,
+                         model_max_length=77)
+
+
+def _load_single_file(file: Path, dtype, config: str) -> tuple[Any, Family]:
     if file.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
         _check_pickle_is_weights_only(file)
+        if not config:
+            raise ModelLoadError(f"{file.name}: set 'config' to a local diffusers folder of the same architecture "
+                                 "(a .ckpt cannot be recognised without loading it; .safetensors can)")
     elif file.suffix.lower() == ".safetensors":
         _check_safetensors_header(file)
     else:
         raise ModelLoadError(f"{file}: unsupported model file (expected .safetensors)")
-    # Without ``config`` diffusers fetches the architecture's configs from the Hugging Face Hub
-    # (it retries online even with local_files_only=True), so refuse before that.
-    if not config:
-        raise ModelLoadError(
-            f"{file.name}: a single-file checkpoint needs 'config' set to a local diffusers "
-            "folder of the same architecture (model_index.json, unet/vae/text_encoder configs, "
-            "tokenizer, scheduler), e.g. a stable-diffusion-v1-5 folder; nothing is downloaded")
-    config_path = Path(config).expanduser()
-    if not config_path.is_dir():
-        raise ModelLoadError(f"config folder not found: {config_path}")
-    if not (config_path / "model_index.json").is_file():
-        raise ModelLoadError(f"config folder {config_path} is not a diffusers model folder "
-                             "(no model_index.json)")
-    return StableDiffusionPipeline.from_single_file(
-        str(file), config=str(config_path), dtype=dtype, safety_checker=None,
-        requires_safety_checker=False, local_files_only=True)
+    components: dict[str, Any] = {}
+    if config:  # an override for unusual models: a local diffusers folder of the same architecture
+        config_path = Path(config).expanduser()
+        if not config_path.is_dir():
+            raise ModelLoadError(f"config folder not found: {config_path}")
+        if not (config_path / "model_index.json").is_file():
+            raise ModelLoadError(f"config folder {config_path} is not a diffusers model folder "
+                                 "(no model_index.json)")
+        index, unet_config = read_json(config_path / "model_index.json"), read_json(config_path / "unet" / "config.json")
+        family = family_for_folder(index if isinstance(index, dict) else {},
+                                   unet_config if isinstance(unet_config, dict) else {})
+    else:  # recognised from the header; configs and tokenizers are ours, nothing is downloaded
+        try:
+            detected = detect(read_header(file), file.name)
+        except CheckpointError as exc:
+            raise ModelLoadError(f"{exc}. For an unusual model, set 'config' to a local diffusers folder of "
+                                 "its architecture") from None
+        if detected.inpainting:
+            raise ModelLoadError(f"{file.name}: {detected.title} ({detected.evidence}): inpainting checkpoints "
+                                 "are not supported yet")
+        family = FAMILIES[detected.family]
+        config_path = family.configs
+        for spec in family.text_encoders:
+            components[spec.tokenizer] = bundled_tokenizer(spec.pad_token)
+    pipe = _pipeline_class(family).from_single_file(
+        str(file), config=str(config_path), dtype=dtype, local_files_only=True, **components,
+        **_pipeline_options(family))
+    if not config and family.id == "sd2":  # 512 models predict epsilon, 768 ones v: the file says which
+        prediction = "v_prediction" if predicts_v(file, detected) else "epsilon"
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
+    return pipe, family
 
 
 def _check_safetensors_header(file: Path) -> None:
@@ -320,14 +271,11 @@ def compile_blocks(model, names: tuple[str, ...] = REGIONAL_BLOCKS) -> int:
 
 
 def graph_unet(unet) -> GraphedCallable:
-    def forward(sample, timestep, embeds):
-        return unet(sample, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
-
-    return GraphedCallable(forward, "UNet")
+    return GraphedCallable(lambda *tensors: unet_forward(unet, *tensors), "UNet")
 
 
-def graph_text_encoder(encoder) -> GraphedCallable:
-    return GraphedCallable(lambda input_ids: encoder(input_ids)[0], "text encoder")
+def graph_text_encoder(encoder, penultimate: bool = False) -> GraphedCallable:
+    return GraphedCallable(lambda input_ids: encoder_forward(encoder, penultimate, input_ids), "text encoder")
 
 
 def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile: str,
@@ -339,20 +287,19 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
                              "another compile mode")
     _quiet_libraries()
     try:
-        if path.is_dir():
-            pipe = _load_folder(path, dtype)
-        else:
-            pipe = _load_single_file(path, dtype, config)
+        pipe, family = _load_folder(path, dtype) if path.is_dir() else _load_single_file(path, dtype, config)
     except ModelLoadError:
         raise
     except Exception as exc:  # corrupt files, wrong architecture, missing configs
         raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
     latent_rgb = (load_latent_rgb(path, pipe.vae.config.latent_channels) if path.is_dir()
                   else None)
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+    encoders = [(getattr(pipe, spec.tokenizer), getattr(pipe, spec.subfolder), spec) for spec in family.text_encoders]
+    for module in (pipe.unet, pipe.vae, *(encoder for _, encoder, _ in encoders)):
         module.eval()
         module.requires_grad_(False)
     place_on_device(pipe, device, offload)
+    _upcast_vae_if_needed(pipe)
     unet_aot = None
     if compile == AOT:
         from .aot import AotCompiled, aot_decoder, unet_forward_module
@@ -364,23 +311,34 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
     if compile in ("compile", "compile + CUDA graphs", REGIONAL):
         compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
                          regional=compile == REGIONAL)
-    vae = VaeModel(pipe.vae, key, device, dtype)
+    vae = VaeModel(pipe.vae, key, device, dtype, family.latent.latent_rgb, family.latent.latent_rgb_bias)
     if latent_rgb is not None:
         vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
-    unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype)
-    clip = ClipModel(pipe.tokenizer, pipe.text_encoder, key, device, dtype)
+    unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype, family, pipe.vae_scale_factor,
+                     bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
+    clip = ClipModel(tuple(TextEncoder(t, e, spec) for t, e, spec in encoders), key, device, dtype, family)
     # Offloading moves weights between devices, which a captured graph cannot follow.
     if compile != "off" and device.startswith("cuda") and offload == "none":
-        clip.graphed = graph_text_encoder(pipe.text_encoder)
+        for encoder in clip.encoders:
+            encoder.graphed = graph_text_encoder(encoder.encoder, encoder.spec.penultimate)
         if compile in ("CUDA graphs", REGIONAL):
             unet.graphed = graph_unet(pipe.unet)
     if unet_aot is not None:
         # One package for every timestep dtype (schedulers give float or int timesteps; the
         # UNet embeds both the same way). GraphedCallable passes through on the CPU.
         unet.graphed = GraphedCallable(
-            lambda sample, timestep, embeds: unet_aot(sample, timestep.float(), embeds), "UNet")
+            lambda sample, timestep, *rest: unet_aot(sample, timestep.float(), *rest), "UNet")
         unet.aot = unet_aot
-    return LoadedModel(unet, clip, vae, str(path))
+    return LoadedModel(unet, clip, vae, str(path), family)
+
+
+def _upcast_vae_if_needed(pipe) -> None:
+    """The SDXL VAE overflows in fp16 (its config says ``force_upcast``): the pipelines decode in
+    fp32, so this one VAE stays in fp32 for good rather than being converted at each decode."""
+    import torch
+
+    if pipe.vae.dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
+        pipe.vae.to(dtype=torch.float32)
 
 
 MODEL_CACHE = ModelCache(load_models)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .models import SD1_LATENT_RGB, UNetModel
+from .families.catalog import SD1_LATENT_RGB
 from .schedulers import build_scheduler
 from .transfer import HostCopier
-from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec
+from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec, UNetModel
 
 
 @dataclass
@@ -49,6 +49,44 @@ def predict_x0(scheduler, sample, model_output, timestep):
     return model_output  # "sample"
 
 
+def added_conditioning(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
+                       zero_negative: bool, shape: tuple, device, dtype) -> tuple:
+    """SDXL's ``(text_embeds, time_ids)`` for the batch, as the SDXL pipelines build them: the
+    pooled embeddings, and per prompt original size + crop top-left + target size (the refiner:
+    + aesthetic score instead of the target size), in pixels of the image being made unless the
+    conditioning says otherwise. A negative without sizes of its own takes the positive's."""
+    import torch
+
+    if positive.pooled is None:
+        raise ValueError(f"input 'positive': a {model.family.title} model needs the pooled text embedding; "
+                         "encode the prompt with this model's CLIP")
+    batch = shape[0]
+    size = (shape[-2] * model.vae_scale, shape[-1] * model.vae_scale)
+
+    def time_ids(sizes: Conditioning, aesthetic: float | None, default_aesthetic: float) -> list:
+        ids = list(sizes.original_size or size) + list(sizes.crop_top_left)
+        if model.family.aesthetic_score:
+            return ids + [aesthetic if aesthetic is not None else default_aesthetic]
+        return ids + list(sizes.target_size or size)
+
+    pooled = _expand(positive.pooled.to(device=device, dtype=dtype), batch)
+    ids = torch.tensor([time_ids(positive, positive.aesthetic_score, 6.0)], dtype=dtype, device=device)
+    ids = ids.expand(batch, -1)
+    if negative is None:
+        return pooled, ids
+    if zero_negative:
+        negative_pooled = torch.zeros_like(pooled)
+    elif negative.pooled is None:
+        raise ValueError(f"input 'negative': a {model.family.title} model needs the pooled text embedding; "
+                         "encode the prompt with this model's CLIP")
+    else:
+        negative_pooled = _expand(negative.pooled.to(device=device, dtype=dtype), batch)
+    own_sizes = negative.original_size is not None or negative.target_size is not None
+    negative_ids = torch.tensor([time_ids(negative if own_sizes else positive, negative.aesthetic_score, 2.5)],
+                                dtype=dtype, device=device).expand(batch, -1)
+    return torch.cat([negative_pooled, pooled]), torch.cat([negative_ids, ids])
+
+
 def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
             latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
             denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
@@ -65,12 +103,17 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     batch = samples.shape[0]
 
     do_cfg = cfg > 1.0 and negative is not None and unet.config.time_cond_proj_dim is None
+    # SDXL pipelines turn an absent negative prompt into zeros (force_zeros_for_empty_prompt);
+    # in a graph, an empty negative Text encode is how one says "no negative prompt".
+    zero_negative = do_cfg and model.zero_empty_negative and negative.empty_prompt
     cond = _expand(positive.embeds.to(device=device, dtype=dtype), batch)
     if do_cfg:
-        uncond = _expand(negative.embeds.to(device=device, dtype=dtype), batch)
+        uncond = torch.zeros_like(cond) if zero_negative else _expand(negative.embeds.to(device=device, dtype=dtype), batch)
         embeds = torch.cat([uncond, cond])
     else:
         embeds = cond
+    added = added_conditioning(model, positive, negative if do_cfg else None, zero_negative, samples.shape,
+                               device, dtype) if model.takes_added_conditioning else ()
 
     scheduler.set_timesteps(spec.steps, device=device)
     timesteps = scheduler.timesteps
@@ -141,7 +184,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             hooks.check_cancel()
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = model.predict(model_input, t, embeds)
+            noise_pred = model.predict(model_input, t, embeds, added)
             if do_cfg:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)

@@ -1,9 +1,13 @@
-"""Values that flow along the diffusion sockets."""
+"""Values that flow along the diffusion sockets: MODEL, CLIP and VAE (loaded models with their family),
+CONDITIONING, LATENT, NOISE, SCHEDULER and LATENT_TRACE."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .cuda_graphs import GraphedCallable
+from .families.catalog import FAMILIES, Family, TextEncoderSpec
 
 
 def _tensor_bytes(*tensors: Any) -> int:
@@ -12,14 +16,26 @@ def _tensor_bytes(*tensors: Any) -> int:
 
 @dataclass(eq=False)
 class Conditioning:
-    """CONDITIONING: prompt embeddings ``[batch, tokens, dim]`` on the model's device."""
+    """CONDITIONING: prompt embeddings ``[batch, tokens, dim]`` on the model's device, and what
+    SDXL adds: the pooled embedding of its last text encoder and the size/crop conditioning."""
 
     embeds: Any
     text: str = ""
     truncated_text: str = ""
+    pooled: Any = None  # [batch, dim] (SDXL's text_embeds); None for SD 1.x/2.x
+    # SDXL's micro-conditioning in pixels as (height, width) / (top, left). None: the size of
+    # the image being made, as the pipelines default.
+    original_size: tuple[int, int] | None = None
+    crop_top_left: tuple[int, int] = (0, 0)
+    target_size: tuple[int, int] | None = None
+    aesthetic_score: float | None = None  # the refiner's; None: 6.0 positive, 2.5 negative
+
+    @property
+    def empty_prompt(self) -> bool:
+        return not self.text.strip()
 
     def cache_size_bytes(self) -> int:
-        return _tensor_bytes(self.embeds)
+        return _tensor_bytes(self.embeds, self.pooled)
 
 
 @dataclass(eq=False)
@@ -90,3 +106,136 @@ class LatentTrace:
 
     def cache_size_bytes(self) -> int:
         return _tensor_bytes(*self.latents, *self.x0)
+
+
+@dataclass(eq=False)
+class UNetModel:
+    """MODEL socket value: the UNet, its family and the scheduler config it was trained with."""
+
+    unet: Any
+    scheduler_config: dict[str, Any]
+    key: tuple
+    device: str
+    dtype: Any
+    family: Family = FAMILIES["sd1"]
+    vae_scale: int = 8  # pixels per latent cell: SDXL's size conditioning is in pixels
+    # The pipeline's force_zeros_for_empty_prompt: an empty negative prompt becomes zeros.
+    zero_empty_negative: bool = False
+    # The UNet's fast path, if enabled: replayed from CUDA graphs (and, in the AOT mode, run from
+    # AOT-compiled packages; on the CPU only that).
+    graphed: GraphedCallable | None = None
+    aot: Any = None  # the AotCompiled UNet in the AOT mode (its builds, loads and failure)
+
+    @property
+    def takes_added_conditioning(self) -> bool:
+        """SDXL: pooled text embeddings and size/crop time ids go into the time embedding."""
+        return self.unet.config.addition_embed_type == "text_time"
+
+    def predict(self, sample, timestep, embeds, added: tuple = ()):
+        """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
+        tensor on the sample's device, as the scheduler's timesteps are; ``added`` is SDXL's
+        ``(text_embeds, time_ids)``."""
+        if self.graphed is not None:
+            return self.graphed(sample, timestep, embeds, *added)
+        return unet_forward(self.unet, sample, timestep, embeds, *added)
+
+    def fast_path_problems(self) -> list[str]:
+        """Why the chosen compile mode fell back to running the UNet eagerly, if it did."""
+        return fallbacks("UNet", aot=self.aot, graphed=self.graphed)
+
+    def cache_size_bytes(self) -> int:
+        return 0  # owned by the model cache, not by the output cache
+
+
+def unet_forward(unet, sample, timestep, embeds, text_embeds=None, time_ids=None):
+    """One UNet call as the pipelines make it (SDXL's extras as ``added_cond_kwargs``)."""
+    added = None if text_embeds is None else {"text_embeds": text_embeds, "time_ids": time_ids}
+    return unet(sample, timestep, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False)[0]
+
+
+@dataclass(eq=False)
+class TextEncoder:
+    """One tokenizer + encoder of a CLIP value, and how the family uses its output."""
+
+    tokenizer: Any
+    encoder: Any
+    spec: TextEncoderSpec
+    graphed: GraphedCallable | None = None  # replayed from CUDA graphs, if enabled
+
+    def encode(self, input_ids, attention_mask=None):
+        """``(hidden states, pooled or None)`` for token ids on the encoder's device: the last
+        hidden state, or the penultimate one where the family says so (SDXL); the pooled output
+        where the encoder has a projection (SDXL's second encoder)."""
+        if self.graphed is not None and attention_mask is None:
+            return self.graphed(input_ids)
+        return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask)
+
+
+def encoder_forward(encoder, penultimate: bool, input_ids, attention_mask=None):
+    if not penultimate:
+        return encoder(input_ids, attention_mask=attention_mask)[0], None
+    out = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    pooled = out[0] if out[0].ndim == 2 else None  # CLIPTextModelWithProjection's text_embeds
+    return out.hidden_states[-2], pooled
+
+
+@dataclass(eq=False)
+class ClipModel:
+    """CLIP socket value: the family's text encoders, in the order their outputs concatenate."""
+
+    encoders: tuple[TextEncoder, ...]
+    key: tuple
+    device: str
+    dtype: Any
+    family: Family = FAMILIES["sd1"]
+
+    @property
+    def tokenizer(self):
+        return self.encoders[0].tokenizer
+
+    @property
+    def text_encoder(self):
+        return self.encoders[0].encoder
+
+    def fast_path_problems(self) -> list[str]:
+        """Why a text encoder's CUDA graph fell back to running it eagerly, if one did."""
+        return [p for e in self.encoders for p in fallbacks("text encoder", graphed=e.graphed)]
+
+    def cache_size_bytes(self) -> int:
+        return 0
+
+
+@dataclass(eq=False)
+class VaeModel:
+    """VAE socket value, with the latent→RGB preview matrix for this model's latent space."""
+
+    vae: Any
+    key: tuple
+    device: str
+    dtype: Any
+    latent_rgb: tuple[tuple[float, ...], ...] = FAMILIES["sd1"].latent.latent_rgb
+    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def fast_path_problems(self) -> list[str]:
+        """Why the AOT-compiled decoder fell back to running eagerly, if it did."""
+        return fallbacks("VAE decoder", aot=getattr(self.vae.decoder, "runner", None))
+
+    @property
+    def scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def cache_size_bytes(self) -> int:
+        return 0
+
+
+def fallbacks(model: str, aot=None, graphed=None) -> list[str]:
+    """The node warnings for a model whose AOT compile or CUDA graph capture failed (both keep
+    the reason in ``disabled_reason`` and run the model eagerly)."""
+    problems = []
+    if aot is not None and aot.disabled_reason:
+        problems.append(f"AOT compile of the {model} failed; it ran uncompiled "
+                        f"({aot.disabled_reason})")
+    if graphed is not None and graphed.disabled_reason:
+        problems.append(f"CUDA graph capture of the {model} failed; it ran without "
+                        f"({graphed.disabled_reason})")
+    return problems

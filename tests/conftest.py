@@ -17,6 +17,22 @@ def tiny_sd(tmp_path_factory):
     return make_tiny_sd(tmp_path_factory.mktemp("tiny_sd"))
 
 
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory):
+    """A tiny random SDXL base model folder (two text encoders), built once per session."""
+    from nodes.tiny_models import make_tiny_sdxl
+
+    return make_tiny_sdxl(tmp_path_factory.mktemp("tiny_sdxl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_refiner(tmp_path_factory):
+    """A tiny random SDXL refiner folder (second encoder only, aesthetic-score time ids)."""
+    from nodes.tiny_models import make_tiny_sdxl
+
+    return make_tiny_sdxl(tmp_path_factory.mktemp("tiny_sdxl_refiner"), refiner=True)
+
+
 @pytest.fixture
 def kit():
     """Trivial node types (const, add, sleep, fail, ...) in a fresh registry."""

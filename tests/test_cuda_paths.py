@@ -52,7 +52,7 @@ def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
         result, _ = run_ok(graph)
         images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0])
         loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile=mode)
-        assert loaded.unet.graphed is None and loaded.clip.graphed is None
+        assert loaded.unet.graphed is None and loaded.clip.encoders[0].graphed is None
     assert np.array_equal(images["off"], images["CUDA graphs"])
 
 
@@ -61,9 +61,9 @@ def test_a_failed_cuda_graph_capture_is_reported_on_the_nodes_that_ran_without(t
     # reason kept; on the CPU the same state is set by hand to see what the user is told.
     loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile="CUDA graphs")
     loaded.unet.graphed = graph_unet(loaded.unet.unet)
-    loaded.clip.graphed = graph_text_encoder(loaded.clip.text_encoder)
+    loaded.clip.encoders[0].graphed = graph_text_encoder(loaded.clip.text_encoder)
     loaded.unet.graphed.disabled_reason = "RuntimeError: operation not permitted when stream is capturing"
-    loaded.clip.graphed.disabled_reason = "RuntimeError: out of graph pool"
+    loaded.clip.encoders[0].graphed.disabled_reason = "RuntimeError: out of graph pool"
     try:
         graph, ids = txt2img_graph(str(tiny_sd), steps=2)
         graph.set_param(ids["load"], "device", "cpu")
@@ -137,7 +137,7 @@ def test_graphed_text_encoder_matches_eager(tiny_sd):
         for seed in (0, 1):
             ids = torch.randint(2, 20, (1, 12), device="cuda",
                                 generator=torch.Generator("cuda").manual_seed(seed))
-            torch.testing.assert_close(graphed(ids), encoder(ids)[0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(graphed(ids)[0], encoder(ids)[0], rtol=1e-4, atol=1e-5)
     assert graphed.captures == 1 and graphed.disabled_reason is None
 
 
@@ -153,7 +153,7 @@ def test_cuda_graph_mode_gives_the_eager_image(tiny_sd):
         images[name] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
     assert np.abs(images["off"] - images["CUDA graphs"]).max() <= 1
     loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile="CUDA graphs")
-    for graphed in (loaded.unet.graphed, loaded.clip.graphed):
+    for graphed in (loaded.unet.graphed, loaded.clip.encoders[0].graphed):
         assert graphed.captures >= 1 and graphed.disabled_reason is None
 
 
@@ -209,7 +209,7 @@ def test_freed_graphs_leave_no_dangling_workspace(tiny_sd):
         canaries = [torch.full((2**20,), 7.0, device="cuda") for _ in range(64)]
         second = graph_text_encoder(encoder)
         for _ in range(3):
-            out = second(ids)
+            out = second(ids)[0]
         torch.cuda.synchronize()
     assert all(bool((c == 7.0).all()) for c in canaries)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)

@@ -5,9 +5,9 @@ import json
 import struct
 
 import pytest
-from ldm_export import unet_to_ldm, vae_to_ldm
 
 from nodes.families.detect import CheckpointError, detect, predicts_v, read_header
+from nodes.ldm_export import unet_to_ldm, vae_to_ldm
 from nodes.paths import resources_dir
 
 FAMILIES = resources_dir() / "configs" / "families"

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from ldm_export import make_tiny_single_file, unet_to_ldm, vae_to_ldm
 
 import nodes  # noqa: F401
 from graphs import Executor
+from nodes.ldm_export import make_tiny_single_file, unet_to_ldm, vae_to_ldm
 from nodes.recipes import txt2img_graph
 
 
@@ -101,7 +101,9 @@ def load_error(source, config=""):
     return result.error.message
 
 
-def test_single_file_without_config_is_refused_up_front(single_file, monkeypatch):
+def test_single_file_of_no_known_family_is_refused_up_front_offline(single_file, monkeypatch):
+    """Without 'config' the family comes from the file's header; a tiny model matches none, and
+    that is said (with what was found) before anything is read or fetched."""
     import diffusers.loaders.single_file as single_file_loader
 
     def no_network(*args, **kwargs):
@@ -110,7 +112,8 @@ def test_single_file_without_config_is_refused_up_front(single_file, monkeypatch
     monkeypatch.setattr(single_file_loader, "snapshot_download", no_network)
     file, _ = single_file
     message = load_error(file)
-    assert file.name in message and "needs 'config'" in message and "local diffusers" in message
+    assert file.name in message and "context dim 16" in message and "not an SD 1.x/2.x/SDXL UNet" in message
+    assert "set 'config' to a local diffusers folder" in message
 
 
 def test_config_that_is_not_a_diffusers_folder(single_file, tmp_path):

@@ -96,3 +96,16 @@ def family_for_unet_config(config: dict) -> Family | None:
     if added == 2560 and context == 1280:
         return FAMILIES["sdxl_refiner"]
     return None
+
+
+def family_for_folder(model_index: dict, unet_config: dict) -> Family:
+    """The family of a diffusers folder: by its UNet's published dimensions where they match one,
+    else by structure (tiny or unusual models): a time-text added embedding is SDXL (the refiner
+    when its pipeline asks for an aesthetic score), a 1024-wide context SD 2.x, anything else SD 1.x."""
+    known = family_for_unet_config(unet_config)
+    if known is not None:
+        return known
+    if unet_config.get("addition_embed_type") == "text_time":
+        refiner = model_index.get("requires_aesthetics_score") or not model_index.get("text_encoder", [None])[0]
+        return FAMILIES["sdxl_refiner" if refiner else "sdxl_base"]
+    return FAMILIES["sd2" if unet_config.get("cross_attention_dim") == 1024 else "sd1"]

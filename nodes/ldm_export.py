@@ -1,8 +1,11 @@
-"""Write a diffusers SD 1.x pipeline as one original-layout (LDM/CompVis) checkpoint.
+"""Write a diffusers SD 1.x or SDXL pipeline as one original-layout checkpoint (LDM/CompVis for
+SD 1.x, SGM for SDXL), the single-file form users download.
 
-The inverse of diffusers' ``convert_ldm_unet_checkpoint``, ``convert_ldm_vae_checkpoint`` and
-``convert_ldm_clip_checkpoint`` (diffusers/loaders/single_file_utils.py), so tests can build a
-tiny ``v1-5-pruned-emaonly.safetensors``-style file without downloading one.
+The inverse of diffusers' ``convert_ldm_unet_checkpoint``, ``convert_ldm_vae_checkpoint``,
+``convert_ldm_clip_checkpoint`` and ``convert_open_clip_checkpoint``
+(diffusers/loaders/single_file_utils.py), so tests and benchmarks can build a
+``v1-5-pruned-emaonly.safetensors``- or ``sd_xl_base_1.0.safetensors``-style file without
+downloading one.
 
 LDM key layout, for ``L = layers_per_block`` (every UNet level has L resnets going down, L + 1
 going up; diffusers' converter indexes blocks with ``L + 1`` per level):
@@ -28,6 +31,13 @@ from pathlib import Path
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer.text_model."
+# SGM (SDXL): CLIP ViT-L in transformers' layout, OpenCLIP ViT-bigG in its own; the refiner has
+# only the latter, as embedder 0.
+SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer.text_model."
+SDXL_OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
+REFINER_OPEN_CLIP_PREFIX = "conditioner.embedders.0.model."
+_OPEN_CLIP_LAYER = (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
+                    ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"))
 
 _UNET_FIXED = {
     "time_embedding.linear_1": "time_embed.0",
@@ -94,7 +104,7 @@ def unet_to_ldm(state_dict: dict, layers_per_block: int) -> dict:
             slot = 2 if level in up_levels_with_attention else 1
             new = f"output_blocks.{level * per_level + layers_per_block}.{slot}.conv.{param}"
         else:
-            raise KeyError(f"no LDM name for UNet key {key!r} (SD 1.x layout only)")
+            raise KeyError(f"no LDM name for UNet key {key!r}")
         out[UNET_PREFIX + new] = value
     return out
 
@@ -130,15 +140,44 @@ def vae_to_ldm(state_dict: dict, num_levels: int) -> dict:
             name, value = _vae_attention(m[2], value)
             new = f"{m[1]}.mid.attn_1.{name}"
         else:
-            raise KeyError(f"no LDM name for VAE key {key!r} (SD 1.x layout only)")
+            raise KeyError(f"no LDM name for VAE key {key!r}")
         out[VAE_PREFIX + new.replace("conv_shortcut", "nin_shortcut")] = value
     return out
 
 
-def clip_to_ldm(state_dict: dict) -> dict:
+def clip_to_ldm(state_dict: dict, prefix: str = CLIP_PREFIX) -> dict:
     """transformers CLIPTextModel keys (with or without ``text_model.``) -> LDM keys."""
-    return {CLIP_PREFIX + key.removeprefix("text_model."): value
+    return {prefix + key.removeprefix("text_model."): value
             for key, value in state_dict.items()}
+
+
+def open_clip_to_sgm(state_dict: dict, prefix: str = SDXL_OPEN_CLIP_PREFIX) -> dict:
+    """transformers CLIPTextModelWithProjection keys -> OpenCLIP keys: q/k/v joined into one
+    ``in_proj``, the projection stored transposed, layers renamed."""
+    import torch
+
+    out, qkv = {}, {}
+    for key, value in state_dict.items():
+        if key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+        elif key == "text_model.embeddings.position_embedding.weight":
+            out[prefix + "positional_embedding"] = value
+        elif key == "text_model.embeddings.token_embedding.weight":
+            out[prefix + "token_embedding.weight"] = value
+        elif key.startswith("text_model.final_layer_norm."):
+            out[prefix + "ln_final." + key.rpartition(".")[2]] = value
+        elif m := re.fullmatch(r"text_model\.encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)", key):
+            qkv.setdefault((m[1], m[3]), {})[m[2]] = value
+        elif m := re.fullmatch(r"text_model\.encoder\.layers\.(\d+)\.(.+)", key):
+            rest = m[2]
+            for ours, theirs in _OPEN_CLIP_LAYER:
+                rest = rest.replace(ours, theirs)
+            out[f"{prefix}transformer.resblocks.{m[1]}.{rest}"] = value
+        elif not key.endswith("position_ids"):
+            raise KeyError(f"no OpenCLIP name for text encoder key {key!r}")
+    for (layer, param), parts in qkv.items():
+        out[f"{prefix}transformer.resblocks.{layer}.attn.in_proj_{param}"] = torch.cat([parts[p] for p in "qkv"])
+    return out
 
 
 def folder_to_ldm(folder: Path) -> dict:
@@ -156,6 +195,29 @@ def folder_to_ldm(folder: Path) -> dict:
         **vae_to_ldm(vae, len(vae_config["block_out_channels"])),
         **clip_to_ldm(text),
     }
+    return {key: value.contiguous().clone() for key, value in checkpoint.items()}
+
+
+def sdxl_folder_to_sgm(folder: Path) -> dict:
+    """One SGM-layout state dict from a saved diffusers SDXL base or refiner folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    unet_config = json.loads((folder / "unet" / "config.json").read_text())
+    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    checkpoint = {
+        **unet_to_ldm(load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors")),
+                      unet_config["layers_per_block"]),
+        **vae_to_ldm(load_file(str(folder / "vae" / "diffusion_pytorch_model.safetensors")),
+                     len(vae_config["block_out_channels"])),
+    }
+    open_clip = load_file(str(folder / "text_encoder_2" / "model.safetensors"))
+    if (folder / "text_encoder" / "model.safetensors").is_file():
+        checkpoint.update(clip_to_ldm(load_file(str(folder / "text_encoder" / "model.safetensors")),
+                                      SDXL_CLIP_L_PREFIX))
+        checkpoint.update(open_clip_to_sgm(open_clip, SDXL_OPEN_CLIP_PREFIX))
+    else:
+        checkpoint.update(open_clip_to_sgm(open_clip, REFINER_OPEN_CLIP_PREFIX))
     return {key: value.contiguous().clone() for key, value in checkpoint.items()}
 
 
