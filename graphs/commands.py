@@ -2,7 +2,9 @@
 
 Each command's ``do`` and ``undo`` call the model's mutation methods only, so the
 editor (which mirrors model events) stays in step. The Qt side wraps these in
-``QUndoCommand``; :class:`UndoStack` is the Qt-free stack used by tests and the CLI.
+``QUndoCommand`` (nodeeditor/undo.py); :class:`UndoStack` is the Qt-free stack for scripts and
+tests. Both run each step in a ``Graph.transaction``, so a command that fails part-way leaves
+the graph exactly as it was.
 """
 
 from __future__ import annotations
@@ -373,12 +375,14 @@ class Macro(Command):
         self.commands, self.text = commands, text
 
     def do(self, graph: Graph) -> None:
-        for command in self.commands:
-            command.do(graph)
+        with graph.transaction():  # a sub-command that fails undoes the ones before it
+            for command in self.commands:
+                command.do(graph)
 
     def undo(self, graph: Graph) -> None:
-        for command in reversed(self.commands):
-            command.undo(graph)
+        with graph.transaction():
+            for command in reversed(self.commands):
+                command.undo(graph)
 
 
 class UndoStack:
@@ -391,7 +395,10 @@ class UndoStack:
         self._clean_index: int | None = 0
 
     def push(self, command: Command) -> Command:
-        command.do(self.graph)
+        """Do ``command`` and keep it; one that raises leaves the graph and the history as they
+        were (Graph.transaction) and the error propagates."""
+        with self.graph.transaction():
+            command.do(self.graph)
         self.undone.clear()
         if self._clean_index is not None and self._clean_index > len(self.done):
             self._clean_index = None
@@ -405,17 +412,17 @@ class UndoStack:
     def undo(self) -> bool:
         if not self.done:
             return False
-        command = self.done.pop()
-        command.undo(self.graph)
-        self.undone.append(command)
+        with self.graph.transaction():
+            self.done[-1].undo(self.graph)
+        self.undone.append(self.done.pop())
         return True
 
     def redo(self) -> bool:
         if not self.undone:
             return False
-        command = self.undone.pop()
-        command.do(self.graph)
-        self.done.append(command)
+        with self.graph.transaction():
+            self.undone[-1].do(self.graph)
+        self.done.append(self.undone.pop())
         return True
 
     def set_clean(self) -> None:

@@ -9,6 +9,7 @@ and opens again.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -27,8 +28,55 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # node, link and frame ids
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+class GraphError(ValueError):
+    """A mutation that the graph refuses, with the reason as message."""
+
+
 def clamp(value: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, value))
+
+
+_HEX = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+def clamp_point(point, limit: float = MAX_COORD) -> tuple[float, ...]:
+    values = tuple(float(v) for v in point)
+    if not all(math.isfinite(v) for v in values):
+        raise GraphError(f"not a finite position: {point!r}")
+    return tuple(clamp(v, -limit, limit) for v in values)
+
+
+def clamp_size(size) -> tuple[float, float] | None:
+    """A node size inside the file's limits (None: the node's natural size)."""
+    if size is None:
+        return None
+    w, h = clamp_point(size, MAX_NODE_SIZE)
+    return max(0.0, w), max(0.0, h)
+
+
+def clamp_rect(rect) -> tuple[float, float, float, float]:
+    x, y, w, h = clamp_point(rect)
+    return x, y, max(0.0, w), max(0.0, h)
+
+
+def check_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem:
+        raise GraphError(problem)
+    return value
+
+
+def normalise_color(color: str | None) -> str | None:
+    """``#abc`` → ``#aabbcc``; None stays None; anything else is refused."""
+    if color is None:
+        return None
+    match = _HEX.fullmatch(color)
+    if not match:
+        raise GraphError(f"not a colour: {color!r} (expected #rrggbb)")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return "#" + digits.lower()
 
 
 def id_problem(value: Any) -> str:

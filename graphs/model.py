@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
+from . import socket_types
 from .events import Emitter
-from .limits import MAX_COORD, MAX_NODE_SIZE, MAX_TITLE, MAX_ZOOM, MIN_ZOOM, clamp, id_problem
-from .registry import ANY, REROUTE, NodeType, Registry, default_registry
+from .limits import MAX_TITLE, MAX_ZOOM, MIN_ZOOM, GraphError, check_id, clamp_point, clamp_rect, clamp_size, normalise_color
+from .registry import NodeType, Registry, default_registry
 
 FLAG_NAMES = ("bypass", "mute", "collapsed")
 DEFAULT_FRAME_COLOR = "#3a4a5a"
@@ -24,53 +26,6 @@ DEFAULT_FRAME_COLOR = "#3a4a5a"
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-_HEX = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
-
-
-def clamp_point(point, limit: float = MAX_COORD) -> tuple[float, ...]:
-    values = tuple(float(v) for v in point)
-    if not all(math.isfinite(v) for v in values):
-        raise GraphError(f"not a finite position: {point!r}")
-    return tuple(clamp(v, -limit, limit) for v in values)
-
-
-def clamp_size(size) -> tuple[float, float] | None:
-    """A node size inside the file's limits (None: the node's natural size)."""
-    if size is None:
-        return None
-    w, h = clamp_point(size, MAX_NODE_SIZE)
-    return max(0.0, w), max(0.0, h)
-
-
-def clamp_rect(rect) -> tuple[float, float, float, float]:
-    x, y, w, h = clamp_point(rect)
-    return x, y, max(0.0, w), max(0.0, h)
-
-
-def check_id(value: str) -> str:
-    problem = id_problem(value)
-    if problem:
-        raise GraphError(problem)
-    return value
-
-
-def normalise_color(color: str | None) -> str | None:
-    """``#abc`` → ``#aabbcc``; None stays None; anything else is refused."""
-    if color is None:
-        return None
-    match = _HEX.fullmatch(color)
-    if not match:
-        raise GraphError(f"not a colour: {color!r} (expected #rrggbb)")
-    digits = match.group(1)
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
-    return "#" + digits.lower()
-
-
-class GraphError(ValueError):
-    """A mutation that the graph refuses, with the reason as message."""
 
 
 @dataclass
@@ -134,6 +89,37 @@ class Graph:
         # src node -> {dst node: number of links}; built on first use by the cycle check, then
         # kept up to date by add_link/remove_link (links change through those methods only).
         self._succ: dict[str, dict[str, int]] | None = None
+        self._journal: list[Callable[[], object]] | None = None  # inverses, inside transaction()
+
+    # ----- transactions -----------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All of the changes made inside, or none of them: every mutation records its inverse,
+        and an exception replays them backwards (through the same methods, so listeners such as
+        the editor follow the rollback) before it propagates. Nests."""
+        outer = self._journal is None
+        if outer:
+            self._journal = []
+        journal = self._journal
+        mark = len(journal)
+        try:
+            yield
+        except BaseException:
+            inverses = journal[mark:]
+            del journal[mark:]
+            self._journal = None  # the rollback itself is not recorded
+            try:
+                for inverse in reversed(inverses):
+                    inverse()
+            finally:
+                self._journal = None if outer else journal
+            raise
+        if outer:
+            self._journal = None
+
+    def _record(self, inverse: Callable[[], object]) -> None:
+        if self._journal is not None:
+            self._journal.append(inverse)
 
     def copy(self) -> Graph:
         """An independent snapshot (no listeners): what a run or a sweep cell works on while
@@ -186,6 +172,7 @@ class Graph:
         node.size = clamp_size(node.size)
         node.color = normalise_color(node.color)
         self.nodes[node.id] = node
+        self._record(lambda: self.remove_node(node.id))
         self.events.emit(ev.NodeAdded(node))
         return node
 
@@ -193,12 +180,14 @@ class Graph:
         for link in self.links_of(node_id):
             self.remove_link(link.id)
         node = self.nodes.pop(node_id)
+        self._record(lambda: self.add_node(node))
         self.events.emit(ev.NodeRemoved(node))
         return node
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         node = self.nodes[node_id]
-        node.pos = clamp_point(pos)
+        old, node.pos = node.pos, clamp_point(pos)
+        self._record(lambda: self.move_node(node_id, old))
         self.events.emit(ev.NodeMoved(node))
 
     def set_param(self, node_id: str, name: str, value: Any) -> None:
@@ -209,29 +198,43 @@ class Graph:
         error = param.check(value)
         if error:
             raise GraphError(f"{node.title}.{name}: {error}")
+        had, old = name in node.params, node.params.get(name)
         node.params[name] = value
+        self._record(lambda: self._restore_param(node_id, name, had, old))
+        self.events.emit(ev.NodeChanged(node, "params", name))
+
+    def _restore_param(self, node_id: str, name: str, had: bool, old: Any) -> None:
+        node = self.nodes[node_id]
+        if had:
+            node.params[name] = old
+        else:
+            node.params.pop(name, None)
         self.events.emit(ev.NodeChanged(node, "params", name))
 
     def set_flag(self, node_id: str, flag: str, value: bool) -> None:
         if flag not in FLAG_NAMES:
             raise GraphError(f"unknown flag {flag!r}")
         node = self.nodes[node_id]
-        node.flags[flag] = bool(value)
+        old, node.flags[flag] = bool(node.flags.get(flag, False)), bool(value)
+        self._record(lambda: self.set_flag(node_id, flag, old))
         self.events.emit(ev.NodeChanged(node, "flags", flag))
 
     def set_title(self, node_id: str, title: str) -> None:
         node = self.nodes[node_id]
-        node.title = title[:MAX_TITLE]
+        old, node.title = node.title, title[:MAX_TITLE]
+        self._record(lambda: self.set_title(node_id, old))
         self.events.emit(ev.NodeChanged(node, "title", "title"))
 
     def set_size(self, node_id: str, size: tuple[float, float] | None) -> None:
         node = self.nodes[node_id]
-        node.size = clamp_size(size)
+        old, node.size = node.size, clamp_size(size)
+        self._record(lambda: self.set_size(node_id, old))
         self.events.emit(ev.NodeChanged(node, "size", "size"))
 
     def set_color(self, node_id: str, color: str | None) -> None:
         node = self.nodes[node_id]
-        node.color = normalise_color(color)
+        old, node.color = node.color, normalise_color(color)
+        self._record(lambda: self.set_color(node_id, old))
         self.events.emit(ev.NodeChanged(node, "color", "color"))
 
     def find_node(self, key: str) -> Node:
@@ -265,80 +268,19 @@ class Graph:
         links = self._outbound.get(node_id, {}).values()
         return [ln for ln in links if output_name is None or ln.src_output == output_name]
 
-    # Reroute chains can be thousands of nodes long: both walks below are loops, never recursion,
-    # and ``memo`` (shared across calls by the file validator) makes checking every link of a
-    # chain linear instead of quadratic.
+    # The socket types behind reroutes: walks that live in graphs/socket_types.py.
     def output_type(self, node_id: str, output_name: str, memo: dict | None = None) -> str:
         """The socket type an output carries; a reroute carries its source's type."""
-        walked: list[str] = []
-        seen: set[str] = set()
-        while True:
-            node = self.nodes[node_id]
-            if node.type_id != REROUTE:
-                socket = self.node_type(node).output(output_name)
-                found = socket.type if socket else ANY
-                break
-            if memo is not None and ("out", node_id) in memo:
-                found = memo[("out", node_id)]
-                break
-            link = self.inbound(node_id, "in")
-            if node_id in seen or link is None:
-                found = ANY
-                break
-            seen.add(node_id)
-            walked.append(node_id)
-            node_id, output_name = link.src_node, link.src_output
-        if memo is not None:
-            for reroute in walked:
-                memo[("out", reroute)] = found
-        return found
+        return socket_types.output_type(self, node_id, output_name, memo)
 
     def input_type(self, node_id: str, input_name: str, memo: dict | None = None) -> str:
-        """The socket type an input accepts; a reroute takes what its outputs feed (the first
-        typed input found depth-first, in link order)."""
-        if self.nodes[node_id].type_id != REROUTE:
-            socket = self.node_type(node_id).input(input_name)
-            return socket.type if socket else ANY
-        memo = {} if memo is None else memo
-        if ("in", node_id) in memo:
-            return memo[("in", node_id)]
-        stack = [(node_id, iter(self.outbound(node_id)))]
-        on_stack = {node_id}
-        while stack:
-            current, links = stack[-1]
-            link = next(links, None)
-            if link is None:
-                stack.pop()
-                on_stack.discard(current)
-                memo[("in", current)] = ANY
-                continue
-            dst = link.dst_node
-            if self.nodes[dst].type_id != REROUTE:
-                socket = self.node_type(dst).input(link.dst_input)
-                found = socket.type if socket else ANY
-            elif ("in", dst) in memo:
-                found = memo[("in", dst)]
-            elif dst in on_stack:
-                found = ANY
-            else:
-                stack.append((dst, iter(self.outbound(dst))))
-                on_stack.add(dst)
-                continue
-            if found != ANY:
-                for reroute, _ in stack:
-                    memo[("in", reroute)] = found
-                return found
-        return ANY
+        """The socket type an input accepts; a reroute takes what its outputs feed."""
+        return socket_types.input_type(self, node_id, input_name, memo)
 
     def type_problem(self, src_node: str, src_output: str, dst_node: str, dst_input: str,
                      memo: dict | None = None) -> str:
         """Why the output's type cannot feed the input ("" when it can)."""
-        src_type = self.output_type(src_node, src_output, memo)
-        dst_type = self.input_type(dst_node, dst_input, memo)
-        if self.registry.sockets.compatible(src_type, dst_type):
-            return ""
-        return (f"type mismatch: {self.nodes[src_node].title}.{src_output} gives {src_type}, "
-                f"{self.nodes[dst_node].title}.{dst_input} takes {dst_type}")
+        return socket_types.type_problem(self, src_node, src_output, dst_node, dst_input, memo)
 
     def can_connect(self, src_node: str, src_output: str, dst_node: str,
                     dst_input: str) -> tuple[bool, str]:
@@ -401,6 +343,7 @@ class Graph:
         if self._succ is not None:
             targets = self._succ.setdefault(link.src_node, {})
             targets[link.dst_node] = targets.get(link.dst_node, 0) + 1
+        self._record(lambda: self.remove_link(link.id))
         self.events.emit(ev.LinkAdded(link))
         return link
 
@@ -426,6 +369,7 @@ class Graph:
             targets[link.dst_node] -= 1
             if not targets[link.dst_node]:
                 del targets[link.dst_node]
+        self._record(lambda: self.add_link(link, check=False))
         self.events.emit(ev.LinkRemoved(link))
         return link
 
@@ -438,11 +382,13 @@ class Graph:
         frame.rect = clamp_rect(frame.rect)
         frame.color = normalise_color(frame.color) or DEFAULT_FRAME_COLOR
         self.frames[frame.id] = frame
+        self._record(lambda: self.remove_frame(frame.id))
         self.events.emit(ev.FrameAdded(frame))
         return frame
 
     def remove_frame(self, frame_id: str) -> Frame:
         frame = self.frames.pop(frame_id)
+        self._record(lambda: self.add_frame(frame))
         self.events.emit(ev.FrameRemoved(frame))
         return frame
 
@@ -450,12 +396,14 @@ class Graph:
                   rect: tuple[float, float, float, float] | None = None,
                   color: str | None = None) -> None:
         frame = self.frames[frame_id]
+        old = (frame.title, frame.rect, frame.color)
         if title is not None:
             frame.title = str(title)[:MAX_TITLE]
         if rect is not None:
             frame.rect = clamp_rect(rect)
         if color is not None:
             frame.color = normalise_color(color) or DEFAULT_FRAME_COLOR
+        self._record(lambda: self.set_frame(frame_id, title=old[0], rect=old[1], color=old[2]))
         self.events.emit(ev.FrameChanged(frame))
 
     def nodes_in_frame(self, frame_id: str) -> list[Node]:
@@ -468,7 +416,8 @@ class Graph:
         zoom = float(zoom)
         if not math.isfinite(zoom):
             raise GraphError(f"not a finite zoom: {zoom!r}")
-        self.view = View(min(MAX_ZOOM, max(MIN_ZOOM, zoom)), clamp_point(center))
+        old, self.view = self.view, View(min(MAX_ZOOM, max(MIN_ZOOM, zoom)), clamp_point(center))
+        self._record(lambda: self.set_view(old.zoom, old.center))
         self.events.emit(ev.ViewChanged(self.view))
 
     def clear(self) -> None:

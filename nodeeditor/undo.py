@@ -2,7 +2,7 @@
 
 ``redo`` calls ``cmd.do(graph)`` (the first redo is the one ``QUndoStack.push`` makes),
 ``undo`` calls ``cmd.undo(graph)``; merging uses the command's ``merge_key``/``merge``.
-``graphs`` commands are transactional: one that fails leaves the graph as it was. So a
+Each step runs in a ``Graph.transaction``: one that fails leaves the graph as it was. So a
 command that fails, on its first ``do`` or on any later redo or undo, is marked obsolete
 (Qt drops it from the history instead of keeping an edit that did not happen) and the
 error goes to ``on_error`` (the controller shows it in the status bar); none is swallowed.
@@ -30,7 +30,8 @@ class GraphUndoCommand(QUndoCommand):
 
     def _apply(self, step: Callable[[Graph], None]) -> None:
         try:
-            step(self.graph)
+            with self.graph.transaction():
+                step(self.graph)
         except Exception as exc:  # noqa: BLE001 - reported, never swallowed: see the module doc
             self.error = exc
             self.setObsolete(True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from graphs import (
     REROUTE,
     AddNodes,
+    Command,
     Connect,
     Disconnect,
     Frame,
@@ -391,6 +392,80 @@ def test_random_commands_undo_redo_round_trip(data):
     assert len(stack.done) == depth and wf.dumps(graph) == final
     # and the end state is a loadable workflow
     assert wf.dumps(wf.loads(final, KIT.registry)) == final
+
+
+class Boom(Command):
+    """Fails once: on its first ``do``, its first ``undo``, or its second ``do`` (a redo)."""
+
+    text = "boom"
+
+    def __init__(self, fail_on: str) -> None:
+        self.fail_on, self.dos, self.failed = fail_on, 0, False
+
+    def _fail(self) -> None:
+        self.failed = True
+        raise RuntimeError("injected failure")
+
+    def do(self, graph):
+        self.dos += 1
+        if not self.failed and (self.fail_on == "do" or (self.fail_on == "redo" and self.dos == 2)):
+            self._fail()
+
+    def undo(self, graph):
+        if not self.failed and self.fail_on == "undo":
+            self._fail()
+
+
+@settings(max_examples=60 * FUZZ_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_command_failing_part_way_leaves_the_graph_and_the_history_as_they_were(data):
+    """Failures injected after a random command's changes, on do, undo and redo: the graph, the
+    file it saves, its indexes and the undo history are exactly as before each failure."""
+    graph = Graph(KIT.registry)
+    built(graph)
+    stack = UndoStack(graph)
+    for _ in range(data.draw(st.integers(1, 15), label="steps")):
+        command = random_command(data, graph)
+        if command is None:
+            continue
+        how = data.draw(st.sampled_from(["ok", "do", "undo", "redo"]))
+        if how == "ok":
+            stack.push(command)
+            continue
+        # Macro order puts the command's changes before the failure in each direction.
+        macro = Macro([Boom(how), command] if how == "undo" else [command, Boom(how)])
+        if how != "do":
+            stack.push(macro)
+        if how == "redo":
+            stack.undo()
+        before, history = wf.dumps(graph), (list(stack.done), list(stack.undone))
+        with pytest.raises(RuntimeError, match="injected"):
+            if how == "do":
+                stack.push(macro)
+            else:
+                stack.undo() if how == "undo" else stack.redo()
+        assert wf.dumps(graph) == before
+        assert (stack.done, stack.undone) == history
+        _indexes_agree_with_a_fresh_graph(graph)
+    while stack.undo():  # what survived still undoes and redoes cleanly (each Boom failed once)
+        pass
+    while stack.redo():
+        pass
+
+
+def test_a_failing_add_rolls_back_the_nodes_it_added_and_the_link_it_displaced():
+    graph = Graph(KIT.registry)
+    a = graph.add_node(graph.create_node("test.const", node_id="a"))
+    b = graph.add_node(graph.create_node("test.multiply", node_id="b"))
+    graph.connect(a.id, "value", b.id, "a")
+    before = wf.dumps(graph)
+    stack = UndoStack(graph)
+    fresh = graph.create_node("test.const", node_id="c")
+    bad = AddNodes([fresh], [Link("l1", "c", "value", "b", "a"), Link("l2", "c", "value", "b", "nope")])
+    with pytest.raises(GraphError):
+        stack.push(bad)  # node c added, a->b displaced by c->b, then the second link refused
+    assert wf.dumps(graph) == before and "c" not in graph.nodes and graph.inbound("b", "a").src_node == "a"
+    assert stack.done == []
 
 
 def test_frame_colour_and_size_commands_undo_exactly():

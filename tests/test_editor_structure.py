@@ -98,6 +98,21 @@ def test_a_refused_first_do_is_reported_and_not_stacked(win):
     assert win.statusBar().currentMessage().startswith("Refused: set value")
 
 
+def test_a_macro_failing_part_way_is_rolled_back_in_the_model_and_on_the_canvas(win):
+    """The first step of the macro changes the graph (and the canvas follows its events); the
+    second is refused: the model, the scene and the undo stack end as they began."""
+    from graphs import Macro, MoveNodes
+
+    a, b, c = chain_ids(win)
+    before, start = dumps(win.graph), win.scene.node_items["lonely"].pos()
+    macro = Macro([MoveNodes({"lonely": (win.graph.nodes["lonely"].pos, (900.0, 900.0))}),
+                   SetParam(win.graph, a, "value", 5000)], text="move and set")
+    assert not win.controller.push(macro)
+    assert dumps(win.graph) == before and win.undo_stack.count() == 0
+    assert win.scene.node_items["lonely"].pos() == start
+    assert win.statusBar().currentMessage().startswith("Refused: move and set")
+
+
 def test_gestures_reach_the_model_through_request_signals(win):
     a, b, c = chain_ids(win)
     seen = []
