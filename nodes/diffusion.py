@@ -80,7 +80,7 @@ def tokenize_prompt(tokenizer, text: str):
             torch.tensor([[1] * len(full) + [0] * pad]), dropped)
 
 
-def encode_text(clip: ClipModel, text: str) -> Conditioning:
+def encode_text(clip: ClipModel, text: str, clip_skip: int = 0) -> Conditioning:
     """Tokenize and encode exactly as the family's pipeline does (``encode_prompt``): SD 1.x/2.x
     the last hidden state of their one encoder; SDXL the penultimate hidden states of both,
     concatenated, and the pooled output of the second."""
@@ -94,7 +94,7 @@ def encode_text(clip: ClipModel, text: str) -> Conditioning:
             mask = None
             if not text_encoder.spec.penultimate and getattr(text_encoder.encoder.config, "use_attention_mask", False):
                 mask = attention_mask.to(clip.device)
-            states, pooled_out = text_encoder.encode(input_ids.to(clip.device), mask)
+            states, pooled_out = text_encoder.encode(input_ids.to(clip.device), mask, clip_skip)
             hidden.append(states)
             if text_encoder.spec.pooled:
                 pooled = pooled_out
@@ -103,8 +103,11 @@ def encode_text(clip: ClipModel, text: str) -> Conditioning:
     return Conditioning(embeds.to(dtype=clip.encoders[-1].encoder.dtype), text, dropped, pooled=pooled)
 
 
-def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
-    conditioning = encode_text(clip, text)
+def run_text_encode(ctx, clip: ClipModel, text: str, clip_skip: int = 0) -> dict[str, Any]:
+    layers = min(e.encoder.config.num_hidden_layers for e in clip.encoders)
+    if clip_skip >= layers - (1 if clip.encoders[-1].spec.penultimate else 0):
+        raise ValueError(f"clip_skip {clip_skip}: this model's text encoder has only {layers} layers")
+    conditioning = encode_text(clip, text, clip_skip)
     if conditioning.truncated_text:
         limit = clip.tokenizer.model_max_length
         ctx.warn(f"prompt longer than {limit} tokens; ignored: {conditioning.truncated_text!r}")
@@ -116,8 +119,47 @@ def run_text_encode(ctx, clip: ClipModel, text: str) -> dict[str, Any]:
 TEXT_ENCODE = NodeType(
     "sd.text_encode", "Text encode", "conditioning", run_text_encode,
     inputs=(Socket("clip", "CLIP"),), outputs=(Socket("conditioning", "CONDITIONING"),),
-    params=(Param("text", "text", "", tooltip="the prompt", report="prompt"),),
-    description="Encodes a prompt with the model's text encoder.",
+    params=(Param("text", "text", "", tooltip="the prompt", report="prompt"),
+            Param("clip_skip", "int", 0, min=0, max=12, linkable=False,
+                  tooltip="use the text encoder's output this many layers before its last, as diffusers' "
+                          "clip_skip (A1111's 'Clip skip 2' is 1 here; 0: as the model was trained)")),
+    description="Encodes a prompt with the model's text encoder(s).",
+)
+
+
+# ----- SDXL size conditioning ------------------------------------------------------------
+def run_sdxl_conditioning(ctx, conditioning: Conditioning, original_width: int, original_height: int,
+                          crop_left: int, crop_top: int, target_width: int, target_height: int,
+                          aesthetic_score: float) -> dict[str, Any]:
+    import dataclasses
+
+    def size(width: int, height: int) -> tuple[int, int] | None:
+        return (height, width) if width and height else None  # 0: the image's own size
+
+    return {"conditioning": dataclasses.replace(
+        conditioning, original_size=size(original_width, original_height), crop_top_left=(crop_top, crop_left),
+        target_size=size(target_width, target_height), aesthetic_score=aesthetic_score or None)}
+
+
+def _pixels(name: str, tooltip: str) -> Param:
+    return Param(name, "int", 0, min=0, max=16384, step=8, tooltip=tooltip)
+
+
+SDXL_CONDITIONING = NodeType(
+    "sd.sdxl_conditioning", "SDXL size conditioning", "conditioning", run_sdxl_conditioning,
+    inputs=(Socket("conditioning", "CONDITIONING"),), outputs=(Socket("conditioning", "CONDITIONING"),),
+    params=(
+        _pixels("original_width", "the size SDXL is told the training image had (0: the image's own size)"),
+        _pixels("original_height", "0: the image's own size"),
+        _pixels("crop_left", "crop offset SDXL is told the training image had (0: uncropped)"),
+        _pixels("crop_top", "0: uncropped"),
+        _pixels("target_width", "base model only (0: the image's own size)"),
+        _pixels("target_height", "base model only (0: the image's own size)"),
+        Param("aesthetic_score", "float", 0.0, min=0.0, max=10.0, step=0.5,
+              tooltip="refiner only; 0: the pipeline's default (6.0 for the positive, 2.5 for the negative)"),
+    ),
+    description="SDXL's micro-conditioning (sizes, crop, the refiner's aesthetic score) on a conditioning; "
+                "without it the pipelines' defaults apply.",
 )
 
 
@@ -208,7 +250,7 @@ SCHEDULER = NodeType(
 # ----- UNet denoise --------------------------------------------------------------------
 def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=None,
                      cfg: float = 7.5, denoise: float = 1.0, start_step: int = 0,
-                     end_step: int = -1, preview_every: int = 1) -> dict[str, Any]:
+                     end_step: int = -1, add_noise: bool = True, preview_every: int = 1) -> dict[str, Any]:
     expected = model.unet.config.in_channels
     if latent.samples.shape[1] != expected:
         raise ValueError(f"input 'latent' has {latent.samples.shape[1]} channels but the model "
@@ -230,7 +272,7 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                                matrix)
     out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
                                   denoise, start_step, end_step, hooks,
-                                  keep_trace=bool(ctx.settings.get("keep_trace", True)))
+                                  keep_trace=bool(ctx.settings.get("keep_trace", True)), add_noise=add_noise)
     trace.latent_rgb, trace.latent_rgb_bias = matrix
     for problem in model.fast_path_problems():
         ctx.warn(problem)
@@ -262,9 +304,13 @@ UNET_DENOISE = NodeType(
               tooltip="classifier-free guidance scale (1 = off)"),
         Param("denoise", "float", 1.0, min=0.0, max=1.0, step=0.05, slider=True, report="denoise",
               tooltip="img2img strength: how much of the schedule to run on an input latent"),
-        Param("start_step", "int", 0, min=0, max=1000, tooltip="first step (empty latent only)"),
+        Param("start_step", "int", 0, min=0, max=1000,
+              tooltip="first step (an empty latent, or one continued with add noise off)"),
         Param("end_step", "int", -1, min=-1, max=1000,
               tooltip="stop before this step, leaving noise (-1: run to the end)"),
+        Param("add_noise", "bool", True, linkable=False,
+              tooltip="off: the latent comes from a sampler stopped at start_step (its end_step), as a base "
+                      "model hands over to the SDXL refiner; it is continued without new noise"),
         Param("preview_every", "int", 1, min=1, max=1000, linkable=False,
               tooltip="live preview every N steps"),
     ),
@@ -325,5 +371,5 @@ VAE_ENCODE = NodeType(
     description="Pixels to latents (for img2img); the sample is drawn by the sampler's seed.",
 )
 
-NODE_TYPES = (LOAD_MODEL, TEXT_ENCODE, EMPTY_LATENT, NOISE, SCHEDULER, UNET_DENOISE,
+NODE_TYPES = (LOAD_MODEL, TEXT_ENCODE, SDXL_CONDITIONING, EMPTY_LATENT, NOISE, SCHEDULER, UNET_DENOISE,
               VAE_DECODE, VAE_ENCODE)

@@ -90,8 +90,13 @@ def added_conditioning(model: UNetModel, positive: Conditioning, negative: Condi
 def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
             latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
             denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
-            hooks: StepHooks | None = None, keep_trace: bool = True) -> tuple[Latent, LatentTrace]:
-    """Run the sampler. Returns the final latent and the trace of the run."""
+            hooks: StepHooks | None = None, keep_trace: bool = True,
+            add_noise: bool = True) -> tuple[Latent, LatentTrace]:
+    """Run the sampler. Returns the final latent and the trace of the run.
+
+    ``add_noise=False`` with a latent that is not empty continues a run that stopped at
+    ``start_step`` (a base model's ``end_step``): no noise is drawn or added, as the SDXL
+    pipelines' ``denoising_end`` / ``denoising_start`` hand-over."""
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -118,8 +123,11 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     scheduler.set_timesteps(spec.steps, device=device)
     timesteps = scheduler.timesteps
     order = scheduler.order
-    img2img = not latent.empty
-    if img2img:
+    continuing = not latent.empty and not add_noise
+    img2img = not latent.empty and add_noise
+    if continuing:
+        first = max(0, start_step) * order
+    elif img2img:
         # diffusers' img2img: keep the last `strength` fraction of the schedule.
         init = min(int(spec.steps * denoise_strength), spec.steps)
         t_start = max(spec.steps - init, 0)
@@ -135,9 +143,11 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         scheduler.set_begin_index(first)
     if len(timesteps) == 0:  # strength 0, or a start past the last step: nothing to do
         return latent, LatentTrace()
-    initial_noise = randn_tensor(tuple(samples.shape), generator=generator,
-                                 device=torch.device(device), dtype=dtype)
-    if img2img:
+    initial_noise = None if continuing else randn_tensor(tuple(samples.shape), generator=generator,
+                                                         device=torch.device(device), dtype=dtype)
+    if continuing:
+        latents = samples
+    elif img2img:
         latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
     elif first > 0:
         latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise,

@@ -162,21 +162,27 @@ class TextEncoder:
     spec: TextEncoderSpec
     graphed: GraphedCallable | None = None  # replayed from CUDA graphs, if enabled
 
-    def encode(self, input_ids, attention_mask=None):
+    def encode(self, input_ids, attention_mask=None, clip_skip: int = 0):
         """``(hidden states, pooled or None)`` for token ids on the encoder's device: the last
-        hidden state, or the penultimate one where the family says so (SDXL); the pooled output
-        where the encoder has a projection (SDXL's second encoder)."""
-        if self.graphed is not None and attention_mask is None:
+        hidden state, or the penultimate one where the family says so (SDXL), ``clip_skip`` layers
+        earlier; the pooled output where the encoder has a projection (SDXL's second encoder)."""
+        if self.graphed is not None and attention_mask is None and not clip_skip:
             return self.graphed(input_ids)
-        return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask)
+        return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask, clip_skip)
 
 
-def encoder_forward(encoder, penultimate: bool, input_ids, attention_mask=None):
-    if not penultimate:
+def encoder_forward(encoder, penultimate: bool, input_ids, attention_mask=None, clip_skip: int = 0):
+    """As the pipelines' ``encode_prompt`` with ``clip_skip``: SD 1.x/2.x take the hidden state
+    ``clip_skip`` layers before the last through the final layer norm; SDXL the one ``clip_skip``
+    layers before the penultimate, as it is."""
+    if not penultimate and not clip_skip:
         return encoder(input_ids, attention_mask=attention_mask)[0], None
     out = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
     pooled = out[0] if out[0].ndim == 2 else None  # CLIPTextModelWithProjection's text_embeds
-    return out.hidden_states[-2], pooled
+    if penultimate:
+        return out.hidden_states[-(clip_skip + 2)], pooled
+    final_norm = getattr(encoder, "text_model", encoder).final_layer_norm  # transformers >= 5.6 flattened it
+    return final_norm(out.hidden_states[-(clip_skip + 1)]), pooled
 
 
 @dataclass(eq=False)

@@ -109,6 +109,63 @@ def img2img(d: dict) -> Graph:
     return b.graph
 
 
+# SDXL: the pipelines' defaults (1024², 30 Euler steps, CFG 5; the refiner's 25 + 5 split).
+SDXL = {"default_prompt": "a lighthouse on a cliff at dusk, dramatic sky, photograph", "negative_prompt": "",
+        "scheduler": "Euler", "steps": 30, "cfg": 5.0, "width": 1024, "height": 1024}
+
+
+def sdxl_txt2img() -> Graph:
+    b = Builder("sdxl_txt2img")
+    load = b.add("load", "sd.load_model", "SDXL checkpoint (set source)", (0, 120),
+                 source="sd_xl_base_1.0.safetensors")  # relative: next to the workflow, or set a full path
+    empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 830), width=SDXL["width"], height=SDXL["height"])
+    b.link(load, "vae", empty, "vae")
+    sampler_chain(b, SDXL, empty, "latent")
+    b.graph.set_view(0.8, (760, 420))
+    return b.graph
+
+
+def sdxl_base_refiner(base_steps: int = 25) -> Graph:
+    """The base model for the first ``base_steps`` of the schedule, the refiner for the rest (its
+    UNet denoise continues the base's latent with add noise off), as the SDXL pipelines'
+    denoising_end / denoising_start."""
+    b = sdxl_txt2img()
+    builder = Builder("sdxl_base_refiner")
+    builder.graph = b
+    by_key = {n.title: n for n in b.nodes.values()}
+    base_unet = by_key["UNet denoise"]
+    b.set_title(base_unet.id, "Base denoise")
+    b.set_param(base_unet.id, "end_step", base_steps)
+    refiner = builder.add("refiner", "sd.load_model", "SDXL refiner checkpoint (set source)", (0, 1100),
+                          source="sd_xl_refiner_1.0.safetensors")
+    positive = builder.add("refiner_positive", "sd.text_encode", "Refiner positive prompt", (380, 1100),
+                           text=SDXL["default_prompt"])
+    negative = builder.add("refiner_negative", "sd.text_encode", "Refiner negative prompt", (380, 1360),
+                           text=SDXL["negative_prompt"])
+    unet = builder.add("refiner_unet", "sd.unet_denoise", "Refiner denoise", (760, 1100), cfg=SDXL["cfg"],
+                       start_step=base_steps, add_noise=False)
+    for link in [ln for ln in b.links.values() if ln.src_node == base_unet.id and ln.src_output == "latent"]:
+        b.remove_link(link.id)
+        builder.link(unet, "latent", b.nodes[link.dst_node], link.dst_input)
+    for link in [ln for ln in b.links.values() if ln.src_node == by_key["SDXL checkpoint (set source)"].id
+                 and ln.src_output == "vae" and b.nodes[ln.dst_node].type_id in ("sd.vae_decode", "sd.latent_inspect")]:
+        b.remove_link(link.id)
+        builder.link(refiner, "vae", b.nodes[link.dst_node], link.dst_input)
+    b.set_title(by_key["SDXL checkpoint (set source)"].id, "SDXL base checkpoint (set source)")
+    builder.link(refiner, "clip", positive, "clip")
+    builder.link(refiner, "clip", negative, "clip")
+    builder.link(refiner, "model", unet, "model")
+    builder.link(positive, "conditioning", unet, "positive")
+    builder.link(negative, "conditioning", unet, "negative")
+    builder.link(base_unet, "latent", unet, "latent")
+    builder.link(by_key["Noise"], "noise", unet, "noise")
+    builder.link(by_key["Scheduler"], "scheduler", unet, "scheduler")
+    for link in [ln for ln in b.links.values() if ln.src_node == base_unet.id and ln.src_output == "trace"]:
+        b.remove_link(link.id)
+        builder.link(unet, "trace", b.nodes[link.dst_node], link.dst_input)
+    return b
+
+
 def write_input_image(path: Path, size: int) -> None:
     from PIL import Image, ImageDraw
 
@@ -123,7 +180,8 @@ def main() -> None:
     d = defaults()
     out = ROOT / "resources" / "workflows"
     out.mkdir(parents=True, exist_ok=True)
-    for name, graph in (("txt2img", txt2img(d)), ("img2img", img2img(d))):
+    for name, graph in (("txt2img", txt2img(d)), ("img2img", img2img(d)), ("sdxl_txt2img", sdxl_txt2img()),
+                        ("sdxl_base_refiner", sdxl_base_refiner())):
         graph.metadata = {"title": name, "app_version": workflow.APP_VERSION}
         workflow.save(graph, out / f"{name}.json", touch=False)
         print(out / f"{name}.json")

@@ -56,7 +56,8 @@ def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(t
     first = _image(tiny_sd, AOT, statuses=statuses)
     assert np.abs(first - eager).max() <= 2
     # The wait is explained on the nodes that compile (the UI shows it in the status bar).
-    assert statuses == {"unet": ["compiling the UNet for 2x4x16x16, 2x24x16 (once per size, "
+    loaded = ["SD 1.x model, epsilon prediction"]  # Load model says what it recognised
+    assert statuses == {"load": loaded, "unet": ["compiling the UNet for 2x4x16x16, 2x24x16 (once per size, "
                                         "then kept on disk; this takes a while)"],
                         "decode": ["compiling the VAE decoder for 1x4x16x16 (once per size, "
                                        "then kept on disk; this takes a while)"]}
@@ -70,7 +71,7 @@ def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(t
     statuses.clear()
     again = _image(tiny_sd, AOT, statuses=statuses)
     assert np.array_equal(again, first)
-    assert statuses == {"unet": ["loading the compiled UNet (2x4x16x16, 2x24x16)"],
+    assert statuses == {"load": loaded, "unet": ["loading the compiled UNet (2x4x16x16, 2x24x16)"],
                         "decode": ["loading the compiled VAE decoder (1x4x16x16)"]}
     unet, decoder = _runners(tiny_sd)
     assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (0, 1, 0, 1)

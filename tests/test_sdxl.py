@@ -153,3 +153,153 @@ def test_an_sgm_single_file_gives_the_folders_image(tiny_sdxl, tiny_sdxl_refiner
         graph.set_param(ids["load"], "config", config)
         images.append(graph_image(Executor().run(graph), ids["preview"]))
     assert np.abs(images[0] - images[1]).max() == 0
+
+
+def test_clip_skip_on_sdxl_matches_the_pipelines_clip_skip(tiny_sdxl, pipe):
+    """diffusers applies clip_skip to the prompt only (the negative keeps hidden_states[-2])."""
+    graph, ids = txt2img_graph(str(tiny_sdxl), prompt="a blue star", negative="blurry", seed=9, steps=STEPS)
+    graph.set_param(ids["positive"], "clip_skip", 1)
+    image = graph_image(Executor().run(graph), ids["preview"])
+    expected, = reference(pipe, "Euler", 9, prompt="a blue star", negative_prompt="blurry", guidance_scale=7.5,
+                          clip_skip=1)
+    unskipped, = reference(pipe, "Euler", 9, prompt="a blue star", negative_prompt="blurry", guidance_scale=7.5)
+    assert np.abs(image - expected).max() <= 1 and np.abs(image - unskipped).max() > 8
+
+
+def test_clip_skip_on_sd1_is_the_documented_layer_through_the_final_norm(tiny_sd):
+    """SD 1.x: hidden_states[-(clip_skip + 1)] through the final layer norm (StableDiffusionPipeline
+    .encode_prompt; its own clip_skip path reaches for text_model, which transformers >= 5.6 removed,
+    so the reference embeddings are built here with transformers and handed to the pipeline)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd), safety_checker=None, requires_safety_checker=False,
+                                                   local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = reference_scheduler("Euler", dict(pipe.scheduler.config), 4)
+
+    def embeds(text, skip):
+        ids = pipe.tokenizer(text, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = pipe.text_encoder(ids, output_hidden_states=True)
+            hidden = out.hidden_states[-(skip + 1)]
+            norm = getattr(pipe.text_encoder, "text_model", pipe.text_encoder).final_layer_norm
+            return norm(hidden) if skip else out[0]
+
+    graph, ids = txt2img_graph(str(tiny_sd), prompt="a red circle", negative="", seed=4, steps=STEPS)
+    graph.set_param(ids["positive"], "clip_skip", 1)
+    image = graph_image(Executor().run(graph), ids["preview"])
+    expected = pipe(prompt_embeds=embeds("a red circle", 1), negative_prompt_embeds=embeds("", 0), height=32,
+                    width=32, num_inference_steps=STEPS, guidance_scale=7.5,
+                    generator=torch.Generator("cpu").manual_seed(4)).images[0]
+    assert np.abs(image - np.asarray(expected).astype(int)).max() <= 1
+    graph.set_param(ids["positive"], "clip_skip", 2)  # the tiny encoder has 2 layers
+    result = Executor().run(graph)
+    assert result.status == "failed" and "only 2 layers" in result.error.message
+
+
+def test_the_size_conditioning_node_gives_the_pipelines_micro_conditioning(tiny_sdxl, pipe):
+    graph, ids = txt2img_graph(str(tiny_sdxl), prompt="a blue star", negative="blurry", seed=2, steps=STEPS)
+    cond = graph.add_node(graph.create_node("sd.sdxl_conditioning", params={
+        "original_width": 48, "original_height": 64, "crop_left": 8, "crop_top": 16,
+        "target_width": 32, "target_height": 32})).id
+    graph.connect(ids["positive"], "conditioning", cond, "conditioning")
+    graph.connect(cond, "conditioning", ids["unet"], "positive")
+    image = graph_image(Executor().run(graph), ids["preview"])
+    expected, = reference(pipe, "Euler", 2, prompt="a blue star", negative_prompt="blurry", guidance_scale=7.5,
+                          original_size=(64, 48), crops_coords_top_left=(16, 8), target_size=(32, 32))
+    default, = reference(pipe, "Euler", 2, prompt="a blue star", negative_prompt="blurry", guidance_scale=7.5)
+    # the tiny model's time embedding moves pixels by a few levels: beyond the exactness tolerance
+    assert np.abs(image - expected).max() <= 1 and np.abs(image - default).max() > 2
+
+
+def _split_graph(base, refiner, seed, name, steps, split):
+    """Base for ``split`` steps, then the refiner continues its latent (add noise off), each model
+    with its own Text encodes; as bundled in sdxl_base_refiner.json."""
+    from graphs import Graph
+
+    g = Graph()
+    n = {}
+
+    def add(key, type_id, **params):
+        n[key] = g.add_node(g.create_node(type_id, title=key, params=params)).id
+
+    add("base", "sd.load_model", source=str(base))
+    add("refiner", "sd.load_model", source=str(refiner))
+    for model in ("base", "refiner"):
+        add(f"{model}+", "sd.text_encode", text="a blue star")
+        add(f"{model}-", "sd.text_encode", text="blurry")
+        g.connect(n[model], "clip", n[f"{model}+"], "clip")
+        g.connect(n[model], "clip", n[f"{model}-"], "clip")
+    add("empty", "sd.empty_latent", width=32, height=32)
+    add("noise", "sd.noise", seed=seed)
+    add("scheduler", "sd.scheduler", name=name, steps=steps)
+    add("base denoise", "sd.unet_denoise", cfg=7.5, end_step=split)
+    add("refiner denoise", "sd.unet_denoise", cfg=7.5, start_step=split, add_noise=False)
+    add("decode", "sd.vae_decode")
+    add("preview", "image.preview")
+    for model in ("base", "refiner"):
+        denoise = n[f"{model} denoise"]
+        g.connect(n[model], "model", denoise, "model")
+        g.connect(n[f"{model}+"], "conditioning", denoise, "positive")
+        g.connect(n[f"{model}-"], "conditioning", denoise, "negative")
+        g.connect(n["noise"], "noise", denoise, "noise")
+        g.connect(n["scheduler"], "scheduler", denoise, "scheduler")
+    g.connect(n["base"], "vae", n["empty"], "vae")
+    g.connect(n["empty"], "latent", n["base denoise"], "latent")
+    g.connect(n["base denoise"], "latent", n["refiner denoise"], "latent")
+    g.connect(n["refiner"], "vae", n["decode"], "vae")
+    g.connect(n["refiner denoise"], "latent", n["decode"], "latent")
+    g.connect(n["decode"], "image", n["preview"], "image")
+    return g, n
+
+
+@pytest.mark.parametrize("name", ["Euler", "Euler a"])
+def test_base_then_refiner_matches_the_pipelines_denoising_end_and_start(tiny_sdxl, tiny_sdxl_refiner, pipe, name):
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    steps, fraction = 10, 0.75
+    refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(str(tiny_sdxl_refiner), local_files_only=True,
+                                                              add_watermarker=False)
+    refiner.set_progress_bar_config(disable=True)
+    refiner.scheduler = reference_scheduler(name, dict(refiner.scheduler.config), 6)
+    pipe.scheduler = reference_scheduler(name, pipe.base_scheduler_config, 6)
+    latents = pipe("a blue star", negative_prompt="blurry", height=32, width=32, num_inference_steps=steps,
+                   denoising_end=fraction, output_type="latent", guidance_scale=7.5,
+                   generator=torch.Generator("cpu").manual_seed(6)).images
+    expected = refiner("a blue star", image=latents, negative_prompt="blurry", num_inference_steps=steps,
+                       denoising_start=fraction, guidance_scale=7.5,
+                       generator=torch.Generator("cpu").manual_seed(6)).images[0]
+    # The step the pipelines split at: the timesteps at or above the documented cutoff.
+    pipe.scheduler.set_timesteps(steps)
+    cutoff = round(pipe.scheduler.config.num_train_timesteps * (1 - fraction))
+    split = int((pipe.scheduler.timesteps >= cutoff).sum())
+    assert 0 < split < steps
+    graph, ids = _split_graph(tiny_sdxl, tiny_sdxl_refiner, 6, name, steps, split)
+    image = graph_image(Executor().run(graph), ids["preview"])
+    assert np.abs(image - np.asarray(expected).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["sdxl_txt2img", "sdxl_base_refiner"])
+def test_the_bundled_sdxl_workflows_validate_and_run_once_their_checkpoints_are_set(
+        tiny_sdxl, tiny_sdxl_refiner, tmp_path, name):
+    path = ROOT / "resources" / "workflows" / f"{name}.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "nodeeditor.cli", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=600, env=env)
+
+    assert cli("validate", str(path)).returncode == 0
+    sets = ["--set", "Empty latent.width=32", "--set", "Empty latent.height=32", "--set", "Scheduler.steps=4"]
+    if name == "sdxl_txt2img":
+        sets += ["--set", f"SDXL checkpoint (set source).source={tiny_sdxl}"]
+    else:
+        sets += ["--set", f"SDXL base checkpoint (set source).source={tiny_sdxl}",
+                 "--set", f"SDXL refiner checkpoint (set source).source={tiny_sdxl_refiner}",
+                 "--set", "Base denoise.end_step=3", "--set", "Refiner denoise.start_step=3"]
+    proc = cli("run", str(path), *sets, "--output-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(tmp_path.glob("*.png"))) == 1
+    unset = cli("run", str(path), "--output-dir", str(tmp_path / "unset"))
+    assert unset.returncode != 0 and "sd_xl_base_1.0.safetensors" in unset.stderr  # says which file is missing
