@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:  # annotations only: the model imports this module
-    from .model import Frame, Link, Node, View
+from .elements import Frame, Link, Node, View
 
 
 @dataclass(frozen=True)

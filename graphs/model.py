@@ -8,66 +8,16 @@ from __future__ import annotations
 
 import copy
 import math
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
 from . import socket_types
+from .elements import DEFAULT_FRAME_COLOR, FLAG_NAMES, Frame, Link, Node, View, new_id  # noqa: F401
 from .events import Emitter
 from .limits import MAX_TITLE, MAX_ZOOM, MIN_ZOOM, GraphError, check_id, clamp_point, clamp_rect, clamp_size, normalise_color
 from .registry import NodeType, Registry, default_registry
-
-FLAG_NAMES = ("bypass", "mute", "collapsed")
-DEFAULT_FRAME_COLOR = "#3a4a5a"
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass
-class Node:
-    id: str
-    type_id: str
-    type_version: int
-    title: str
-    pos: tuple[float, float] = (0.0, 0.0)
-    params: dict[str, Any] = field(default_factory=dict)
-    flags: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(FLAG_NAMES, False))
-    size: tuple[float, float] | None = None
-    color: str | None = None
-
-    def clone(self) -> Node:
-        return copy.deepcopy(self)
-
-
-@dataclass(frozen=True)
-class Link:
-    id: str
-    src_node: str
-    src_output: str
-    dst_node: str
-    dst_input: str
-
-
-@dataclass
-class Frame:
-    id: str
-    title: str
-    rect: tuple[float, float, float, float]
-    color: str = DEFAULT_FRAME_COLOR
-
-    def clone(self) -> Frame:
-        return copy.deepcopy(self)
-
-
-@dataclass
-class View:
-    zoom: float = 1.0
-    center: tuple[float, float] = (0.0, 0.0)
 
 
 class Graph:

@@ -17,84 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from graphs.run_settings import DEFAULT_OUTPUT_DIR
 
+from .cli_common import (  # noqa: F401 (re-exported: the command's public names)
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_NODE_FAILED,
+    EXIT_OK,
+    BadInput,
+    apply_device,
+    apply_sets,
+    load_node_library,
+    load_workflow,
+    missing_types_text,
+    print_error,
+)
+
 if TYPE_CHECKING:
     from graphs import events as ev
 
-EXIT_OK, EXIT_NODE_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 COMMANDS = ("run", "validate", "nodes", "sweep")
-
-
-class BadInput(Exception):
-    """Wrong arguments or a bad workflow file; printed as one ``error:`` line."""
-
-
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
-def _load_node_library() -> None:
-    """Register LatentGraph's node types and the installed plugins' (a plugin that fails is
-    skipped and reported by ``latentgraph nodes``)."""
-    import nodes
-
-    nodes.load_plugins()
-
-
-def _load(path: str):
-    from graphs import workflow
-
-    _load_node_library()
-    try:
-        return workflow.load(path)
-    except workflow.WorkflowError as exc:
-        raise BadInput(str(exc) if exc.file else f"{path}: {exc}") from None
-
-
-def missing_types_text(graph) -> str:
-    """``type (N nodes: titles)`` for each node type of ``graph`` nobody provides."""
-    from graphs.placeholders import missing_types
-
-    parts = []
-    for type_id, node_ids in missing_types(graph).items():
-        titles = ", ".join(repr(graph.nodes[n].title) for n in node_ids[:5])
-        more = f", +{len(node_ids) - 5} more" if len(node_ids) > 5 else ""
-        parts.append(f"{type_id} ({len(node_ids)} node{'s' if len(node_ids) != 1 else ''}: {titles}{more})")
-    return "; ".join(parts)
-
-
-def apply_sets(graph, assignments: list[str]) -> None:
-    """Apply ``TITLE.PARAM=VALUE`` overrides, parsing VALUE by the param's kind."""
-    from graphs import GraphError
-
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        node_key, dot, param_name = key.rpartition(".")
-        if not sep or not dot or not node_key or not param_name:
-            raise BadInput(f"--set {item!r}: expected TITLE.PARAM=VALUE")
-        try:
-            node = graph.find_node(node_key)
-        except GraphError as exc:
-            raise BadInput(f"--set {item!r}: {exc}") from None
-        param = graph.node_type(node).param(param_name)
-        if param is None:
-            names = ", ".join(p.name for p in graph.node_type(node).params) or "none"
-            raise BadInput(f"--set {item!r}: {node.title} has no param {param_name!r} "
-                           f"(params: {names})")
-        try:
-            graph.set_param(node.id, param_name, param.parse(value))
-        except (ValueError, GraphError) as exc:
-            raise BadInput(f"--set {item!r}: {exc}") from None
-
-
-def apply_device(graph, device: str) -> None:
-    """``--device``: set every param declared with ``role="device"`` (Load model's device)."""
-    for node in graph.nodes.values():
-        for param in graph.node_type(node).params:
-            if param.role == "device":
-                try:
-                    graph.set_param(node.id, param.name, param.parse(device))
-                except ValueError as exc:
-                    raise BadInput(f"--device {device}: {node.title}.{param.name}: {exc}") from None
 
 
 class ProgressPrinter:
@@ -164,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"--output-dir {exc}") from None
     for item in args.set or []:
         check_text(item)
-    graph = _load(args.workflow)
+    graph = load_workflow(args.workflow)
     apply_sets(graph, args.set or [])
     if args.device:
         apply_device(graph, args.device)
@@ -186,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.debug and failure.traceback:
             print(failure.traceback, file=sys.stderr)
         where = f"node {failure.title!r}" if failure.node_id else "graph"
-        _error(f"{args.workflow}: {where}: {failure.error_type}: {failure.message}")
+        print_error(f"{args.workflow}: {where}: {failure.error_type}: {failure.message}")
         return EXIT_NODE_FAILED
     for path in _saved_paths(result):
         print(path)
@@ -246,7 +186,7 @@ def run_interruptible(work: Callable[[], None], cancel: Callable[[], None]) -> b
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    graph = _load(args.workflow)
+    graph = load_workflow(args.workflow)
     missing = missing_types_text(graph)
     if missing and not args.allow_missing:
         raise BadInput(f"{args.workflow}: node types not installed: {missing} "
@@ -259,7 +199,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     from graphs import default_registry
 
-    _load_node_library()
+    load_node_library()
     registry = default_registry()
     types = list(registry.nodes)
     if args.json:
@@ -328,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         except BadInput as exc:
             if args.debug:
                 traceback.print_exc()
-            _error(str(exc))
+            print_error(str(exc))
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             return EXIT_CANCELLED
@@ -339,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from nodeeditor.app import run_app
     except ImportError as exc:
-        _error(f"the editor is not available: {exc}")
+        print_error(f"the editor is not available: {exc}")
         return EXIT_BAD_INPUT
     return run_app(args.workflow, args.output_dir)
 

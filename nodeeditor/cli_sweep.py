@@ -13,7 +13,16 @@ import sys
 import threading
 from typing import Any
 
-from .cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_NODE_FAILED, EXIT_OK, BadInput, _error, _load, apply_sets
+from .cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_NODE_FAILED,
+    EXIT_OK,
+    BadInput,
+    apply_sets,
+    load_workflow,
+    print_error,
+)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -42,7 +51,7 @@ def _prepare(args: argparse.Namespace):
     from graphs import workflow
     from graphs.sweep import Sweep, SweepError, store_in_metadata, sweep_from_metadata
 
-    graph = _load(args.workflow)
+    graph = load_workflow(args.workflow)
     base_dir = os.path.dirname(os.path.abspath(args.workflow))
     specs, grid = args.axis, args.grid
     try:
@@ -111,7 +120,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         graph, sweep, base_dir = _prepare(args)
         backend = _backend(args)
     except BadInput as exc:
-        _error(str(exc))
+        print_error(str(exc))
         return EXIT_BAD_INPUT
     printer = SweepPrinter(len(sweep.cells), args.quiet)
     outcome: dict[str, Any] = {}
@@ -141,7 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         backend.close()
     if "error" in outcome:
         exc = outcome["error"]
-        _error(f"{args.output_dir}: {exc}")
+        print_error(f"{args.output_dir}: {exc}")
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError)) else EXIT_NODE_FAILED
     report = outcome.get("report")
     if report is None or report.cancelled:

@@ -234,7 +234,7 @@ def _module_classes() -> dict[str, type]:
 
 
 def aot_cache_dir() -> Path:
-    from .models import compile_cache_dir
+    from .compile_cache import compile_cache_dir
 
     return compile_cache_dir() / "aot"
 

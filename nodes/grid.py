@@ -81,7 +81,7 @@ def write_grids(folder: str | Path, sweep, cells: list[dict[str, Any]]) -> list[
     """One ``grid_z000.png`` per Z value from the manifest's cell entries; returns the names."""
     from PIL import Image
 
-    from .sweep_cells import write_png
+    from .images import write_png
 
     folder = Path(folder)
     nx, ny, nz = sweep.shape()

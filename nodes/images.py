@@ -136,9 +136,26 @@ def candidate_names(folder: Path, stem: str):
         yield f"{stem}_{counter:05d}.png"
 
 
-def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
+def png_info(workflow_text: str | None, parameters: dict[str, Any]):
+    """The PNG text chunks every image the app writes carries: the workflow that made it
+    (zipped; dropping the PNG on the canvas restores it) and the run's readable parameters."""
     from PIL.PngImagePlugin import PngInfo
 
+    info = PngInfo()
+    if workflow_text is not None:
+        info.add_itxt(WORKFLOW_KEY, workflow_text, zip=True)
+    info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, ensure_ascii=False, default=repr))
+    return info
+
+
+def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
+    """One PNG at ``path``, atomically through :mod:`graphs.safe_io` like every write the app makes.
+    ``workflow`` is None for images no single graph made (a sweep's grids)."""
+    info = png_info(None if workflow is None else json.dumps(workflow, ensure_ascii=False), parameters)
+    safe_io.write_atomic(path, lambda handle: pil.save(handle, format="PNG", pnginfo=info))
+
+
+def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     folder = Path(ctx.settings.get("output_dir") or DEFAULT_OUTPUT_DIR).expanduser()
     try:
         safe_io.check_output_folder(folder)
@@ -153,10 +170,7 @@ def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     pils = images_to_pil(image)
     paths = []
     for index, pil in enumerate(pils):
-        info = PngInfo()
-        info.add_itxt(WORKFLOW_KEY, workflow, zip=True)
-        info.add_itxt(PARAMETERS_KEY, json.dumps({**parameters, "batch_index": index},
-                                                 ensure_ascii=False))
+        info = png_info(workflow, {**parameters, "batch_index": index})
         path = safe_io.write_unique(folder, candidate_names(folder, stem),
                                     lambda handle, pil=pil, info=info:
                                     pil.save(handle, format="PNG", pnginfo=info))

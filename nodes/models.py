@@ -8,11 +8,11 @@ unpickled.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .compile_cache import compile_cache_dir, use_compile_cache_dir  # noqa: F401 (re-exported)
 from .cuda_graphs import GraphedCallable
 from .families.catalog import FAMILIES, Family, family_for_folder
 from .families.detect import CheckpointError, detect, predicts_v, read_header
@@ -221,17 +221,6 @@ def fuse_qkv(pipe) -> None:
     except Exception:  # older/odd attention processors: stay unfused
         return
     pipe._latentgraph_qkv_fused = True
-
-
-def compile_cache_dir() -> Path:
-    """Where torch.compile keeps its artefacts, so a second launch skips the compile."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "latentgraph" / "torch_compile"
-
-
-def use_compile_cache_dir() -> None:
-    """Keep inductor's own caches (kernels, graphs) beside ours, unless the user chose a place."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
 
 
 def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> None:

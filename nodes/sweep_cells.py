@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphs import events, safe_io
+from graphs import events
 from graphs import workflow as wf
 from graphs.executor import Executor
-from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
 from graphs.sweep import Cell, Manifest, Sweep, cell_hash
 
 SAVE_TYPES = ("image.save",)
@@ -179,19 +178,6 @@ def cell_file_names(graph, cell: Cell, images: list[tuple[str, int, Any]]) -> li
             for n, (save_id, _k, _a) in enumerate(images)]
 
 
-def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
-    """Atomically, through :mod:`graphs.safe_io` like every write the app makes.
-    ``workflow`` (embedded so dropping the PNG on the canvas restores the cell's graph) is
-    None for grids, which no single graph made."""
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    if workflow is not None:
-        info.add_itxt(WORKFLOW_KEY, json.dumps(workflow, ensure_ascii=False), zip=True)
-    info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, ensure_ascii=False, default=repr))
-    safe_io.write_atomic(path, lambda handle: pil.save(handle, format="PNG", pnginfo=info))
-
-
 @dataclass
 class SweepReport:
     total: int
@@ -213,7 +199,7 @@ def run_sweep(graph, sweep: Sweep, folder: str | os.PathLike, backend, base_dir:
     ``skipped``/``started``/``done``/``failed`` per cell."""
     from PIL import Image
 
-    from .images import run_parameters
+    from .images import run_parameters, write_png
 
     started = time.perf_counter()
     folder = Path(folder)
