@@ -116,7 +116,7 @@ SDXL = {"default_prompt": "a lighthouse on a cliff at dusk, dramatic sky, photog
 
 def sdxl_txt2img() -> Graph:
     b = Builder("sdxl_txt2img")
-    load = b.add("load", "sd.load_model", "SDXL checkpoint (set source)", (0, 120),
+    load = b.add("load", "sd.load_model", "SDXL base (set source)", (0, 120),
                  source="sd_xl_base_1.0.safetensors")  # relative: next to the workflow, or set a full path
     empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 830), width=SDXL["width"], height=SDXL["height"])
     b.link(load, "vae", empty, "vae")
@@ -136,7 +136,7 @@ def sdxl_base_refiner(base_steps: int = 25) -> Graph:
     base_unet = by_key["UNet denoise"]
     b.set_title(base_unet.id, "Base denoise")
     b.set_param(base_unet.id, "end_step", base_steps)
-    refiner = builder.add("refiner", "sd.load_model", "SDXL refiner checkpoint (set source)", (0, 1100),
+    refiner = builder.add("refiner", "sd.load_model", "SDXL refiner (set source)", (0, 1100),
                           source="sd_xl_refiner_1.0.safetensors")
     positive = builder.add("refiner_positive", "sd.text_encode", "Refiner positive prompt", (380, 1100),
                            text=SDXL["default_prompt"])
@@ -147,11 +147,10 @@ def sdxl_base_refiner(base_steps: int = 25) -> Graph:
     for link in [ln for ln in b.links.values() if ln.src_node == base_unet.id and ln.src_output == "latent"]:
         b.remove_link(link.id)
         builder.link(unet, "latent", b.nodes[link.dst_node], link.dst_input)
-    for link in [ln for ln in b.links.values() if ln.src_node == by_key["SDXL checkpoint (set source)"].id
+    for link in [ln for ln in b.links.values() if ln.src_node == by_key["SDXL base (set source)"].id
                  and ln.src_output == "vae" and b.nodes[ln.dst_node].type_id in ("sd.vae_decode", "sd.latent_inspect")]:
         b.remove_link(link.id)
         builder.link(refiner, "vae", b.nodes[link.dst_node], link.dst_input)
-    b.set_title(by_key["SDXL checkpoint (set source)"].id, "SDXL base checkpoint (set source)")
     builder.link(refiner, "clip", positive, "clip")
     builder.link(refiner, "clip", negative, "clip")
     builder.link(refiner, "model", unet, "model")

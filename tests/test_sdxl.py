@@ -293,10 +293,10 @@ def test_the_bundled_sdxl_workflows_validate_and_run_once_their_checkpoints_are_
     assert cli("validate", str(path)).returncode == 0
     sets = ["--set", "Empty latent.width=32", "--set", "Empty latent.height=32", "--set", "Scheduler.steps=4"]
     if name == "sdxl_txt2img":
-        sets += ["--set", f"SDXL checkpoint (set source).source={tiny_sdxl}"]
+        sets += ["--set", f"SDXL base (set source).source={tiny_sdxl}"]
     else:
-        sets += ["--set", f"SDXL base checkpoint (set source).source={tiny_sdxl}",
-                 "--set", f"SDXL refiner checkpoint (set source).source={tiny_sdxl_refiner}",
+        sets += ["--set", f"SDXL base (set source).source={tiny_sdxl}",
+                 "--set", f"SDXL refiner (set source).source={tiny_sdxl_refiner}",
                  "--set", "Base denoise.end_step=3", "--set", "Refiner denoise.start_step=3"]
     proc = cli("run", str(path), *sets, "--output-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
