@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import median_time  # noqa: E402
+from common import DeviceMemory, median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
@@ -91,13 +91,8 @@ def main() -> int:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = torch.float16 if cuda else torch.float32
 
-    def peak_reset():
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-
-    def peak_gib() -> float:
-        return round(torch.cuda.max_memory_allocated() / 1024**3, 3) if cuda else 0.0
+    memory = DeviceMemory(cuda)
+    peak_reset, peak_gib = memory.reset, memory.peak_gib
 
     # ----- stock pipeline --------------------------------------------------------------
     import diffusers
@@ -115,7 +110,7 @@ def main() -> int:
     stock()  # warm-up
     peak_reset()
     out["stock_s"] = round(median_time(stock, args.repeats, sync), 4)
-    out["stock_peak_vram_gib"] = peak_gib()
+    out["stock_peak_vram_gib"] = round(peak_gib(), 3)
     stock_image = (stock(0) * 255).round().astype(int)
     pipe = None  # frees its VRAM before the graph loads its own copy
     peak_reset()
@@ -146,7 +141,7 @@ def main() -> int:
     peak_reset()
     out["graph_s"] = round(median_time(full, args.repeats, sync), 4)
     out["graph_seed_rerun_s"] = round(median_time(seed_rerun, args.repeats, sync), 4)
-    out["graph_peak_vram_gib"] = peak_gib()
+    out["graph_peak_vram_gib"] = round(peak_gib(), 3)
     out["graph_vs_stock"] = round(out["graph_s"] / out["stock_s"], 3)
     graph.set_param(ids["noise"], "seed", 0)
     ours = np.asarray(full().outputs[ids["preview"]]["images"][0]).astype(int)

@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import ROOT, median_time  # noqa: E402
+from common import ROOT, DeviceMemory, median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
@@ -334,13 +334,8 @@ def main() -> None:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = torch.float16 if cuda else torch.float32
 
-    def peak_reset():
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-
-    def peak_gib():
-        return torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
+    memory = DeviceMemory(cuda)
+    peak_reset, peak_gib = memory.reset, memory.peak_gib
 
     # ---- stock pipeline ----
     from diffusers import StableDiffusionPipeline
