@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from graphs.registry import Registry, default_registry
 
-from . import diffusion, images, inspect, primitives
+from . import diffusion, images, inspect, primitives, vae_loader
 from .sockets import register_sockets
 
-ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *images.NODE_TYPES, *inspect.NODE_TYPES,
+ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *images.NODE_TYPES, *inspect.NODE_TYPES,
                   *primitives.NODE_TYPES)
 
 

@@ -94,8 +94,10 @@ def path_fingerprint(path: Path) -> str:
     or ctime then differs); cheap: one stat per file, no walk beyond the components."""
     if path.is_file():
         files, base = [path], path.parent
-    else:
+    elif (path / "model_index.json").is_file():
         files, base = model_files(path), path
+    else:  # one component's folder (a VAE on its own)
+        files, base = _files(path, _FINGERPRINT_SUFFIXES), path
     parts = []
     for file in files:
         info = file.stat()

@@ -288,7 +288,7 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
         module.eval()
         module.requires_grad_(False)
     place_on_device(pipe, device, offload)
-    _upcast_vae_if_needed(pipe)
+    upcast_vae_if_needed(pipe.vae, family)
     unet_aot = None
     if compile == AOT:
         from .aot import AotCompiled, aot_decoder, unet_forward_module
@@ -321,13 +321,14 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
     return LoadedModel(unet, clip, vae, str(path), family)
 
 
-def _upcast_vae_if_needed(pipe) -> None:
-    """The SDXL VAE overflows in fp16 (its config says ``force_upcast``): the pipelines decode in
-    fp32, so this one VAE stays in fp32 for good rather than being converted at each decode."""
+def upcast_vae_if_needed(vae, family: Family) -> None:
+    """The SDXL VAE overflows in fp16 (its config says ``force_upcast``): the SDXL pipelines decode
+    in fp32, so such a VAE stays in fp32 for good rather than being converted at each decode.
+    SD 1.x/2.x pipelines decode in the model's dtype, as here."""
     import torch
 
-    if pipe.vae.dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
-        pipe.vae.to(dtype=torch.float32)
+    if family.upcast_vae and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        vae.to(dtype=torch.float32)
 
 
 MODEL_CACHE = ModelCache(load_models)

@@ -303,3 +303,66 @@ def test_the_bundled_sdxl_workflows_validate_and_run_once_their_checkpoints_are_
     assert len(list(tmp_path.glob("*.png"))) == 1
     unset = cli("run", str(path), "--output-dir", str(tmp_path / "unset"))
     assert unset.returncode != 0 and "sd_xl_base_1.0.safetensors" in unset.stderr  # says which file is missing
+
+
+@pytest.mark.parametrize("form", ["folder", "single file"])
+def test_load_vae_gives_the_pipeline_with_that_vae(tiny_sdxl, pipe, tmp_path, form):
+    """Another VAE (different weights, same architecture), loaded apart from the checkpoint and
+    used for decoding: the image of StableDiffusionXLPipeline given that VAE. A single file is
+    read into the architecture of the checkpoint's own VAE."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from nodes.ldm_export import vae_to_ldm
+
+    torch.manual_seed(123)
+    other = AutoencoderKL.from_config(pipe.vae.config)
+    other.save_pretrained(str(tmp_path / "vae"), safe_serialization=True)
+    source = tmp_path / "vae"
+    if form == "single file":  # original layout, no prefix: how sdxl_vae.safetensors is shipped
+        state = {k.removeprefix("first_stage_model."): v.contiguous()
+                 for k, v in vae_to_ldm(other.state_dict(), len(other.config.block_out_channels)).items()}
+        source = tmp_path / "sdxl_vae.safetensors"
+        save_file(state, str(source))
+    graph, ids = txt2img_graph(str(tiny_sdxl), prompt="a blue star", negative="blurry", seed=8, steps=STEPS)
+    vae = graph.add_node(graph.create_node("sd.load_vae", params={"source": str(source)})).id
+    graph.connect(ids["load"], "model", vae, "model")
+    graph.connect(vae, "vae", ids["decode"], "vae")
+    graph.connect(vae, "vae", ids["empty"], "vae")
+    image = graph_image(Executor().run(graph), ids["preview"])
+    from diffusers import StableDiffusionXLPipeline
+
+    with_vae = StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl), vae=other, local_files_only=True,
+                                                         add_watermarker=False)
+    with_vae.set_progress_bar_config(disable=True)
+    with_vae.scheduler = reference_scheduler("Euler", pipe.base_scheduler_config, 8)
+    expected = with_vae("a blue star", negative_prompt="blurry", height=32, width=32, num_inference_steps=STEPS,
+                        guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(8)).images[0]
+    own, = reference(pipe, "Euler", 8, prompt="a blue star", negative_prompt="blurry", guidance_scale=7.5)
+    assert np.abs(image - np.asarray(expected).astype(int)).max() <= 1
+    assert np.abs(image - own).max() > 8  # the checkpoint's own VAE would not give it
+
+
+def test_load_vae_refuses_a_whole_checkpoint_and_a_vae_of_another_shape(tiny_sdxl, tiny_sd, tmp_path):
+    from safetensors.torch import save_file
+
+    from nodes.ldm_export import folder_to_ldm, vae_to_ldm
+
+    whole = tmp_path / "whole.safetensors"
+    save_file(folder_to_ldm(tiny_sd), str(whole))
+    other_shape = tmp_path / "small_vae.safetensors"  # SD tiny VAE: 8/16 channels, not SDXL tiny's
+    from diffusers import AutoencoderKL
+
+    small = AutoencoderKL(block_out_channels=(4, 8), norm_num_groups=4, layers_per_block=1,
+                          down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    save_file({k.removeprefix("first_stage_model."): v.contiguous() for k, v in vae_to_ldm(small.state_dict(), 2).items()},
+              str(other_shape))
+    for source, message in ((whole, "looks like a whole checkpoint"), (other_shape, "does not fit the model's"),
+                            (tmp_path / "nope.safetensors", "VAE not found")):
+        graph, ids = txt2img_graph(str(tiny_sdxl), steps=2)
+        vae = graph.add_node(graph.create_node("sd.load_vae", params={"source": str(source)})).id
+        graph.connect(ids["load"], "model", vae, "model")
+        graph.connect(vae, "vae", ids["decode"], "vae")
+        result = Executor().run(graph)
+        assert result.status == "failed" and result.error.node_id == vae and message in result.error.message, \
+            result.error.message

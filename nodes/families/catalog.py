@@ -54,6 +54,9 @@ class Family:
     size_conditioning: bool = False  # SDXL: original size, crop and target size go into the time embedding
     aesthetic_score: bool = False  # the refiner conditions on an aesthetic score instead of a target size
     force_zeros_for_empty_prompt: bool = False
+    # The pipeline decodes in fp32 when the VAE's config says force_upcast (SDXL's overflows in
+    # fp16); SD 1.x/2.x pipelines never do, whatever the config says.
+    upcast_vae: bool = False
 
     @property
     def configs(self):
@@ -76,10 +79,10 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            (_OPEN_CLIP_H,), _SD_LATENT, 768, 7.5, (1.0, 15.0), "v_prediction"),
     Family("sdxl_base", "SDXL base", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
            "StableDiffusionXLInpaintPipeline", (_XL_CLIP_L, _XL_CLIP_G), _XL_LATENT, 1024, 5.0, (1.0, 12.0), "epsilon",
-           size_conditioning=True, force_zeros_for_empty_prompt=True),
+           size_conditioning=True, force_zeros_for_empty_prompt=True, upcast_vae=True),
     Family("sdxl_refiner", "SDXL refiner", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLImg2ImgPipeline",
            "StableDiffusionXLInpaintPipeline", (_XL_CLIP_G,), _XL_LATENT, 1024, 5.0, (1.0, 12.0), "epsilon",
-           size_conditioning=True, aesthetic_score=True),
+           size_conditioning=True, aesthetic_score=True, upcast_vae=True),
 )}
 
 

@@ -1,0 +1,136 @@
+"""Load VAE: a VAE apart from the checkpoint, such as the fp16-fixed SDXL VAE or SD 1.x's
+vae-ft-mse, from a diffusers VAE folder or a single ``.safetensors`` file (diffusers or original
+layout). It is placed where the connected model is, and takes that model's family for what a
+file cannot say: its configuration (the SD and SDXL VAEs differ only in their latent scaling) and
+its preview colours."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+from graphs import safe_io
+from graphs.executor import resolve_path
+from graphs.registry import NodeType, Param, Socket
+
+from .model_sources import ModelLoadError, path_fingerprint
+from .values import UNetModel, VaeModel
+
+
+def resolve_vae_source(source: str) -> Path:
+    """A diffusers VAE folder (with ``config.json``) or a ``.safetensors`` file; anything else is
+    refused at once, naming the path."""
+    path = Path(source).expanduser()
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelLoadError(f"VAE not found: {path}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"VAE source {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a diffusers VAE folder (no config.json)")
+    elif not stat.S_ISREG(info.st_mode):
+        raise ModelLoadError(f"VAE source {path}: is {safe_io.kind_of(info.st_mode)}, not a file")
+    elif path.suffix.lower() != ".safetensors":
+        raise ModelLoadError(f"{path.name}: a VAE file must be .safetensors")
+    return path.resolve()
+
+
+def _check_vae_file(path: Path) -> None:
+    from .families.detect import UNET, CheckpointError, read_header
+
+    try:
+        names = set(read_header(path))
+    except CheckpointError as exc:
+        raise ModelLoadError(str(exc)) from None
+    if any(name.startswith(UNET) for name in names):
+        raise ModelLoadError(f"{path.name}: this looks like a whole checkpoint (it has a UNet); load it with "
+                             "Load model, whose VAE output is its VAE")
+    if not any("decoder." in name for name in names):
+        raise ModelLoadError(f"{path.name}: no VAE decoder in this file ({len(names)} tensors)")
+
+
+def _architecture(model: UNetModel) -> dict[str, Any]:
+    """The VAE config a file is read into: the checkpoint's own VAE's (same architecture, its
+    latent scaling), else the family's bundled one."""
+    from diffusers import AutoencoderKL
+
+    from .models import MODEL_CACHE
+
+    own = MODEL_CACHE.vae_for(model.key)
+    if own is not None:
+        return dict(own.vae.config)
+    return dict(AutoencoderKL.load_config(model.family.configs / "vae"))
+
+
+def _read_vae_file(path: Path, config: dict[str, Any]):
+    """An AutoencoderKL from one safetensors file, in diffusers' layout or the original one
+    (converted by diffusers' own converter), strictly: every weight present and of its shape."""
+    from diffusers import AutoencoderKL
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+    from safetensors.torch import load_file
+
+    _check_vae_file(path)
+    state = load_file(str(path))
+    if not any(key.startswith("decoder.up_blocks.") for key in state):  # the original layout
+        state = convert_ldm_vae_checkpoint(state, config)
+    vae = AutoencoderKL.from_config(config)
+    try:
+        vae.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise ModelLoadError(f"{path.name}: this VAE does not fit the model's ({first[0].strip()})") from None
+    return vae
+
+
+def load_vae(path: Path, model: UNetModel):
+    """The AutoencoderKL at ``path`` on the model's device and in its dtype."""
+    from diffusers import AutoencoderKL
+
+    from .models import upcast_vae_if_needed
+
+    try:
+        if path.is_dir():
+            vae = AutoencoderKL.from_pretrained(str(path), torch_dtype=model.dtype, local_files_only=True)
+        else:
+            vae = _read_vae_file(path, _architecture(model)).to(dtype=model.dtype)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a truncated file, keys of another architecture
+        raise ModelLoadError(f"cannot load the VAE {path}: {type(exc).__name__}: {exc}") from exc
+    vae.eval()
+    vae.requires_grad_(False)
+    vae.to(model.device)
+    upcast_vae_if_needed(vae, model.family)
+    return vae
+
+
+def run_load_vae(ctx, model: UNetModel, source: str) -> dict[str, Any]:
+    path = resolve_vae_source(ctx.resolve_path(source))
+    vae = load_vae(path, model)
+    latent = model.family.latent
+    return {"vae": VaeModel(vae, ("vae", str(path), model.device, str(model.dtype)), model.device, model.dtype,
+                            latent.latent_rgb, latent.latent_rgb_bias)}
+
+
+def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
+    try:
+        return path_fingerprint(resolve_vae_source(resolve_path(params["source"], settings)))
+    except (ModelLoadError, OSError) as exc:
+        return f"missing:{exc}"
+
+
+LOAD_VAE = NodeType(
+    "sd.load_vae", "Load VAE", "loaders", run_load_vae,
+    inputs=(Socket("model", "MODEL"),),
+    outputs=(Socket("vae", "VAE"),),
+    params=(Param("source", "path", "", linkable=False, report="vae",
+                  tooltip="a diffusers VAE folder or a .safetensors VAE (e.g. the fp16-fixed SDXL VAE); it is "
+                          "placed where the connected model is and takes that model's family"),),
+    fingerprint=_fingerprint,
+    description="Loads a VAE apart from the checkpoint; use its output in VAE decode/encode and Empty latent.",
+)
+
+NODE_TYPES = (LOAD_VAE,)
