@@ -24,12 +24,16 @@ from .values import ClipModel, Conditioning, Latent, NoiseSource, UNetModel, Vae
 
 # ----- Load model ----------------------------------------------------------------------
 def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compile: str,
-                   offload: str) -> dict[str, Any]:
+                   offload: str, prediction: str = "auto") -> dict[str, Any]:
+    import dataclasses
+
     loaded = MODEL_CACHE.get(ctx.resolve_path(source), device, dtype,
                              ctx.resolve_path(config) if config else "", compile, offload)
-    prediction = loaded.unet.scheduler_config.get("prediction_type", "epsilon")
-    ctx.status(f"{loaded.family.title} model, {prediction} prediction")
-    return {"model": loaded.unet, "clip": loaded.clip, "vae": loaded.vae}
+    unet = loaded.unet
+    if prediction != "auto":  # this node's view of the shared model; the cached one is untouched
+        unet = dataclasses.replace(unet, scheduler_config={**unet.scheduler_config, "prediction_type": prediction})
+    ctx.status(f"{loaded.family.title} model, {unet.scheduler_config.get('prediction_type', 'epsilon')} prediction")
+    return {"model": unet, "clip": loaded.clip, "vae": loaded.vae}
 
 
 LOAD_MODEL = NodeType(
@@ -55,6 +59,9 @@ LOAD_MODEL = NodeType(
                       "from a CUDA graph"),
         Param("offload", "choice", "none", choices=OFFLOAD_MODES, linkable=False,
               tooltip="keep weights in RAM and move each model to the GPU when it runs"),
+        Param("prediction", "choice", "auto", choices=("auto", "epsilon", "v_prediction"), linkable=False,
+              tooltip="what the UNet predicts; auto: as the model says (an SD 2.x file: read from the file). "
+                      "Set it for a v-prediction fine-tune that does not say so"),
     ),
     fingerprint=lambda p, settings: source_fingerprint(resolve_path(p["source"], settings)),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",

@@ -129,3 +129,31 @@ def test_prompt_tokens_match_the_pipeline(tiny_sd, pipe, text, padding_side):
     assert bool(dropped) == cut
     if cut:  # what the pipeline's warning names as removed
         assert dropped == tokenizer.batch_decode(untruncated[:, tokenizer.model_max_length - 1:-1])[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_v(tmp_path_factory):
+    """A tiny random SD 2.x-style model that predicts v (as 768-v models do)."""
+    from nodes.tiny_models import make_tiny_sd
+
+    return make_tiny_sd(tmp_path_factory.mktemp("tiny_v"), seed=1, prediction_type="v_prediction")
+
+
+@pytest.mark.parametrize("prediction", ["auto", "epsilon"])
+def test_v_prediction_and_its_override_match_the_pipeline(tiny_v, prediction):
+    from diffusers import StableDiffusionPipeline
+
+    graph, ids = txt2img_graph(str(tiny_v), prompt="a blue star", negative="blurry", seed=5, steps=STEPS)
+    graph.set_param(ids["load"], "prediction", prediction)
+    image = graph_image(Executor().run(graph), ids["preview"])
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_v), safety_checker=None, requires_safety_checker=False,
+                                                   local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    config = dict(pipe.scheduler.config)
+    assert config["prediction_type"] == "v_prediction"
+    if prediction != "auto":
+        config["prediction_type"] = prediction
+    use_scheduler(pipe, "Euler", 5, config)
+    expected = pipe("a blue star", negative_prompt="blurry", height=32, width=32, num_inference_steps=STEPS,
+                    guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(5)).images[0]
+    assert np.abs(image - np.asarray(expected).astype(int)).max() <= 1
