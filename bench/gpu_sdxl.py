@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -34,34 +33,6 @@ import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
 
 PROMPT = "a photograph of an astronaut riding a horse"
-
-
-def build_real_size(folder: Path) -> Path:
-    """An SDXL base diffusers folder: our configs, our tokenizers, random fp16 weights."""
-    if (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
-        return folder
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from sdxl_single_file import random_fp16
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from nodes.families.catalog import FAMILIES
-    from nodes.models import bundled_tokenizer
-
-    family = FAMILIES["sdxl_base"]
-    shutil.copytree(family.configs, folder, dirs_exist_ok=True)
-    parts = {
-        "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
-        "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
-        "text_encoder_2": lambda: CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2")),
-    }
-    for seed, (name, factory) in enumerate(parts.items()):
-        model = random_fp16(factory, seed)
-        model.save_pretrained(folder / name, safe_serialization=True, max_shard_size="20GB")
-        del model
-    for spec in family.text_encoders:
-        bundled_tokenizer(spec.pad_token).save_pretrained(str(folder / spec.tokenizer))
-    return folder
 
 
 def main() -> int:
@@ -84,7 +55,9 @@ def main() -> int:
         if not (folder / "model_index.json").is_file():
             make_tiny_sdxl(folder)
     else:
-        build_real_size(folder)
+        from sdxl_single_file import random_sdxl_folder
+
+        random_sdxl_folder(folder)
     out: dict = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                  "size": size, "steps": args.steps, "cfg": 5.0, "tiny": args.tiny,
                  "build_s": round(time.perf_counter() - start, 1)}

@@ -42,29 +42,42 @@ def random_fp16(factory, seed: int):
     return model
 
 
-def build(folder: Path) -> Path:
-    """The diffusers folder (random weights) and, from it, the single SGM file."""
+def random_sdxl_folder(folder: Path) -> Path:
+    """An SDXL base diffusers folder: our bundled configs and tokenizers, random fp16 weights
+    (bench/gpu_sdxl.py loads it as it is; build() below writes it as one file)."""
+    if (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
+        return folder
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from nodes.families.catalog import FAMILIES
-    from nodes.ldm_export import sdxl_folder_to_sgm
+    from nodes.models import bundled_tokenizer
 
-    configs = FAMILIES["sdxl_base"].configs
+    family = FAMILIES["sdxl_base"]
+    shutil.copytree(family.configs, folder, dirs_exist_ok=True)
     parts = {
-        "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(configs / "unet")),
-        "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(configs / "vae")),
-        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig.from_pretrained(configs / "text_encoder")),
-        "text_encoder_2": lambda: CLIPTextModelWithProjection(
-            CLIPTextConfig.from_pretrained(configs / "text_encoder_2")),
+        "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
+        "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
+        "text_encoder_2": lambda: CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2")),
     }
     for seed, (name, factory) in enumerate(parts.items()):
         model = random_fp16(factory, seed)
-        model.save_pretrained(folder / "diffusers" / name, safe_serialization=True, max_shard_size="20GB")
+        model.save_pretrained(folder / name, safe_serialization=True, max_shard_size="20GB")
         del model
+    for spec in family.text_encoders:
+        bundled_tokenizer(spec.pad_token).save_pretrained(str(folder / spec.tokenizer))
+    return folder
+
+
+def build(folder: Path) -> Path:
+    """The random SDXL folder, written as one SGM-layout file (the folder is then removed)."""
+    from safetensors.torch import save_file
+
+    from nodes.ldm_export import sdxl_folder_to_sgm
+
     file = folder / "sdxl_random_base.safetensors"
-    save_file(sdxl_folder_to_sgm(folder / "diffusers"), str(file))
+    save_file(sdxl_folder_to_sgm(random_sdxl_folder(folder / "diffusers")), str(file))
     shutil.rmtree(folder / "diffusers")
     return file
 

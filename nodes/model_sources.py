@@ -34,22 +34,27 @@ def resolve_source(source: str) -> Path:
             raise ModelLoadError(f"the bundled model is missing from {path}; "
                                  "run scripts/train_bundled_model.py or point source at a model")
         return path
+    return checked_source(source, "model", "model_index.json",
+                          "point source at a model folder or a .safetensors file")
+
+
+def checked_source(source: str, what: str, marker: str, hint: str) -> Path:
+    """``source`` resolved, if it is a folder holding ``marker`` (a diffusers folder) or a regular
+    file; anything else (missing, a FIFO, a device) is refused at once naming the path, without
+    reading it."""
     path = Path(source).expanduser()
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ModelLoadError(f"model not found: {path}") from None
+        raise ModelLoadError(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise ModelLoadError(f"model source {path}: {exc.strerror}") from None
+        raise ModelLoadError(f"{what} source {path}: {exc.strerror}") from None
     path = path.resolve()
     if stat.S_ISDIR(info.st_mode):
-        index = path / "model_index.json"
-        if not index.is_file():
-            raise ModelLoadError(f"{path} is not a diffusers model folder (no model_index.json); "
-                                 "point source at a model folder or a .safetensors file")
+        if not (path / marker).is_file():
+            raise ModelLoadError(f"{path} is not a diffusers {what} folder (no {marker}); {hint}")
     elif not stat.S_ISREG(info.st_mode):
-        raise ModelLoadError(f"model source {path}: is {safe_io.kind_of(info.st_mode)}, "
-                             "not a model file")
+        raise ModelLoadError(f"{what} source {path}: is {safe_io.kind_of(info.st_mode)}, not a {what} file")
     return path
 
 

@@ -6,36 +6,23 @@ its preview colours."""
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
-from graphs import safe_io
 from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
-from .model_sources import ModelLoadError, path_fingerprint
+from .model_sources import ModelLoadError, checked_source, path_fingerprint
 from .values import UNetModel, VaeModel
 
 
 def resolve_vae_source(source: str) -> Path:
     """A diffusers VAE folder (with ``config.json``) or a ``.safetensors`` file; anything else is
     refused at once, naming the path."""
-    path = Path(source).expanduser()
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelLoadError(f"VAE not found: {path}") from None
-    except OSError as exc:
-        raise ModelLoadError(f"VAE source {path}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path} is not a diffusers VAE folder (no config.json)")
-    elif not stat.S_ISREG(info.st_mode):
-        raise ModelLoadError(f"VAE source {path}: is {safe_io.kind_of(info.st_mode)}, not a file")
-    elif path.suffix.lower() != ".safetensors":
+    path = checked_source(source, "VAE", "config.json", "point source at a VAE folder or a .safetensors file")
+    if path.is_file() and path.suffix.lower() != ".safetensors":
         raise ModelLoadError(f"{path.name}: a VAE file must be .safetensors")
-    return path.resolve()
+    return path
 
 
 def _check_vae_file(path: Path) -> None:
