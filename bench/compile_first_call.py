@@ -38,8 +38,8 @@ def main() -> None:
     from diffusers import UNet2DConditionModel
     from gpu_txt2img import SD15
 
+    from nodes.accelerators import compile_blocks
     from nodes.aot import AotCompiled, unet_forward_module
-    from nodes.models import compile_blocks
 
     imported = time.perf_counter() - start
     inductor_config.fx_graph_cache = True

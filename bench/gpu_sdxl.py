@@ -91,7 +91,7 @@ def main() -> int:
     # ----- the graph, default mode -----------------------------------------------------
     from gpu_txt2img import make_graph
 
-    graph, ids = make_graph(folder, device, size, args.steps, "CUDA graphs", prompt=PROMPT, cfg=5.0)
+    graph, ids = make_graph(folder, device, size, args.steps, "cuda_graphs", prompt=PROMPT, cfg=5.0)
     executor = Executor()
     started = time.perf_counter()
     first = executor.run(graph)
@@ -121,7 +121,7 @@ def main() -> int:
     out["max_pixel_diff_vs_stock"] = int(np.abs(ours - stock_image).max())
     from nodes.models import MODEL_CACHE
 
-    loaded = MODEL_CACHE.get(str(folder), device, "auto", "", "CUDA graphs")
+    loaded = MODEL_CACHE.get(str(folder), device, "auto", "", "cuda_graphs")
     graphs = {"unet": loaded.unet.graphed, **{f"text_encoder_{i + 1}": e.graphed for i, e in
                                                 enumerate(loaded.clip.encoders)}}
     out["cuda_graphs"] = {k: (g.disabled_reason or f"{g.captures} captured") if g else "off" for k, g in graphs.items()}

@@ -40,7 +40,8 @@ from common import ROOT, DeviceMemory, median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
-from nodes.models import AOT, MODEL_CACHE, REGIONAL  # noqa: E402
+from nodes.accelerators import AOT, REGIONAL  # noqa: E402
+from nodes.models import MODEL_CACHE  # noqa: E402
 
 PROMPT = "a photograph of an astronaut riding a horse"
 
@@ -141,7 +142,7 @@ def first_image_seconds(folder: Path, device: str, size: int, steps: int, mode: 
         out["compile_times"] = str(compile_times(repr="str", aggregate=True))[-3000:]
         out["cache_counters"] = {f"{group}.{name}": value for group in ("inductor", "aot_autograd")
                                  for name, value in counters[group].items() if "cache" in name}
-    if mode == AOT:
+    if mode == AOT.id:
         out["aot_packages"] = aot_status(MODEL_CACHE.get(str(folder), device, "auto", "", mode))
     return out
 
@@ -296,8 +297,8 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--compile-mode", default="compile + CUDA graphs",
-                        choices=("off", "compile", "compile + CUDA graphs", REGIONAL, AOT),
+    parser.add_argument("--compile-mode", default="compile_cuda_graphs",
+                        choices=("off", "compile", "compile_cuda_graphs", REGIONAL.id, AOT.id),
                         help="the compiled mode to time; off skips it")
     parser.add_argument("--child-first-image", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision-only", action="store_true", help="only the GPU-vs-CPU check")
@@ -314,7 +315,7 @@ def main() -> None:
     size = args.size or (64 if args.tiny else 512)
     # On the CPU there are no CUDA graphs: "compile" stands in (regional and AOT compile run as
     # they are, their UNet graph falling back to running uncaptured); "off" skips the compiled part.
-    compile_mode = args.compile_mode if device == "cuda" or args.compile_mode in ("off", REGIONAL, AOT) \
+    compile_mode = args.compile_mode if device == "cuda" or args.compile_mode in ("off", REGIONAL.id, AOT.id) \
         else "compile"
     folder = args.model_dir or Path(tempfile.gettempdir()) / (
         "latentgraph_bench_tiny" if args.tiny else "latentgraph_bench_sd15")
@@ -415,13 +416,13 @@ def main() -> None:
         for part, graphed in parts.items():
             if graphed is not None:
                 result[f"{part}_graphs"] = graphed.disabled_reason or f"{graphed.captures} captured"
-        if mode == AOT:
+        if mode == AOT.id:
             result["aot_packages"] = aot_status(loaded)
         log(f"{label}: {result}")
         return result
 
     stock_array = np.asarray(stock_image).astype(int)
-    modes = {label: mode for label, mode in (("eager", "off"), ("graphs", "CUDA graphs"))
+    modes = {label: mode for label, mode in (("eager", "off"), ("graphs", "cuda_graphs"))
              if label in args.modes}
     for label, mode in modes.items():
         try:
@@ -436,7 +437,7 @@ def main() -> None:
     # replayed from CUDA graphs where the device has them ("graphs"); "eager" alone is the
     # compile-off, graphs-off mode, reported beside it.
     default = out.get("graphs") if "s" in out.get("graphs", {}) else out.get("eager", {})
-    out.update(eager_s=default.get("s"), eager_mode="CUDA graphs" if default is out.get("graphs") else "off",
+    out.update(eager_s=default.get("s"), eager_mode="cuda_graphs" if default is out.get("graphs") else "off",
                seed_rerun_s=default.get("seed_rerun_s"),
                preview_overhead_pct=default.get("preview_overhead_pct"),
                eager_vs_stock=default.get("vs_stock"),
@@ -479,10 +480,10 @@ def main() -> None:
         measure_compiled("compiled", compile_mode)
     else:
         out["compile_error"] = "skipped (--compile-mode off or not in --modes)"
-    if "regional" in args.modes and compile_mode != REGIONAL:
-        measure_compiled("regional", REGIONAL)
-    if "aot" in args.modes and compile_mode != AOT:
-        measure_compiled("aot", AOT)
+    if "regional" in args.modes and compile_mode != REGIONAL.id:
+        measure_compiled("regional", REGIONAL.id)
+    if "aot" in args.modes and compile_mode != AOT.id:
+        measure_compiled("aot", AOT.id)
     compiled = out.get("compiled", {})
     if "error" in compiled:
         out["compile_error"] = compiled["error"]

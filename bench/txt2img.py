@@ -1,7 +1,7 @@
 """Graph executor vs StableDiffusionPipeline on the same model, 20 steps (CPU by default).
 
     python bench/txt2img.py [--model bundled|PATH] [--device cpu|cuda] [--repeats 5]
-                            [--compile "AOT compile + CUDA graphs"]
+                            [--compile aot_cuda_graphs]
 
 ``--compile`` sets the graph's Load model.compile (the pipeline always runs the plain model).
 Last line: JSON with graph_s, pipeline_s, ratio, max_pixel_diff, preview_cost_pct, trace_cost_pct,
@@ -23,7 +23,8 @@ from common import median_time  # noqa: E402
 
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
-from nodes.models import COMPILE_MODES, MODEL_CACHE, resolve_source  # noqa: E402
+from nodes.accelerators import COMPILE_MODES  # noqa: E402
+from nodes.models import MODEL_CACHE, resolve_source  # noqa: E402
 from nodes.schedulers import build_scheduler, scheduler_spec  # noqa: E402
 
 

@@ -148,6 +148,8 @@ class Graph:
         error = param.check(value)
         if error:
             raise GraphError(f"{node.title}.{name}: {error}")
+        if param.kind == "choice":
+            value = param.match_choice(value)  # stored as declared, however it was spelled
         had, old = name in node.params, node.params.get(name)
         node.params[name] = value
         self._record(lambda: self._restore_param(node_id, name, had, old))

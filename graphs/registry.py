@@ -102,10 +102,15 @@ class Param:
     max: float | None = None
     step: float | None = None
     choices: tuple[str, ...] = ()
+    # What the editor shows for each choice, where that differs from the stored value: the
+    # choices are stable ids written to files, the labels are free to change.
+    choice_labels: tuple[str, ...] = ()
     tooltip: str = ""
     label: str = ""
     linkable: bool = True  # an input socket of the same name may drive it
     slider: bool = False  # the editor shows a slider beside the spin box
+    # For a number: what its minimum means, shown instead of it ("model default" for a size of 0).
+    special_value: str = ""
     overridden_by: str = ""  # an input that, when connected, supplies this value instead
     # The key this param's value is reported under in a run's parameters (the readable PNG
     # chunk): e.g. "seed", "steps". Empty: not reported.
@@ -125,6 +130,9 @@ class Param:
                              f"(known: {', '.join(r for r in PARAM_ROLES if r)})")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"param {self.name!r}: a choice needs choices")
+        if self.choice_labels and len(self.choice_labels) != len(self.choices):
+            raise ValueError(f"param {self.name!r}: {len(self.choice_labels)} choice labels "
+                             f"for {len(self.choices)} choices")
         error = self.check(self.default)
         if error:
             raise ValueError(f"param {self.name!r}: default {self.default!r}: {error}")
@@ -174,11 +182,18 @@ class Param:
         return None
 
     def match_choice(self, value: str) -> str | None:
-        """The declared choice equal to ``value`` ignoring case, or None."""
-        for choice in self.choices:
-            if choice.lower() == value.strip().lower():
+        """The declared choice equal to ``value`` or to its label, ignoring case, or None."""
+        wanted = value.strip().lower()
+        for choice, label in zip(self.choices, self.choice_labels or self.choices):
+            if wanted in (choice.lower(), label.lower()):
                 return choice
         return None
+
+    def choice_label(self, choice: str) -> str:
+        """What the editor shows for ``choice``."""
+        if self.choice_labels and choice in self.choices:
+            return self.choice_labels[self.choices.index(choice)]
+        return choice
 
     def parse(self, text: str) -> Any:
         """Parse a command-line string into a value of this kind (raises ValueError)."""
@@ -216,9 +231,11 @@ class Param:
                 out[key] = getattr(self, key)
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.choice_labels:
+            out["choice_labels"] = list(self.choice_labels)
         if self.tooltip:
             out["tooltip"] = self.tooltip
-        for key in ("report", "role", "drives"):
+        for key in ("report", "role", "drives", "special_value"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out
@@ -267,6 +284,9 @@ class NodeType:
     # A stand-in for a type nobody provides (see graphs.placeholders): it keeps what the file
     # says, is drawn as missing, and refuses to run.
     placeholder: bool = False
+    # upgrade(saved type_version, params) -> params for this version: how a file saved by an
+    # older version of this type is read (a renamed param, a choice stored differently).
+    upgrade: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.inputs] + [p.name for p in self.params]

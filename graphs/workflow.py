@@ -20,12 +20,24 @@ from .placeholders import placeholders_for_file
 from .registry import ABSURD, Registry, _show, default_registry
 
 FORMAT = "latentgraph"
-VERSION = 1
+VERSION = 2
 APP_VERSION = "0.1.0"
 MAX_FILE_BYTES = limits.MAX_FILE_BYTES
 
+
+def _v1_to_v2(data: dict) -> dict:
+    """Version 1 let a node leave out its ``type_version`` (read as the app's current one); from
+    version 2 a node type can change what it stores (``NodeType.upgrade``), so an old file's
+    nodes must say the version they were saved with. Every type was at version 1 then."""
+    nodes = data.get("nodes")
+    if isinstance(nodes, list):
+        nodes = [dict(raw, type_version=raw.get("type_version", 1)) if isinstance(raw, dict) else raw
+                 for raw in nodes]
+    return {**data, "nodes": nodes, "version": 2}
+
+
 # version -> function turning a dict of that version into the next version.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 class WorkflowError(ValueError):
@@ -206,6 +218,7 @@ def from_dict(data: Any, registry: Registry | None = None, file: str | None = No
         data = migrate(data)
         if missing == "placeholder":
             placeholders_for_file(data, registry)
+        data = upgrade_nodes(data, registry)
         _Validator(registry, missing == "placeholder").workflow(data)
     except WorkflowError as exc:
         exc.file = file
@@ -230,6 +243,33 @@ def migrate(data: Any) -> dict:
         data = MIGRATIONS[version](data)
         version = data["version"]
     return data
+
+
+def upgrade_nodes(data: dict, registry: Registry) -> dict:
+    """Bring each node saved by an older version of its type up to the current one, through the
+    type's own ``upgrade``. Reads unvalidated data: anything malformed is left for the validator."""
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        return data
+    upgraded = []
+    for i, raw in enumerate(nodes):
+        node_type = None
+        if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] in registry.nodes:
+            node_type = registry.nodes.get(raw["type"])
+        version = raw.get("type_version") if node_type is not None else None
+        if (node_type is None or node_type.placeholder or isinstance(version, bool)
+                or not isinstance(version, int) or not 1 <= version < node_type.version):
+            upgraded.append(raw)
+            continue
+        params = raw.get("params", {})
+        if isinstance(params, dict) and node_type.upgrade is not None:
+            try:
+                params = node_type.upgrade(version, dict(params))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise WorkflowError(f"nodes[{i}].params", f"cannot read {node_type.title} version "
+                                                          f"{version}: {exc}") from None
+        upgraded.append({**raw, "params": params, "type_version": node_type.version})
+    return {**data, "nodes": upgraded}
 
 
 def _tname(value: Any) -> str:
@@ -460,7 +500,10 @@ def _build(data: dict, registry: Registry) -> Graph:
             version = raw.get("type_version", version)
         else:
             params = node_type.default_params()
-            params.update(raw.get("params", {}))
+            for name, value in raw.get("params", {}).items():
+                param = node_type.param(name)
+                # a choice is kept as declared, however the file spelled it (case, label)
+                params[name] = param.match_choice(value) if param.kind == "choice" else value
         flags = dict.fromkeys(FLAG_NAMES, False)
         flags.update(raw.get("flags", {}))
         size = raw.get("size")

@@ -34,7 +34,7 @@ from .cli_common import (  # noqa: F401 (re-exported: the command's public names
 if TYPE_CHECKING:
     from graphs import events as ev
 
-COMMANDS = ("run", "validate", "nodes", "sweep")
+COMMANDS = ("run", "validate", "nodes", "sweep", "model")
 
 
 class ProgressPrinter:
@@ -203,8 +203,11 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     registry = default_registry()
     types = list(registry.nodes)
     if args.json:
+        from nodes.model_probe import families
+
         print(json.dumps({"nodes": [t.describe() for t in types],
-                          "plugins": [r.describe() for r in registry.plugins]}, indent=1))
+                          "plugins": [r.describe() for r in registry.plugins],
+                          "families": families()}, indent=1))
         return EXIT_OK
     for node_type in types:
         ins = ", ".join(f"{s.name}:{s.type}" for s in node_type.inputs) or "-"
@@ -216,6 +219,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     print(f"plugins ({len(registry.plugins)}):" if registry.plugins else "plugins: none installed")
     for report in registry.plugins:
         print(f"  {report.line()}")
+    return EXIT_OK
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """What Load model would make of a checkpoint or folder, read without loading the weights."""
+    from nodes.model_probe import probe
+    from nodes.model_sources import ModelLoadError
+
+    try:
+        found = probe(args.source)
+    except ModelLoadError as exc:
+        raise BadInput(str(exc)) from None
+    if args.json:
+        print(json.dumps(found, indent=1))
+    elif found["family"] is None:
+        print(f"{found['source']}: {found['note']}")
+    else:
+        print(f"{found['title']}, {found['prediction']} prediction, {found['default_size']}px default "
+              f"({found['format']}: {found['evidence']})")
     return EXIT_OK
 
 
@@ -239,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("nodes", help="list the node types")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--debug", action="store_true")
+    model = sub.add_parser("model", help="what a checkpoint or model folder is (family, prediction), "
+                                         "read without loading it")
+    model.add_argument("source", help="a .safetensors file, a diffusers folder or 'bundled'")
+    model.add_argument("--json", action="store_true")
+    model.add_argument("--debug", action="store_true")
     from .cli_sweep import add_parser as add_sweep_parser
     add_sweep_parser(sub)
     return parser
@@ -246,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep --help")
+        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep|model --help")
     parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png")
     parser.add_argument("--output-dir", help="where Save image writes")
     return parser
@@ -262,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT if exc.code else EXIT_OK
         from .cli_sweep import cmd_sweep
         handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-                   "sweep": cmd_sweep}[args.command]
+                   "sweep": cmd_sweep, "model": cmd_model}[args.command]
         try:
             return handler(args)
         except BadInput as exc:

@@ -57,9 +57,11 @@ def display_value(param: Param, value: Any) -> str:
     """A short text for painting a value when no live widget exists (level of detail)."""
     if param.kind == "bool":
         return "on" if value else "off"
+    if param.special_value and value == param.min:
+        return param.special_value
     if param.kind == "float":
         return f"{value:.4g}"
-    text = str(value)
+    text = param.choice_label(value) if param.kind == "choice" else str(value)
     if param.kind == "text":
         text = text.replace("\n", " ")
     return text if len(text) <= 40 else text[:39] + "…"
@@ -107,15 +109,20 @@ def make_editor(param: Param, value: Any, on_change: OnChange,
         editor = ParamEditor(param, box, lambda v: box.setChecked(bool(v)))
     elif kind == "choice":
         combo = QComboBox(parent)
-        combo.addItems(list(param.choices))
+        for choice in param.choices:  # shown by label, stored by id
+            combo.addItem(param.choice_label(choice), choice)
         # Size to the node, not to the longest choice (a long one would push every row past the
         # node's edge); the current text is clipped, the popup shows the choices whole.
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(8)
         combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
-        combo.setCurrentText(str(value))
-        combo.currentTextChanged.connect(emit)
-        editor = ParamEditor(param, combo, lambda v: combo.setCurrentText(str(v)))
+        def show_choice(v: Any) -> None:
+            index = combo.findData(param.match_choice(str(v)))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        show_choice(value)
+        combo.currentIndexChanged.connect(lambda index: emit(combo.itemData(index)))
+        editor = ParamEditor(param, combo, show_choice)
     elif kind == "text":
         text = QPlainTextEdit(parent)
         text.setPlainText(str(value))
@@ -156,6 +163,8 @@ def _int_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None
     hi = int(param.max) if param.max is not None else INT_LIMIT
     spin.setRange(lo, hi)
     spin.setSingleStep(int(param.step or 1))
+    if param.special_value:
+        spin.setSpecialValueText(param.special_value)  # shown, in place of the number, at the minimum
     spin.setValue(int(value))
     spin.setKeyboardTracking(False)
     spin.valueChanged.connect(lambda v: emit(int(v)))

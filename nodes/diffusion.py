@@ -10,8 +10,8 @@ from graphs.executor import resolve_path
 from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
 from . import sampling
+from .accelerators import COMPILE_LABELS, COMPILE_MODES
 from .models import (
-    COMPILE_MODES,
     DEVICES,
     DTYPES,
     MODEL_CACHE,
@@ -36,8 +36,25 @@ def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compi
     return {"model": unet, "clip": loaded.clip, "vae": loaded.vae}
 
 
+# What version 1 of Load model stored for `compile`: the editor's labels of the time. Frozen here,
+# so renaming a label later cannot break these files.
+V1_COMPILE_LABELS = {
+    "off": "off", "CUDA graphs": "cuda_graphs", "compile": "compile",
+    "compile + CUDA graphs": "compile_cuda_graphs",
+    "regional compile + CUDA graphs": "regional_cuda_graphs",
+    "AOT compile + CUDA graphs": "aot_cuda_graphs",
+}
+
+
+def upgrade_load_model(version: int, params: dict[str, Any]) -> dict[str, Any]:
+    if version < 2 and isinstance(params.get("compile"), str):
+        label = params["compile"].strip()
+        params["compile"] = next((v for k, v in V1_COMPILE_LABELS.items() if k.lower() == label.lower()), label)
+    return params
+
+
 LOAD_MODEL = NodeType(
-    "sd.load_model", "Load model", "loaders", run_load_model,
+    "sd.load_model", "Load model", "loaders", run_load_model, version=2, upgrade=upgrade_load_model,
     outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP"), Socket("vae", "VAE")),
     params=(
         Param("source", "path", "bundled", linkable=False, report="model",
@@ -49,7 +66,8 @@ LOAD_MODEL = NodeType(
         Param("config", "path", "", linkable=False,
               tooltip="single files are recognised (SD 1.x, SD 2.x, SDXL base/refiner) and use the configs we ship; "
                       "set this only for an unusual model: a local diffusers folder of its architecture"),
-        Param("compile", "choice", "CUDA graphs", choices=COMPILE_MODES, linkable=False,
+        Param("compile", "choice", "cuda_graphs", choices=COMPILE_MODES, choice_labels=COMPILE_LABELS,
+              linkable=False,
               tooltip="CUDA graphs (CUDA only): replay the UNet and text encoder from CUDA graphs "
                       "(fast, no wait). compile: torch.compile the UNet and VAE decoder (slow "
                       "first run, cached on disk). regional: compile only the UNet's transformer "
@@ -177,6 +195,11 @@ def run_empty_latent(ctx, width: int, height: int, batch: int, channels: int,
 
     if vae is not None:  # the model knows its latent shape better than the widgets
         channels, scale = vae.vae.config.latent_channels, vae.scale_factor
+    if not width or not height:  # 0: the size the model was trained at, as the pipelines default to
+        default = vae.default_size if vae is not None else NO_MODEL_SIZE
+        width, height = width or default, height or default
+        ctx.status(f"{width}x{height}" + (" (the model's default size)" if vae is not None else
+                                           " (connect the VAE for the model's default size)"))
 
     if width % scale or height % scale:
         raise ValueError(f"width and height must be multiples of {scale} (got {width}x{height})")
@@ -184,13 +207,18 @@ def run_empty_latent(ctx, width: int, height: int, batch: int, channels: int,
     return {"latent": Latent(samples, empty=True)}
 
 
+NO_MODEL_SIZE = 512  # "model default" with no VAE connected: SD 1.x, the bundled model's family
+
 EMPTY_LATENT = NodeType(
     "sd.empty_latent", "Empty latent", "latent", run_empty_latent,
     inputs=(Socket("vae", "VAE", optional=True),),
     outputs=(Socket("latent", "LATENT"),),
     params=(
-        Param("width", "int", 512, min=8, max=8192, step=8, report="width"),
-        Param("height", "int", 512, min=8, max=8192, step=8, report="height"),
+        Param("width", "int", 0, min=0, max=8192, step=8, report="width", special_value="model default",
+              tooltip="pixels; 'model default' is the size the connected VAE's model was trained at "
+                      "(SDXL 1024, SD 1.x 512; 512 with no VAE connected)"),
+        Param("height", "int", 0, min=0, max=8192, step=8, report="height", special_value="model default",
+              tooltip="pixels; 'model default' as for width"),
         Param("batch", "int", 1, min=1, max=64),
         Param("channels", "int", 4, min=1, max=64, linkable=False, overridden_by="vae",
               tooltip="latent channels (4 for SD 1.x/2.x); taken from the VAE when connected"),

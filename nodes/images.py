@@ -170,7 +170,8 @@ def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     pils = images_to_pil(image)
     paths = []
     for index, pil in enumerate(pils):
-        info = png_info(workflow, {**parameters, "batch_index": index})
+        # the image's own size: a "model default" or img2img size is known only from the image
+        info = png_info(workflow, {**parameters, "width": pil.width, "height": pil.height, "batch_index": index})
         path = safe_io.write_unique(folder, candidate_names(folder, stem),
                                     lambda handle, pil=pil, info=info:
                                     pil.save(handle, format="PNG", pnginfo=info))

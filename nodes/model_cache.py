@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .accelerators import accelerator
 from .model_sources import ModelLoadError, path_fingerprint, preferred_dtype, resolve_source
 
 
@@ -55,6 +56,7 @@ class ModelCache:
         if dtype == "auto":
             dtype = preferred_dtype(path) or "auto"
         torch_dtype = resolve_dtype(dtype, device_name)
+        compile = accelerator(compile).id  # a label (as files before its ids said) shares the entry
         key = (str(path), device_name, str(torch_dtype), config, compile, offload)
         with self._lock:
             fingerprint = self._fingerprint(path, config)

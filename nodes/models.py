@@ -1,7 +1,9 @@
-"""Loading Stable Diffusion components, and the socket values that carry them.
+"""Loading Stable Diffusion checkpoints (diffusers folders of every family, single files
+recognised from their header) into the socket values of nodes/values.py.
 
-The cache (nodes/model_cache.py) shares one copy per (source, device, dtype...) and reloads when
-the files change; source checks live in nodes/model_sources.py. Weights only ever come from
+The speed paths are nodes/accelerators.py; the cache (nodes/model_cache.py) shares one copy per
+(source, device, dtype...) and reloads when the files change; source checks live in
+nodes/model_sources.py. Weights only ever come from
 safetensors or, for ``.bin``/``.ckpt``, through ``torch.load(weights_only=True)`` — nothing is
 unpickled.
 """
@@ -12,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .compile_cache import compile_cache_dir, use_compile_cache_dir  # noqa: F401 (re-exported)
-from .cuda_graphs import GraphedCallable
+from .accelerators import accelerator, fuse_qkv
 from .families.catalog import FAMILIES, Family, family_for_folder
 from .families.detect import CheckpointError, detect, predicts_v, read_header
 from .model_cache import ModelCache, resolve_device, resolve_dtype  # noqa: F401 (re-exported)
@@ -28,25 +29,11 @@ from .model_sources import (  # noqa: F401 (re-exported: the nodes' and tests' n
     resolve_source,
     source_fingerprint,
 )
-from .values import ClipModel, TextEncoder, UNetModel, VaeModel, encoder_forward, unet_forward
+from .values import ClipModel, TextEncoder, UNetModel, VaeModel
 
 DEVICES = ("auto", "cpu", "cuda")
-# "CUDA graphs": the eager UNet and text encoder replayed from CUDA graphs (no compile wait).
-# The compile modes also replay the text encoder from a CUDA graph.
-# "regional compile + CUDA graphs": torch.compile only the repeated blocks (Dynamo traces each
-# block shape once instead of the whole UNet: a shorter warm start), the whole UNet replayed
-# from our own CUDA graph as in "CUDA graphs".
-# "AOT compile + CUDA graphs": the UNet and VAE decoder compiled ahead of time by AOTInductor into
-# packages kept on disk (nodes/aot.py): a later launch loads them without tracing; the UNet is
-# replayed from our own CUDA graph as in "CUDA graphs".
-REGIONAL = "regional compile + CUDA graphs"
-AOT = "AOT compile + CUDA graphs"
-COMPILE_MODES = ("off", "CUDA graphs", "compile", "compile + CUDA graphs", REGIONAL, AOT)
-# The blocks that repeat, with few distinct shapes, in SD UNets (diffusers' `_repeated_blocks`);
-# everything between them, and the VAE decoder, stays eager. ResnetBlock2D comes in many more
-# shapes, each traced on its own, which made the warm start slower (docs/benchmarks.md).
-REGIONAL_BLOCKS = ("BasicTransformerBlock",)
 OFFLOAD_MODES = ("none", "model", "sequential")
+
 
 @dataclass(eq=False)
 class LoadedModel:
@@ -212,68 +199,11 @@ def place_on_device(pipe, device: str, offload: str) -> None:
         fuse_qkv(pipe)
 
 
-def fuse_qkv(pipe) -> None:
-    """Fuse the attention QKV projections once (changes rounding only, not the result)."""
-    if getattr(pipe, "_latentgraph_qkv_fused", False):
-        return
-    try:
-        pipe.fuse_qkv_projections()
-    except Exception:  # older/odd attention processors: stay unfused
-        return
-    pipe._latentgraph_qkv_fused = True
-
-
-def compile_pipeline(pipe, reduce_overhead: bool = False, regional: bool = False) -> None:
-    """torch.compile the UNet and the VAE decoder (fused QKV, full graphs, on-disk cache).
-
-    ``regional``: compile each of the UNet's repeated blocks (``REGIONAL_BLOCKS``) instead,
-    with static shapes; the VAE decoder stays eager."""
-    import torch
-
-    use_compile_cache_dir()
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fx_graph_cache = True
-    fuse_qkv(pipe)
-    if regional:
-        compile_blocks(pipe.unet)
-        return
-    mode = "reduce-overhead" if reduce_overhead else None
-    pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)
-    pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=mode, fullgraph=True)
-
-
-def compile_blocks(model, names: tuple[str, ...] = REGIONAL_BLOCKS) -> int:
-    """Regional compilation: torch.compile every submodule whose class is in ``names`` (static
-    shapes, full graphs); returns how many were compiled."""
-    import torch._dynamo.config as dynamo_config
-
-    # One compiled variant per block shape (SD1.5 transformer blocks: 4 per image size); past
-    # the default limit of 8 (a third size) Dynamo would quietly run the blocks eagerly.
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-    count = 0
-    for module in model.modules():
-        if type(module).__name__ in names:
-            module.compile(fullgraph=True, dynamic=False)
-            count += 1
-    return count
-
-
-def graph_unet(unet) -> GraphedCallable:
-    return GraphedCallable(lambda *tensors: unet_forward(unet, *tensors), "UNet")
-
-
-def graph_text_encoder(encoder, penultimate: bool = False) -> GraphedCallable:
-    return GraphedCallable(lambda input_ids: encoder_forward(encoder, penultimate, input_ids), "text encoder")
-
-
 def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile: str,
                 offload: str) -> LoadedModel:
     """Read a model's weights and set up its chosen fast path (the model cache calls this)."""
-    if compile == AOT and offload != "none":  # refused before the weights are read
-        raise ModelLoadError("'AOT compile' reads the weights where they were loaded and "
-                             "cannot follow CPU offload; set offload to 'none' or pick "
-                             "another compile mode")
+    speed_path = accelerator(compile)
+    speed_path.check(device, offload)  # refused before the weights are read
     _quiet_libraries()
     try:
         pipe, family = _load_folder(path, dtype) if path.is_dir() else _load_single_file(path, dtype, config)
@@ -289,35 +219,15 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
         module.requires_grad_(False)
     place_on_device(pipe, device, offload)
     upcast_vae_if_needed(pipe.vae, family)
-    unet_aot = None
-    if compile == AOT:
-        from .aot import AotCompiled, aot_decoder, unet_forward_module
-
-        use_compile_cache_dir()
-        fuse_qkv(pipe)
-        unet_aot = AotCompiled(unet_forward_module(pipe.unet), "unet", title="UNet")
-        pipe.vae.decoder = aot_decoder(pipe.vae.decoder)
-    if compile in ("compile", "compile + CUDA graphs", REGIONAL):
-        compile_pipeline(pipe, reduce_overhead=compile == "compile + CUDA graphs",
-                         regional=compile == REGIONAL)
+    unet_aot = speed_path.prepare(pipe)
     vae = VaeModel(pipe.vae, key, device, dtype, family.latent.latent_rgb, family.latent.latent_rgb_bias)
     if latent_rgb is not None:
         vae.latent_rgb, vae.latent_rgb_bias = latent_rgb
     unet = UNetModel(pipe.unet, dict(pipe.scheduler.config), key, device, dtype, family, pipe.vae_scale_factor,
                      bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
+    vae.default_size = unet.default_size
     clip = ClipModel(tuple(TextEncoder(t, e, spec) for t, e, spec in encoders), key, device, dtype, family)
-    # Offloading moves weights between devices, which a captured graph cannot follow.
-    if compile != "off" and device.startswith("cuda") and offload == "none":
-        for encoder in clip.encoders:
-            encoder.graphed = graph_text_encoder(encoder.encoder, encoder.spec.penultimate)
-        if compile in ("CUDA graphs", REGIONAL):
-            unet.graphed = graph_unet(pipe.unet)
-    if unet_aot is not None:
-        # One package for every timestep dtype (schedulers give float or int timesteps; the
-        # UNet embeds both the same way). GraphedCallable passes through on the CPU.
-        unet.graphed = GraphedCallable(
-            lambda sample, timestep, *rest: unet_aot(sample, timestep.float(), *rest), "UNet")
-        unet.aot = unet_aot
+    speed_path.attach(unet, clip, device, offload, unet_aot)
     return LoadedModel(unet, clip, vae, str(path), family)
 
 

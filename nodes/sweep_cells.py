@@ -244,6 +244,7 @@ def run_sweep(graph, sweep: Sweep, folder: str | os.PathLike, backend, base_dir:
             workflow = wf.to_dict(cell_graph)
             for name, (save_id, k, array) in zip(names, outcome["images"]):
                 parameters = {**run_parameters(cell_graph, save_id), "batch_index": k,
+                              "width": array.shape[1], "height": array.shape[0],
                               "sweep": cell.values_dict()}
                 write_png(folder / name, Image.fromarray(array, "RGB"), workflow, parameters)
                 written.append(name)

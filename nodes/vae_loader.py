@@ -72,6 +72,22 @@ def _read_vae_file(path: Path, config: dict[str, Any]):
     return vae
 
 
+def _check_latent_space(folder: Path, expected: dict[str, Any], model: UNetModel) -> None:
+    """A VAE folder's config says which latent space it encodes to: an SD 1.x VAE (scaling
+    0.18215) on an SDXL model (0.13025) has the same shapes but gives washed-out or burnt images.
+    A single file says nothing of it and is read with the model's own scaling."""
+    from .model_sources import read_json
+
+    config = read_json(folder / "config.json")
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{folder / 'config.json'}: expected a JSON object")
+    for key in ("latent_channels", "scaling_factor"):
+        have, want = config.get(key), expected.get(key)
+        if isinstance(have, (int, float)) and isinstance(want, (int, float)) and abs(have - want) > 1e-6:
+            raise ModelLoadError(f"{folder.name}: this VAE's {key} is {have:g}, the {model.family.title} model's "
+                                 f"is {want:g}: it was made for another model family")
+
+
 def load_vae(path: Path, model: UNetModel):
     """The AutoencoderKL at ``path`` on the model's device and in its dtype."""
     from diffusers import AutoencoderKL
@@ -80,6 +96,7 @@ def load_vae(path: Path, model: UNetModel):
 
     try:
         if path.is_dir():
+            _check_latent_space(path, _architecture(model), model)
             vae = AutoencoderKL.from_pretrained(str(path), torch_dtype=model.dtype, local_files_only=True)
         else:
             vae = _read_vae_file(path, _architecture(model)).to(dtype=model.dtype)
@@ -99,7 +116,7 @@ def run_load_vae(ctx, model: UNetModel, source: str) -> dict[str, Any]:
     vae = load_vae(path, model)
     latent = model.family.latent
     return {"vae": VaeModel(vae, ("vae", str(path), model.device, str(model.dtype)), model.device, model.dtype,
-                            latent.latent_rgb, latent.latent_rgb_bias)}
+                            latent.latent_rgb, latent.latent_rgb_bias, model.default_size)}
 
 
 def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:

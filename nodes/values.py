@@ -139,6 +139,11 @@ class UNetModel:
             return self.graphed(sample, timestep, embeds, *added)
         return unet_forward(self.unet, sample, timestep, embeds, *added)
 
+    @property
+    def default_size(self) -> int:
+        """The pipelines' default image side: the UNet's trained sample size in pixels."""
+        return int(self.unet.config.sample_size) * self.vae_scale
+
     def fast_path_problems(self) -> list[str]:
         """Why the chosen compile mode fell back to running the UNet eagerly, if it did."""
         return fallbacks("UNet", aot=self.aot, graphed=self.graphed)
@@ -221,6 +226,8 @@ class VaeModel:
     dtype: Any
     latent_rgb: tuple[tuple[float, ...], ...] = FAMILIES["sd1"].latent.latent_rgb
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # The image side of the model this VAE came with (Empty latent's "model default" size).
+    default_size: int = 512
 
     def fast_path_problems(self) -> list[str]:
         """Why the AOT-compiled decoder fell back to running eagerly, if it did."""

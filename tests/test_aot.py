@@ -15,8 +15,9 @@ from test_cuda_paths import needs_cuda, run_ok
 
 from graphs import Executor
 from graphs.events import NodeStatus
+from nodes.accelerators import AOT
 from nodes.aot import AotCompiled, aot_cache_dir
-from nodes.models import AOT, MODEL_CACHE
+from nodes.models import MODEL_CACHE
 from nodes.recipes import txt2img_graph
 
 
@@ -46,14 +47,14 @@ def _image(tiny_sd, mode: str, device: str = "cpu", size: int = 32, statuses: di
 
 
 def _runners(tiny_sd, device: str = "cpu"):
-    loaded = MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=AOT)
+    loaded = MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=AOT.id)
     return loaded.unet.aot, loaded.vae.vae.decoder.runner
 
 
 def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(tiny_sd, cache_home):
     eager = _image(tiny_sd, "off")
     statuses: dict[str, list[str]] = {}
-    first = _image(tiny_sd, AOT, statuses=statuses)
+    first = _image(tiny_sd, AOT.id, statuses=statuses)
     assert np.abs(first - eager).max() <= 2
     # The wait is explained on the nodes that compile (the UI shows it in the status bar).
     loaded = ["SD 1.x model, epsilon prediction"]  # Load model says what it recognised
@@ -69,14 +70,14 @@ def test_aot_mode_gives_the_eager_image_and_a_relaunch_loads_without_compiling(t
 
     MODEL_CACHE.clear()  # what a second launch sees: new models, the packages on disk
     statuses.clear()
-    again = _image(tiny_sd, AOT, statuses=statuses)
+    again = _image(tiny_sd, AOT.id, statuses=statuses)
     assert np.array_equal(again, first)
     assert statuses == {"load": loaded, "unet": ["loading the compiled UNet (2x4x16x16, 2x24x16)"],
                         "decode": ["loading the compiled VAE decoder (1x4x16x16)"]}
     unet, decoder = _runners(tiny_sd)
     assert (unet.built, unet.loaded, decoder.built, decoder.loaded) == (0, 1, 0, 1)
 
-    other_size = _image(tiny_sd, AOT, size=16)  # a new shape compiles its own packages
+    other_size = _image(tiny_sd, AOT.id, size=16)  # a new shape compiles its own packages
     assert np.abs(other_size - _image(tiny_sd, "off", size=16)).max() <= 2
     assert (unet.built, decoder.built) == (1, 1)
     assert len(list(cache_home.glob("*.pt2"))) == 4
@@ -189,15 +190,15 @@ def test_aot_mode_refuses_cpu_offload(tiny_sd):
     from nodes.models import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="offload"):
-        MODEL_CACHE.get(str(tiny_sd), "cpu", "fp32", compile=AOT, offload="model")
+        MODEL_CACHE.get(str(tiny_sd), "cpu", "fp32", compile=AOT.id, offload="model")
 
 
 @needs_cuda
 def test_aot_mode_on_cuda_matches_eager_and_replays_the_unet_graph(tiny_sd, cache_home):
     eager = _image(tiny_sd, "off", "cuda")
-    compiled = _image(tiny_sd, AOT, "cuda")
+    compiled = _image(tiny_sd, AOT.id, "cuda")
     assert np.abs(compiled - eager).max() <= 2
-    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile=AOT)
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile=AOT.id)
     graphed = loaded.unet.graphed
     assert graphed.captures >= 1 and graphed.disabled_reason is None
     assert loaded.unet.aot.built == 1 and loaded.unet.aot.disabled_reason is None
@@ -211,7 +212,7 @@ def test_when_aot_compile_fails_the_image_is_made_eagerly_and_the_nodes_say_why(
     monkeypatch.setattr(AotCompiled, "_build", no_compiler)
     graph, ids = txt2img_graph(str(tiny_sd), steps=3)
     graph.set_param(ids["load"], "dtype", "fp32")
-    graph.set_param(ids["load"], "compile", AOT)
+    graph.set_param(ids["load"], "compile", AOT.id)
     result, _ = run_ok(graph)
     image = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
     assert np.abs(image - _image(tiny_sd, "off")).max() <= 2

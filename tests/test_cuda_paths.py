@@ -10,7 +10,8 @@ from PIL import Image
 
 from graphs import Executor
 from graphs.events import Preview
-from nodes.models import MODEL_CACHE, REGIONAL, REGIONAL_BLOCKS, graph_text_encoder, graph_unet
+from nodes.accelerators import REGIONAL, REGIONAL_BLOCKS, graph_text_encoder, graph_unet
+from nodes.models import MODEL_CACHE
 from nodes.previews import latent_to_pil
 from nodes.recipes import txt2img_graph
 
@@ -45,7 +46,7 @@ def test_previews_are_the_x0_of_their_steps(tiny_sd, keep_trace):
 
 def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
     images = {}
-    for mode in ("off", "CUDA graphs"):
+    for mode in ("off", "cuda_graphs"):
         graph, ids = txt2img_graph(str(tiny_sd), steps=3)
         graph.set_param(ids["load"], "device", "cpu")
         graph.set_param(ids["load"], "compile", mode)
@@ -53,13 +54,13 @@ def test_cuda_graph_mode_on_cpu_is_plain_eager(tiny_sd):
         images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0])
         loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile=mode)
         assert loaded.unet.graphed is None and loaded.clip.encoders[0].graphed is None
-    assert np.array_equal(images["off"], images["CUDA graphs"])
+    assert np.array_equal(images["off"], images["cuda_graphs"])
 
 
 def test_a_failed_cuda_graph_capture_is_reported_on_the_nodes_that_ran_without(tiny_sd):
     # A capture that failed on a GPU leaves the callable running its eager function with the
     # reason kept; on the CPU the same state is set by hand to see what the user is told.
-    loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile="CUDA graphs")
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cpu", "auto", compile="cuda_graphs")
     loaded.unet.graphed = graph_unet(loaded.unet.unet)
     loaded.clip.encoders[0].graphed = graph_text_encoder(loaded.clip.text_encoder)
     loaded.unet.graphed.disabled_reason = "RuntimeError: operation not permitted when stream is capturing"
@@ -80,14 +81,14 @@ def test_a_failed_cuda_graph_capture_is_reported_on_the_nodes_that_ran_without(t
 def _regional_image(tiny_sd, device: str):
     """The image in compile mode "off" and in regional compile mode, and the regional model."""
     images = {}
-    for mode in ("off", REGIONAL):
+    for mode in ("off", REGIONAL.id):
         graph, ids = txt2img_graph(str(tiny_sd), steps=3)
         graph.set_param(ids["load"], "device", device)
         graph.set_param(ids["load"], "dtype", "fp32")
         graph.set_param(ids["load"], "compile", mode)
         result, _ = run_ok(graph)
         images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
-    return images, MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=REGIONAL)
+    return images, MODEL_CACHE.get(str(tiny_sd), device, "fp32", compile=REGIONAL.id)
 
 
 def test_regional_compile_compiles_every_repeated_block_and_keeps_the_image(tiny_sd):
@@ -95,7 +96,7 @@ def test_regional_compile_compiles_every_repeated_block_and_keeps_the_image(tiny
 
     graphs_before = counters["stats"]["unique_graphs"]
     images, loaded = _regional_image(tiny_sd, "cpu")
-    assert np.abs(images["off"] - images[REGIONAL]).max() <= 2
+    assert np.abs(images["off"] - images[REGIONAL.id]).max() <= 2
     blocks = [m for m in loaded.unet.unet.modules() if type(m).__name__ in REGIONAL_BLOCKS]
     assert {type(m).__name__ for m in blocks} == set(REGIONAL_BLOCKS)
     assert all(m._compiled_call_impl is not None for m in blocks)
@@ -144,21 +145,21 @@ def test_graphed_text_encoder_matches_eager(tiny_sd):
 @needs_cuda
 def test_cuda_graph_mode_gives_the_eager_image(tiny_sd):
     images = {}
-    for name in ("off", "CUDA graphs"):
+    for name in ("off", "cuda_graphs"):
         graph, ids = txt2img_graph(str(tiny_sd), steps=4)
         graph.set_param(ids["load"], "device", "cuda")
         graph.set_param(ids["load"], "dtype", "fp32")
         graph.set_param(ids["load"], "compile", name)
         result, _ = run_ok(graph)
         images[name] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
-    assert np.abs(images["off"] - images["CUDA graphs"]).max() <= 1
-    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile="CUDA graphs")
+    assert np.abs(images["off"] - images["cuda_graphs"]).max() <= 1
+    loaded = MODEL_CACHE.get(str(tiny_sd), "cuda", "fp32", compile="cuda_graphs")
     for graphed in (loaded.unet.graphed, loaded.clip.encoders[0].graphed):
         assert graphed.captures >= 1 and graphed.disabled_reason is None
 
 
 @needs_cuda
-@pytest.mark.parametrize("mode", ["off", "CUDA graphs"])
+@pytest.mark.parametrize("mode", ["off", "cuda_graphs"])
 @pytest.mark.parametrize("name", ["Euler", "Euler a"])
 def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
     """On the GPU too, eager or replayed from CUDA graphs, the graph is diffusers' pipeline (Euler
@@ -186,7 +187,7 @@ def test_cuda_graph_image_matches_the_cuda_pipeline(tiny_sd, mode, name):
 @needs_cuda
 def test_regional_compile_is_captured_in_the_unet_graph(tiny_sd):
     images, loaded = _regional_image(tiny_sd, "cuda")
-    assert np.abs(images["off"] - images[REGIONAL]).max() <= 2
+    assert np.abs(images["off"] - images[REGIONAL.id]).max() <= 2
     graphed = loaded.unet.graphed
     assert graphed is not None and graphed.captures >= 1 and graphed.disabled_reason is None
 

@@ -118,3 +118,38 @@ def test_sd2_prediction_from_the_v_pred_key_or_the_norm_bias_heuristic(tmp_path)
     keyed = detect({**table, "v_pred": ("F32", ())})
     assert keyed.v_pred_key and predicts_v(eps_file, keyed)
     assert not predicts_v(v_file, detect(_unet_table("sd1")))
+
+
+def _sparse_checkpoint(path, table: dict) -> None:
+    """A real-size checkpoint's header over zero (sparse) data: the file a user has, minus weights."""
+    sizes = {"F16": 2, "F32": 4}
+    header, offset = {}, 0
+    for name, (dtype, shape) in table.items():
+        count = 1
+        for n in shape:
+            count *= n
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + count * sizes[dtype]]}
+        offset += count * sizes[dtype]
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+
+
+@pytest.mark.parametrize(("family", "expected"), [
+    ("sdxl_base", "SDXL base, epsilon prediction, 1024px default"),
+    ("sd2", "SD 2.x, epsilon prediction, 512px default"),  # the norm-bias heuristic reads zeros: SD 2.x base
+    ("sd1", "SD 1.x, epsilon prediction, 512px default")])
+def test_the_cli_names_a_checkpoints_family_without_loading_it(tmp_path, family, expected):
+    from test_cli import cli
+
+    file = tmp_path / f"{family}.safetensors"
+    _sparse_checkpoint(file, _unet_table(family))
+    proc = cli("model", file)
+    assert proc.returncode == 0 and proc.stdout.startswith(expected), proc.stdout + proc.stderr
+    described = json.loads(cli("model", file, "--json").stdout)
+    assert described["family"] == family and described["format"] == "single file"
+    lora = tmp_path / "lora.safetensors"
+    _sparse_checkpoint(lora, {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": ("F16", (4, 320))})
+    proc = cli("model", lora)
+    assert proc.returncode == 2 and "looks like a LoRA" in proc.stderr

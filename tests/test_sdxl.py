@@ -357,8 +357,16 @@ def test_load_vae_refuses_a_whole_checkpoint_and_a_vae_of_another_shape(tiny_sdx
                           down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
     save_file({k.removeprefix("first_stage_model."): v.contiguous() for k, v in vae_to_ldm(small.state_dict(), 2).items()},
               str(other_shape))
+    import shutil
+
+    sd_scaled = tmp_path / "sd1_scaled_vae"  # the SDXL VAE's shapes, an SD 1.x VAE's latent scaling
+    shutil.copytree(tiny_sdxl / "vae", sd_scaled)
+    config = json.loads((sd_scaled / "config.json").read_text())
+    assert config["scaling_factor"] != 0.18215
+    (sd_scaled / "config.json").write_text(json.dumps({**config, "scaling_factor": 0.18215}))
     for source, message in ((whole, "looks like a whole checkpoint"), (other_shape, "does not fit the model's"),
-                            (tmp_path / "nope.safetensors", "VAE not found")):
+                            (tmp_path / "nope.safetensors", "VAE not found"),
+                            (sd_scaled, "scaling_factor is 0.18215, the SDXL base model's is 0.13025")):
         graph, ids = txt2img_graph(str(tiny_sdxl), steps=2)
         vae = graph.add_node(graph.create_node("sd.load_vae", params={"source": str(source)})).id
         graph.connect(ids["load"], "model", vae, "model")
@@ -366,3 +374,22 @@ def test_load_vae_refuses_a_whole_checkpoint_and_a_vae_of_another_shape(tiny_sdx
         result = Executor().run(graph)
         assert result.status == "failed" and result.error.node_id == vae and message in result.error.message, \
             result.error.message
+
+
+def test_empty_latent_model_default_is_the_pipelines_default_size(tiny_sdxl, tiny_sd, pipe):
+    """Width and height 0 ("model default") take the size the pipeline makes when none is given."""
+    graph, ids = txt2img_graph(str(tiny_sdxl), prompt="a blue star", seed=5, steps=STEPS, size=0)
+    image = graph_image(Executor().run(graph), ids["preview"])
+    pipe.scheduler = reference_scheduler("Euler", pipe.base_scheduler_config, 5)
+    expected = np.asarray(pipe(prompt="a blue star", num_inference_steps=STEPS, guidance_scale=7.5,
+                               generator=torch.Generator("cpu").manual_seed(5)).images[0]).astype(int)
+    assert image.shape == expected.shape and image.shape[0] != 32
+    assert np.abs(image - expected).max() <= 1
+    from diffusers import UNet2DConditionModel
+
+    sd_unet = UNet2DConditionModel.load_config(str(tiny_sd / "unet"))
+    graph, ids = txt2img_graph(str(tiny_sd), steps=2, size=0)
+    graph.set_param(ids["empty"], "height", 16)  # one side set, the other the model's
+    sd_image = graph_image(Executor().run(graph), ids["preview"])
+    scale = 2 ** (len(json.loads((tiny_sd / "vae" / "config.json").read_text())["block_out_channels"]) - 1)
+    assert sd_image.shape == (16, sd_unet["sample_size"] * scale, 3)
