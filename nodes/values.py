@@ -8,6 +8,7 @@ from typing import Any
 
 from .cuda_graphs import GraphedCallable
 from .families.catalog import FAMILIES, Family, TextEncoderSpec
+from .weight_patches import Patch, patched
 
 
 def _tensor_bytes(*tensors: Any) -> int:
@@ -125,6 +126,8 @@ class UNetModel:
     # AOT-compiled packages; on the CPU only that).
     graphed: GraphedCallable | None = None
     aot: Any = None  # the AotCompiled UNet in the AOT mode (its builds, loads and failure)
+    # LoRAs merged into the shared UNet's weights for this value's calls only (Load LoRA)
+    patches: tuple[Patch, ...] = ()
 
     @property
     def takes_added_conditioning(self) -> bool:
@@ -135,9 +138,10 @@ class UNetModel:
         """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
         tensor on the sample's device, as the scheduler's timesteps are; ``added`` is SDXL's
         ``(text_embeds, time_ids)``."""
-        if self.graphed is not None:
-            return self.graphed(sample, timestep, embeds, *added)
-        return unet_forward(self.unet, sample, timestep, embeds, *added)
+        with patched(self.unet, self.patches):
+            if self.graphed is not None:
+                return self.graphed(sample, timestep, embeds, *added)
+            return unet_forward(self.unet, sample, timestep, embeds, *added)
 
     @property
     def default_size(self) -> int:
@@ -166,14 +170,16 @@ class TextEncoder:
     encoder: Any
     spec: TextEncoderSpec
     graphed: GraphedCallable | None = None  # replayed from CUDA graphs, if enabled
+    patches: tuple[Patch, ...] = ()  # LoRAs merged into the shared encoder for this value's calls
 
     def encode(self, input_ids, attention_mask=None, clip_skip: int = 0):
         """``(hidden states, pooled or None)`` for token ids on the encoder's device: the last
         hidden state, or the penultimate one where the family says so (SDXL), ``clip_skip`` layers
         earlier; the pooled output where the encoder has a projection (SDXL's second encoder)."""
-        if self.graphed is not None and attention_mask is None and not clip_skip:
-            return self.graphed(input_ids)
-        return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask, clip_skip)
+        with patched(self.encoder, self.patches):
+            if self.graphed is not None and attention_mask is None and not clip_skip:
+                return self.graphed(input_ids)
+            return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask, clip_skip)
 
 
 def encoder_forward(encoder, penultimate: bool, input_ids, attention_mask=None, clip_skip: int = 0):

@@ -240,3 +240,29 @@ def test_a_model_has_the_same_package_key_in_every_process_and_folder(tiny_sd, t
     keys = {_python(_KEY_OF, folder / "unet", PYTHONHASHSEED=seed)
             for seed, folder in (("1", tiny_sd), ("2", copy))}
     assert len(keys) == 1
+
+
+def test_a_lora_reaches_the_aot_packages_without_a_rebuild_and_leaves_them_as_they_were(tiny_sd, cache_home,
+                                                                                      tmp_path):
+    """Load LoRA merges into the weights the packages read (the attention projections fused, as the
+    AOT mode fuses them), so nothing is rebuilt, and the bare model after it is bit for bit as before."""
+    from test_lora import lora_graph, make_lora
+
+    lora = make_lora(tiny_sd, tmp_path / "style.safetensors", 1)
+
+    def image(mode, loras):
+        graph, ids = lora_graph(tiny_sd, loras, 3)
+        graph.set_param(ids["load"], "device", "cpu")
+        graph.set_param(ids["load"], "dtype", "fp32")
+        graph.set_param(ids["load"], "compile", mode)
+        result = Executor().run(graph)
+        assert result.status == "finished" and not result.warnings, result.error or result.warnings
+        return np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+
+    bare = image(AOT.id, [])
+    with_lora = image(AOT.id, [(lora, 0.8, 0.8)])
+    assert np.abs(with_lora - image("off", [(lora, 0.8, 0.8)])).max() <= 2
+    assert np.abs(with_lora - bare).max() > 8
+    assert np.array_equal(image(AOT.id, []), bare)
+    unet, decoder = _runners(tiny_sd)
+    assert (unet.built, decoder.built) == (1, 1)
