@@ -44,21 +44,41 @@ class LoraLayers:
     def __len__(self) -> int:
         return len(self._layers)
 
+    def to(self, device) -> LoraLayers:
+        """Keep the small LoRA weights where the model is, so merging moves nothing between devices.
+        Only the adapters move: the hollow base layer would become a full copy if it did."""
+        for layer in self._layers.values():
+            for part in ("lora_A", "lora_B", "lora_magnitude_vector"):
+                modules = getattr(layer, part, None)
+                if modules is not None and ADAPTER in modules:
+                    modules[ADAPTER].to(device)
+        return self
+
     @staticmethod
-    def merged_weight(layer, weight, strength: float):
-        """``weight`` with this layer merged at ``strength``, as peft merges it (DoRA included):
-        diffusers' ``set_adapters`` weight scales the LoRA branch linearly, so does strength."""
+    def merge(layer, weight, strength: float, into: list) -> None:
+        """Merge this layer at ``strength`` into ``weight`` and the ``into`` views that hold copies
+        of it (fused projections), as peft merges it (DoRA included): diffusers' ``set_adapters``
+        weight scales the LoRA branch linearly, and so does strength."""
         import torch
 
-        delta = layer.get_delta_weight(ADAPTER).to(device=weight.device, dtype=torch.float32) * strength
-        merged = weight.float() + delta
+        delta = layer.get_delta_weight(ADAPTER).to(dtype=torch.float32)
+        delta *= strength
         dora = getattr(layer, "lora_magnitude_vector", None)
-        if dora is not None and ADAPTER in dora:
-            magnitude = dora[ADAPTER].weight.to(device=weight.device, dtype=torch.float32).reshape(-1)
+        if dora is None or ADAPTER not in dora:
+            if weight.dtype == torch.float32:  # in place: no copy of a large weight
+                for view in into:
+                    view.add_(delta)
+                return
+            merged = weight.to(torch.float32, copy=True).add_(delta)
+        else:
+            magnitude = dora[ADAPTER].weight.to(dtype=torch.float32).reshape(-1)
             # peft's DoRA: the merged weight renormalised per output channel to the learned magnitude
+            merged = weight.to(torch.float32, copy=True).add_(delta)
             norm = merged.reshape(merged.shape[0], -1).norm(p=2, dim=1)
-            merged = merged * (magnitude / norm).reshape(-1, *([1] * (merged.ndim - 1)))
-        return merged
+            merged *= (magnitude / norm).reshape(-1, *([1] * (merged.ndim - 1)))
+        merged = merged.to(weight.dtype)  # rounded once, from fp32
+        for view in into:
+            view.copy_(merged)
 
     @staticmethod
     def bias_delta(layer, strength: float):
@@ -232,6 +252,9 @@ class LoraCache:
                 return found
         encoders = {e.spec.subfolder: base_module(e.encoder) for e in clip_value.encoders} if clip_value else {}
         lora = read_lora(path, base_module(unet_value.unet), encoders, unet_value.family)
+        for layers in [lora.unet, *lora.encoders.values()]:
+            if layers is not None:
+                layers.to(unet_value.device)
         with self._lock:
             self._files[key] = lora
             while len(self._files) > _MAX_CACHED:

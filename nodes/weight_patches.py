@@ -104,12 +104,11 @@ def _merge(module, patch: Patch, state: _PatchState) -> None:
     with torch.no_grad():
         for path, layer in patch.layers.items():
             target = module.get_submodule(path)
-            weight = target.weight
-            new_weight = patch.layers.merged_weight(layer, weight, patch.strength)
-            for tensor, rows in [(weight, None), *_fused_slices(module, path)]:
+            views = []
+            for tensor, rows in [(target.weight, None), *_fused_slices(module, path)]:
                 _keep(state, tensor)
-                view = tensor if rows is None else tensor[rows[0]:rows[1]]
-                view.copy_(new_weight.to(dtype=tensor.dtype))
+                views.append(tensor if rows is None else tensor[rows[0]:rows[1]])
+            patch.layers.merge(layer, target.weight, patch.strength, views)
             bias = patch.layers.bias_delta(layer, patch.strength)
             if bias is not None and target.bias is not None:
                 for tensor, rows in [(target.bias, None), *_fused_slices(module, path, "bias")]:
