@@ -201,9 +201,9 @@ def bundled_divergence() -> dict:
     """Where the bundled model's low-precision GPU image leaves the CPU fp32 one: each component
     on the same inputs (relative error ||gpu - cpu|| / ||cpu||), then whole images per dtype,
     fp16 also with cuBLAS' reduced-precision fp16 reductions switched off."""
-    from nodes.diffusion import encode_text
     from nodes.models import model_settings
     from nodes.paths import bundled_model_dir
+    from nodes.prompts import encode_prompt as encode_text
 
     out: dict = {}
     try:

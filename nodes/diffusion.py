@@ -18,6 +18,7 @@ from .models import (
     OFFLOAD_MODES,
     source_fingerprint,
 )
+from .prompts import WEIGHTINGS, encode_prompt
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
 from .values import ClipModel, Conditioning, Latent, NoiseSource, UNetModel, VaeModel
 
@@ -87,55 +88,14 @@ LOAD_MODEL = NodeType(
 
 
 # ----- Text encode ---------------------------------------------------------------------
-def tokenize_prompt(tokenizer, text: str):
-    """(input_ids [1, max_length], attention_mask, dropped text) exactly as
-    StableDiffusionPipeline.encode_prompt tokenizes. The pipeline calls the tokenizer twice per
-    prompt (padded + truncated, then untruncated to report what was cut), host time in front of
-    every run's GPU work; a prompt that fits needs only the untruncated call."""
-    import torch
-
-    limit = tokenizer.model_max_length
-    full = tokenizer(text).input_ids  # BOS + tokens + EOS, nothing cut
-    dropped = tokenizer.decode(full[limit - 1:-1]) if len(full) > limit else ""
-    if dropped or tokenizer.padding_side != "right":  # rare: the tokenizer's own truncation
-        ids = tokenizer(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
-        return ids.input_ids, ids.attention_mask, dropped
-    pad = limit - len(full)
-    return (torch.tensor([full + [tokenizer.pad_token_id] * pad]),
-            torch.tensor([[1] * len(full) + [0] * pad]), dropped)
-
-
-def encode_text(clip: ClipModel, text: str, clip_skip: int = 0) -> Conditioning:
-    """Tokenize and encode exactly as the family's pipeline does (``encode_prompt``): SD 1.x/2.x
-    the last hidden state of their one encoder; SDXL the penultimate hidden states of both,
-    concatenated, and the pooled output of the second."""
-    import torch
-
-    hidden, pooled, dropped = [], None, ""
-    with torch.inference_mode():
-        for text_encoder in clip.encoders:
-            input_ids, attention_mask, cut = tokenize_prompt(text_encoder.tokenizer, text)
-            dropped = dropped or cut
-            mask = None
-            if not text_encoder.spec.penultimate and getattr(text_encoder.encoder.config, "use_attention_mask", False):
-                mask = attention_mask.to(clip.device)
-            states, pooled_out = text_encoder.encode(input_ids.to(clip.device), mask, clip_skip)
-            hidden.append(states)
-            if text_encoder.spec.pooled:
-                pooled = pooled_out
-        embeds = hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=-1)
-    # The pipelines cast to the last encoder's dtype (SD: its only one; SDXL: text_encoder_2).
-    return Conditioning(embeds.to(dtype=clip.encoders[-1].encoder.dtype), text, dropped, pooled=pooled)
-
-
-def run_text_encode(ctx, clip: ClipModel, text: str, clip_skip: int = 0) -> dict[str, Any]:
+def run_text_encode(ctx, clip: ClipModel, text: str, clip_skip: int = 0, weighting: str = "none") -> dict[str, Any]:
     layers = min(e.encoder.config.num_hidden_layers for e in clip.encoders)
     if clip_skip >= layers - (1 if clip.encoders[-1].spec.penultimate else 0):
         raise ValueError(f"clip_skip {clip_skip}: this model's text encoder has only {layers} layers")
-    conditioning = encode_text(clip, text, clip_skip)
-    if conditioning.truncated_text:
-        limit = clip.tokenizer.model_max_length
-        ctx.warn(f"prompt longer than {limit} tokens; ignored: {conditioning.truncated_text!r}")
+    conditioning = encode_prompt(clip, text, clip_skip, weighting)
+    chunks = conditioning.embeds.shape[1] // clip.tokenizer.model_max_length
+    if chunks > 1:
+        ctx.status(f"{chunks} chunks of {clip.tokenizer.model_max_length - 2} tokens")
     for problem in clip.fast_path_problems():
         ctx.warn(problem)
     return {"conditioning": conditioning}
@@ -147,7 +107,10 @@ TEXT_ENCODE = NodeType(
     params=(Param("text", "text", "", tooltip="the prompt", report="prompt"),
             Param("clip_skip", "int", 0, min=0, max=12, linkable=False,
                   tooltip="use the text encoder's output this many layers before its last, as diffusers' "
-                          "clip_skip (A1111's 'Clip skip 2' is 1 here; 0: as the model was trained)")),
+                          "clip_skip (A1111's 'Clip skip 2' is 1 here; 0: as the model was trained)"),
+            Param("weighting", "choice", "none", choices=WEIGHTINGS, linkable=False,
+                  tooltip="(word:1.3), (word), [word], BREAK: none reads brackets as text, as diffusers "
+                          "does; comfy and a1111 weight the tokens as ComfyUI and A1111 do")),
     description="Encodes a prompt with the model's text encoder(s).",
 )
 

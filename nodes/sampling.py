@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .families.catalog import SD1_LATENT_RGB
+from .prompts import pad_to_same_length
 from .schedulers import build_scheduler
 from .transfer import HostCopier
 from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec, UNetModel
@@ -114,6 +115,8 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     cond = _expand(positive.embeds.to(device=device, dtype=dtype), batch)
     if do_cfg:
         uncond = torch.zeros_like(cond) if zero_negative else _expand(negative.embeds.to(device=device, dtype=dtype), batch)
+        pad_chunk = positive.pad_chunk if positive.pad_chunk is not None else negative.pad_chunk
+        cond, uncond = pad_to_same_length(cond, uncond, pad_chunk)
         embeds = torch.cat([uncond, cond])
     else:
         embeds = cond

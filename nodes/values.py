@@ -22,8 +22,10 @@ class Conditioning:
 
     embeds: Any
     text: str = ""
-    truncated_text: str = ""
     pooled: Any = None  # [batch, dim] (SDXL's text_embeds); None for SD 1.x/2.x
+    # A chunked prompt's (longer than one chunk, or weighted) empty-prompt chunk [1, 77, dim]: the
+    # shorter of a positive and a negative is padded with it to the other's length.
+    pad_chunk: Any = None
     # SDXL's micro-conditioning in pixels as (height, width) / (top, left). None: the size of
     # the image being made, as the pipelines default.
     original_size: tuple[int, int] | None = None
@@ -36,7 +38,7 @@ class Conditioning:
         return not self.text.strip()
 
     def cache_size_bytes(self) -> int:
-        return _tensor_bytes(self.embeds, self.pooled)
+        return _tensor_bytes(self.embeds, self.pooled, self.pad_chunk)
 
 
 @dataclass(eq=False)

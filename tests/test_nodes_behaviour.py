@@ -93,12 +93,6 @@ def test_pickled_checkpoint_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-def test_long_prompt_is_truncated_with_a_warning(tiny_sd):
-    graph, ids = txt2img_graph(str(tiny_sd), prompt="a red circle " * 10, steps=2)
-    result = run_ok(Executor(), graph)
-    assert any("ignored" in w for w in result.warnings[ids["positive"]])
-
-
 def test_width_not_multiple_of_scale_names_the_problem(tiny_sd):
     graph, ids = txt2img_graph(str(tiny_sd), steps=2, size=33)
     error = failure(graph)

@@ -116,7 +116,7 @@ def test_img2img_matches_pipeline(tiny_sd, pipe, tmp_path, name):
 def test_prompt_tokens_match_the_pipeline(tiny_sd, pipe, text, padding_side):
     import copy
 
-    from nodes.diffusion import tokenize_prompt
+    from nodes.prompts import tokenize_prompt
 
     tokenizer = copy.deepcopy(pipe.tokenizer)
     tokenizer.padding_side = padding_side
