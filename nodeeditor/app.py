@@ -118,7 +118,24 @@ class MainWindow(QMainWindow):
         self.update_title()
 
     def _run_settings(self) -> dict:
-        return {"output_dir": self.output_dir, "base_dir": self.document.base_dir}
+        return {"output_dir": self.output_dir, "base_dir": self.document.base_dir,
+                "models_dir": self.models_dir()}
+
+    def models_dir(self) -> str:
+        """The models folder (ComfyUI's layout) file params may name files in; kept in settings."""
+        return str(self.settings.value("models/dir", "") or "")
+
+    def set_models_dir(self, folder: str) -> None:
+        self.settings.setValue("models/dir", folder)
+        self.statusBar().showMessage(f"Models folder: {folder or '(none)'}", 5000)
+
+    def choose_models_dir(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(
+            self, "Models folder (with checkpoints/, loras/, vae/, embeddings/...)", self.models_dir())
+        if folder:
+            self.set_models_dir(folder)
 
     # ----- construction ---------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -178,6 +195,7 @@ class MainWindow(QMainWindow):
         a("save", "&Save", d.save, ["Ctrl+S"])
         a("save_as", "Save &as…", d.save_as, ["Ctrl+Shift+S"])
         a("import_image", "&Import image with workflow…", d.import_image)
+        a("models_dir", "&Models folder…", self.choose_models_dir)
         a("quit", "&Quit", self.close, ["Ctrl+Q"])
         undo = self.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcuts([QKeySequence("Ctrl+Z")])
@@ -225,8 +243,8 @@ class MainWindow(QMainWindow):
             file_menu.addAction(n[name])
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        for name in ("save", "save_as", "import_image"):
-            file_menu.addAction(n[name])
+        for name in ("save", "save_as", "import_image", None, "models_dir"):
+            file_menu.addSeparator() if name is None else file_menu.addAction(n[name])
         file_menu.addSeparator()
         file_menu.addAction(n["quit"])
         edit = bar.addMenu("&Edit")

@@ -23,7 +23,9 @@ from .cli_common import (  # noqa: F401 (re-exported: the command's public names
     EXIT_NODE_FAILED,
     EXIT_OK,
     BadInput,
+    add_model_folder_args,
     apply_device,
+    apply_model_folder_args,
     apply_sets,
     load_node_library,
     load_workflow,
@@ -104,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"--output-dir {exc}") from None
     for item in args.set or []:
         check_text(item)
+    apply_model_folder_args(args)
     graph = load_workflow(args.workflow)
     apply_sets(graph, args.set or [])
     if args.device:
@@ -251,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
                      help=f"where Save image writes (default: {DEFAULT_OUTPUT_DIR})")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every Load model")
+    add_model_folder_args(run)
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
     validate = sub.add_parser("validate", help="check a workflow file")

@@ -3,6 +3,7 @@ workflow with the node library and plugins, and ``--set`` / ``--device`` overrid
 
 from __future__ import annotations
 
+import os
 import sys
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -79,3 +80,26 @@ def apply_device(graph, device: str) -> None:
                     graph.set_param(node.id, param.name, param.parse(device))
                 except ValueError as exc:
                     raise BadInput(f"--device {device}: {node.title}.{param.name}: {exc}") from None
+
+
+def add_model_folder_args(parser) -> None:
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="a models folder in ComfyUI's layout (checkpoints/, loras/, vae/, embeddings/...): "
+                             "file params may name files in it")
+    parser.add_argument("--extra-model-paths", metavar="YAML", help="ComfyUI's extra_model_paths.yaml")
+
+
+def apply_model_folder_args(args) -> None:
+    """The folders go into the environment, so every run of this process (local sweep cells
+    included) finds names in them, as LATENTGRAPH_MODELS_DIR would."""
+    from nodes.model_folders import ENV_EXTRA, ENV_MODELS
+
+    if getattr(args, "models_dir", None):
+        if not os.path.isdir(os.path.expanduser(args.models_dir)):
+            raise BadInput(f"--models-dir {args.models_dir}: not a folder")
+        os.environ[ENV_MODELS] = os.pathsep.join(
+            p for p in (os.path.expanduser(args.models_dir), os.environ.get(ENV_MODELS, "")) if p)
+    if getattr(args, "extra_model_paths", None):
+        if not os.path.isfile(os.path.expanduser(args.extra_model_paths)):
+            raise BadInput(f"--extra-model-paths {args.extra_model_paths}: not a file")
+        os.environ[ENV_EXTRA] = os.path.expanduser(args.extra_model_paths)

@@ -19,6 +19,8 @@ from .cli_common import (
     EXIT_NODE_FAILED,
     EXIT_OK,
     BadInput,
+    add_model_folder_args,
+    apply_model_folder_args,
     apply_sets,
     load_workflow,
     print_error,
@@ -42,6 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     sweep.add_argument("--save-sweep", action="store_true",
                        help="store the axes in the workflow file's metadata")
     sweep.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every Load model")
+    add_model_folder_args(sweep)
     sweep.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sweep.add_argument("--debug", action="store_true", help="show tracebacks")
     return sweep
@@ -51,6 +54,7 @@ def _prepare(args: argparse.Namespace):
     from graphs import workflow
     from graphs.sweep import Sweep, SweepError, store_in_metadata, sweep_from_metadata
 
+    apply_model_folder_args(args)
     graph = load_workflow(args.workflow)
     base_dir = os.path.dirname(os.path.abspath(args.workflow))
     specs, grid = args.axis, args.grid

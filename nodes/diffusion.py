@@ -11,6 +11,7 @@ from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
 from . import sampling
 from .accelerators import COMPILE_LABELS, COMPILE_MODES
+from .embeddings import library_fingerprint
 from .models import (
     DEVICES,
     DTYPES,
@@ -92,7 +93,7 @@ def run_text_encode(ctx, clip: ClipModel, text: str, clip_skip: int = 0, weighti
     layers = min(e.encoder.config.num_hidden_layers for e in clip.encoders)
     if clip_skip >= layers - (1 if clip.encoders[-1].spec.penultimate else 0):
         raise ValueError(f"clip_skip {clip_skip}: this model's text encoder has only {layers} layers")
-    conditioning = encode_prompt(clip, text, clip_skip, weighting)
+    conditioning = encode_prompt(clip, text, clip_skip, weighting, ctx.settings)
     chunks = conditioning.embeds.shape[1] // clip.tokenizer.model_max_length
     if chunks > 1:
         ctx.status(f"{chunks} chunks of {clip.tokenizer.model_max_length - 2} tokens")
@@ -111,7 +112,10 @@ TEXT_ENCODE = NodeType(
             Param("weighting", "choice", "none", choices=WEIGHTINGS, linkable=False,
                   tooltip="(word:1.3), (word), [word], BREAK: none reads brackets as text, as diffusers "
                           "does; comfy and a1111 weight the tokens as ComfyUI and A1111 do")),
-    description="Encodes a prompt with the model's text encoder(s).",
+    fingerprint=lambda params, settings: library_fingerprint(settings),
+    settings_in_key=("models_dir", "extra_model_paths"),
+    description="Encodes a prompt with the model's text encoder(s); embedding:name (or an embedding's "
+                "file name) uses a textual-inversion embedding from the embeddings folders.",
 )
 
 

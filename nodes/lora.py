@@ -22,6 +22,7 @@ from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
 from .families.catalog import Family
+from .model_folders import find
 from .model_sources import ModelLoadError, checked_source, path_fingerprint
 from .values import ClipModel, UNetModel
 from .weight_patches import Patch, base_module
@@ -270,7 +271,7 @@ def run_load_lora(ctx, model: UNetModel, clip: ClipModel, file: str, strength_mo
                   strength_clip: float) -> dict[str, Any]:
     import dataclasses
 
-    lora = LORA_CACHE.get(resolve_lora_file(ctx.resolve_path(file)), model, clip)
+    lora = LORA_CACHE.get(lora_path(file, ctx.settings), model, clip)
     if lora.dora_ignored:
         ctx.warn("this file's DoRA scales are ignored, as diffusers ignores them for SD and SDXL")
     if strength_model and lora.unet is None:
@@ -288,9 +289,16 @@ def run_load_lora(ctx, model: UNetModel, clip: ClipModel, file: str, strength_mo
     return {"model": model, "clip": clip}
 
 
+def lora_path(file: str, settings: dict[str, Any]) -> Path:
+    """A path, or a name in the loras folders (nodes/model_folders.py)."""
+    if not file.strip():
+        raise ModelLoadError("no LoRA file set: choose one (a path, or a name in your loras folder)")
+    return resolve_lora_file(str(find("loras", file, settings, resolve_path(file, settings))))
+
+
 def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
     try:
-        return path_fingerprint(resolve_lora_file(resolve_path(params["file"], settings)))
+        return path_fingerprint(lora_path(params["file"], settings))
     except (ModelLoadError, OSError) as exc:
         return f"missing:{exc}"
 
@@ -301,13 +309,15 @@ LOAD_LORA = NodeType(
     outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP")),
     params=(
         Param("file", "path", "", linkable=False,
-              tooltip="a LoRA .safetensors file (kohya/A1111 or diffusers/peft; LoCon and DoRA included)"),
+              tooltip="a LoRA .safetensors file (kohya/A1111 or diffusers/peft; LoCon and DoRA included), "
+                      "or its name in the loras folder of your models folder"),
         Param("strength_model", "float", 1.0, min=-10.0, max=10.0, step=0.05,
               tooltip="how strongly the LoRA changes the UNet; 0 leaves it as it was"),
         Param("strength_clip", "float", 1.0, min=-10.0, max=10.0, step=0.05,
               tooltip="how strongly the LoRA changes the text encoder(s); 0 leaves them as they were"),
     ),
     fingerprint=_fingerprint,
+    settings_in_key=("models_dir", "extra_model_paths"),
     description="Applies a LoRA to the model and text encoder it is given; chain several. The shared "
                 "model is never changed for other nodes.",
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .embeddings import Embedding, EmbeddingToken, split_references
 from .prompt_syntax import Fragment, parse
 from .values import ClipModel, Conditioning, TextEncoder
 
@@ -43,10 +44,12 @@ def tokenize_prompt(tokenizer, text: str):
             torch.tensor([[1] * len(full) + [0] * pad]), dropped)
 
 
-def chunk_tokens(tokenizer, fragments: list[Fragment], weighting: str) -> list[list[tuple[int, float]]]:
+def chunk_tokens(tokenizer, fragments: list[Fragment], weighting: str,
+                 settings: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
     """The prompt's (token, weight) pairs in chunks of at most ``model_max_length - 2`` tokens:
     a1111 breaks a full chunk after a comma among its last 20 tokens; comfy keeps a word's tokens
-    in one chunk; BREAK always starts a new chunk."""
+    in one chunk; BREAK always starts a new chunk. With ``settings``, embeddings the text names
+    take one EmbeddingToken per vector."""
     size = tokenizer.model_max_length - 2
     comma = tokenizer.convert_tokens_to_ids(",</w>")
     chunks: list[list[tuple[int, float]]] = []
@@ -62,9 +65,13 @@ def chunk_tokens(tokenizer, fragments: list[Fragment], weighting: str) -> list[l
             if current:
                 close()
             continue
-        words = fragment.text.split() if weighting == "comfy" else [fragment.text]
+        words: list[str | Embedding] = []
+        for part in split_references(fragment.text, settings) if settings is not None else [fragment.text]:
+            words += part.split() if weighting == "comfy" and isinstance(part, str) else [part]
         for word in words:
-            tokens = [(t, fragment.weight) for t in tokenizer(word, add_special_tokens=False).input_ids]
+            ids = ([EmbeddingToken(word.name, i) for i in range(word.count)] if isinstance(word, Embedding)
+                   else tokenizer(word, add_special_tokens=False).input_ids)
+            tokens = [(t, fragment.weight) for t in ids]
             if weighting == "comfy" and current and len(tokens) <= size and len(current) + len(tokens) > size:
                 close()  # the word moves whole to the next chunk
             for token in tokens:
@@ -83,27 +90,37 @@ def chunk_tokens(tokenizer, fragments: list[Fragment], weighting: str) -> list[l
     return chunks
 
 
-def _chunk_ids(tokenizer, chunk: list[tuple[int, float]]):
+# An embedding's vectors replace the embeddings of tokens with this id: "!" (id 0) is never the
+# end token nor the highest id, so the pooled output still comes from the end token.
+PLACEHOLDER = 0
+
+
+def _chunk_ids(tokenizer, chunk: list[tuple[Any, float]]):
     """[BOS] + tokens + [EOS], padded to 77 the way the family's tokenizer pads, and the weights."""
     length = tokenizer.model_max_length
-    ids = [tokenizer.bos_token_id] + [t for t, _ in chunk] + [tokenizer.eos_token_id]
+    ids = [tokenizer.bos_token_id] + [PLACEHOLDER if isinstance(t, EmbeddingToken) else t for t, _ in chunk]
+    ids.append(tokenizer.eos_token_id)
     weights = [1.0] + [w for _, w in chunk] + [1.0]
     mask = [1] * len(ids) + [0] * (length - len(ids))
     return ids + [tokenizer.pad_token_id] * (length - len(ids)), weights + [1.0] * (length - len(weights)), mask
 
 
-def _encode_chunks(text_encoder: TextEncoder, chunks, device, clip_skip: int):
+def _encode_chunks(text_encoder: TextEncoder, chunks, device, clip_skip: int, embeddings: dict[str, Embedding]):
     """Hidden states ``[chunks, 77, dim]`` and the pooled output of each chunk (or None)."""
     import torch
 
     tokenizer = text_encoder.tokenizer
     rows = [_chunk_ids(tokenizer, chunk) for chunk in chunks]
+    width = text_encoder.encoder.get_input_embeddings().embedding_dim
+    vectors = [{1 + i: embeddings[t.name].for_encoder(text_encoder.spec.subfolder, width)[t.index]
+                for i, (t, _) in enumerate(chunk) if isinstance(t, EmbeddingToken)} for chunk in chunks]
     ids = torch.tensor([r[0] for r in rows], device=device)
     use_mask = not text_encoder.spec.penultimate and getattr(text_encoder.encoder.config, "use_attention_mask", False)
     mask = torch.tensor([r[2] for r in rows], device=device) if use_mask else None
     states, pooled = [], []
     for i in range(len(rows)):  # one at a time: the pipelines' batch of one, CUDA graphs included
-        hidden, pool = text_encoder.encode(ids[i:i + 1], None if mask is None else mask[i:i + 1], clip_skip)
+        hidden, pool = text_encoder.encode(ids[i:i + 1], None if mask is None else mask[i:i + 1], clip_skip,
+                                           vectors[i])
         states.append(hidden)
         pooled.append(pool)
     weights = torch.tensor([r[1] for r in rows], device=device, dtype=torch.float32)
@@ -128,8 +145,10 @@ def _weighted(states, weights, weighting: str, empty):
     return (empty + (z - empty) * weights[..., None]).to(states.dtype)
 
 
-def encode_prompt(clip: ClipModel, text: str, clip_skip: int = 0, weighting: str = "none") -> Conditioning:
-    """The prompt's conditioning for this CLIP (one or two text encoders, as the family says)."""
+def encode_prompt(clip: ClipModel, text: str, clip_skip: int = 0, weighting: str = "none",
+                  settings: dict[str, Any] | None = None) -> Conditioning:
+    """The prompt's conditioning for this CLIP (one or two text encoders, as the family says);
+    ``settings`` (the run's) say where embeddings are found."""
     import torch
 
     if weighting not in WEIGHTINGS:
@@ -137,13 +156,17 @@ def encode_prompt(clip: ClipModel, text: str, clip_skip: int = 0, weighting: str
     with torch.inference_mode():
         fragments = parse(text) if weighting != "none" else [Fragment(text)]
         tokenizer = clip.encoders[0].tokenizer
-        chunks = chunk_tokens(tokenizer, fragments, weighting)
-        if weighting == "none" and len(chunks) == 1:
+        chunks = chunk_tokens(tokenizer, fragments, weighting, settings or {})
+        embeddings = {t.name: None for chunk in chunks for t, _ in chunk if isinstance(t, EmbeddingToken)}
+        if weighting == "none" and len(chunks) == 1 and not embeddings:
             return _pipeline_encode(clip, text, clip_skip)
+        from .embeddings import EMBEDDINGS
+
+        embeddings = {name: EMBEDDINGS.get(name, settings or {}) for name in embeddings}
         hidden, pooled, pads = [], None, []
         for text_encoder in clip.encoders:
-            states, pools, weights = _encode_chunks(text_encoder, chunks, clip.device, clip_skip)
-            empty_states, empty_pools, _ = _encode_chunks(text_encoder, [[]], clip.device, clip_skip)
+            states, pools, weights = _encode_chunks(text_encoder, chunks, clip.device, clip_skip, embeddings)
+            empty_states, _, _ = _encode_chunks(text_encoder, [[]], clip.device, clip_skip, {})
             hidden.append(_weighted(states, weights, weighting, empty_states))
             pads.append(empty_states)
             if text_encoder.spec.pooled:

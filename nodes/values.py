@@ -174,14 +174,30 @@ class TextEncoder:
     graphed: GraphedCallable | None = None  # replayed from CUDA graphs, if enabled
     patches: tuple[Patch, ...] = ()  # LoRAs merged into the shared encoder for this value's calls
 
-    def encode(self, input_ids, attention_mask=None, clip_skip: int = 0):
+    def encode(self, input_ids, attention_mask=None, clip_skip: int = 0, vectors: dict | None = None):
         """``(hidden states, pooled or None)`` for token ids on the encoder's device: the last
         hidden state, or the penultimate one where the family says so (SDXL), ``clip_skip`` layers
-        earlier; the pooled output where the encoder has a projection (SDXL's second encoder)."""
-        with patched(self.encoder, self.patches):
+        earlier; the pooled output where the encoder has a projection (SDXL's second encoder).
+        ``vectors``: {position: embedding} that replace those tokens' embeddings (textual inversion)."""
+        with patched(self.encoder, self.patches):  # the model's lock: the hook is seen by this call only
+            if vectors:
+                hook = self.encoder.get_input_embeddings().register_forward_hook(_replace_rows(vectors))
+                try:
+                    return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask, clip_skip)
+                finally:
+                    hook.remove()
             if self.graphed is not None and attention_mask is None and not clip_skip:
                 return self.graphed(input_ids)
             return encoder_forward(self.encoder, self.spec.penultimate, input_ids, attention_mask, clip_skip)
+
+
+def _replace_rows(vectors: dict):
+    def hook(module, args, output):
+        output = output.clone()
+        for position, vector in vectors.items():
+            output[:, position] = vector.to(device=output.device, dtype=output.dtype)
+        return output
+    return hook
 
 
 def encoder_forward(encoder, penultimate: bool, input_ids, attention_mask=None, clip_skip: int = 0):
