@@ -89,7 +89,7 @@ def main() -> None:
     mismatched = []
     for seed, path in reported:
         try:
-            found = json.loads(pngmeta.read_text_chunks(path)["parameters"])["seed"]
+            found = json.loads(pngmeta.read_text_chunks(path)[pngmeta.PARAMETERS_KEY])["seed"]
         except (OSError, ValueError, KeyError) as exc:
             found = f"unreadable: {exc}"
         if found != seed:

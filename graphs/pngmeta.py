@@ -19,7 +19,10 @@ from . import limits, safe_io
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WORKFLOW_KEY = "latentgraph_workflow"
-PARAMETERS_KEY = "parameters"
+# The run's readable parameters as JSON; "parameters" holds A1111's infotext (nodes/infotext.py),
+# which A1111, Civitai and other tools read.
+PARAMETERS_KEY = "latentgraph_parameters"
+INFOTEXT_KEY = "parameters"
 # A workflow file is at most limits.MAX_FILE_BYTES; its text chunk can be no larger.
 MAX_CHUNK_TEXT = limits.MAX_FILE_BYTES
 MAX_TOTAL_TEXT = 64 * 1024 * 1024

@@ -12,11 +12,12 @@ from typing import Any
 
 from graphs import safe_io
 from graphs.executor import resolve_path
-from graphs.pngmeta import PARAMETERS_KEY, WORKFLOW_KEY
+from graphs.pngmeta import INFOTEXT_KEY, PARAMETERS_KEY, WORKFLOW_KEY
 from graphs.registry import NodeType, Param, Socket
 from graphs.reports import run_parameters
 from graphs.run_settings import DEFAULT_OUTPUT_DIR
 
+from .infotext import infotext
 from .previews import images_to_pil
 
 # The largest Empty latent side: an image the app cannot generate it refuses to decode.
@@ -136,22 +137,26 @@ def candidate_names(folder: Path, stem: str):
         yield f"{stem}_{counter:05d}.png"
 
 
-def png_info(workflow_text: str | None, parameters: dict[str, Any]):
+def png_info(workflow_text: str | None, parameters: dict[str, Any], infotext: str | None = None):
     """The PNG text chunks every image the app writes carries: the workflow that made it
-    (zipped; dropping the PNG on the canvas restores it) and the run's readable parameters."""
+    (zipped; dropping the PNG on the canvas restores it), the run's readable parameters (JSON)
+    and, for an image a graph made, A1111's infotext."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
+    if infotext is not None:
+        info.add_itxt(INFOTEXT_KEY, infotext)
     if workflow_text is not None:
         info.add_itxt(WORKFLOW_KEY, workflow_text, zip=True)
     info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, ensure_ascii=False, default=repr))
     return info
 
 
-def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
+def write_png(path: Path, pil, workflow: dict[str, Any] | None, parameters: dict[str, Any],
+              infotext: str | None = None) -> None:
     """One PNG at ``path``, atomically through :mod:`graphs.safe_io` like every write the app makes.
     ``workflow`` is None for images no single graph made (a sweep's grids)."""
-    info = png_info(None if workflow is None else json.dumps(workflow, ensure_ascii=False), parameters)
+    info = png_info(None if workflow is None else json.dumps(workflow, ensure_ascii=False), parameters, infotext)
     safe_io.write_atomic(path, lambda handle: pil.save(handle, format="PNG", pnginfo=info))
 
 
@@ -171,7 +176,8 @@ def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     paths = []
     for index, pil in enumerate(pils):
         # the image's own size: a "model default" or img2img size is known only from the image
-        info = png_info(workflow, {**parameters, "width": pil.width, "height": pil.height, "batch_index": index})
+        own = {**parameters, "width": pil.width, "height": pil.height, "batch_index": index}
+        info = png_info(workflow, own, infotext(ctx.graph, ctx.node_id, own, ctx.settings))
         path = safe_io.write_unique(folder, candidate_names(folder, stem),
                                     lambda handle, pil=pil, info=info:
                                     pil.save(handle, format="PNG", pnginfo=info))

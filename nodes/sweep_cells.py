@@ -200,6 +200,7 @@ def run_sweep(graph, sweep: Sweep, folder: str | os.PathLike, backend, base_dir:
     from PIL import Image
 
     from .images import run_parameters, write_png
+    from .infotext import infotext
 
     started = time.perf_counter()
     folder = Path(folder)
@@ -246,7 +247,8 @@ def run_sweep(graph, sweep: Sweep, folder: str | os.PathLike, backend, base_dir:
                 parameters = {**run_parameters(cell_graph, save_id), "batch_index": k,
                               "width": array.shape[1], "height": array.shape[0],
                               "sweep": cell.values_dict()}
-                write_png(folder / name, Image.fromarray(array, "RGB"), workflow, parameters)
+                write_png(folder / name, Image.fromarray(array, "RGB"), workflow, parameters,
+                          infotext(cell_graph, save_id, parameters, {"base_dir": base_dir}))
                 written.append(name)
             manifest.record(cell, digest, "done", names, **extra)
             manifest.save()

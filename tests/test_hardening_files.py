@@ -248,7 +248,7 @@ def test_two_concurrent_cli_runs_into_one_folder_keep_both_images(tiny_sd, tmp_p
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr
         (path,) = stdout.split()
-        assert json.loads(pngmeta.read_text_chunks(path)["parameters"])["seed"] == seed
+        assert json.loads(pngmeta.read_text_chunks(path)[pngmeta.PARAMETERS_KEY])["seed"] == seed
         reported.append(path)
     assert len(set(reported)) == 2 and sorted(os.listdir(out)) == sorted(
         Path(p).name for p in reported)

@@ -359,7 +359,7 @@ def test_saved_parameters_chunk_is_json(tmp_path):
     graph.connect(load.id, "image", save.id, "image")
     result = Executor(settings={"output_dir": str(tmp_path / "out")}).run(graph)
     (path,) = result.outputs[save.id]["paths"]
-    assert json.loads(pngmeta.read_text_chunks(path)["parameters"])["batch_index"] == 0
+    assert json.loads(pngmeta.read_text_chunks(path)[pngmeta.PARAMETERS_KEY])["batch_index"] == 0
 
 
 # ----- workflow files --------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_save_image_embeds_workflow_and_counts(tiny_sd, tmp_path):
     assert path.endswith("shot_00001.png")
     restored = workflow.loads(pngmeta.workflow_text(path))
     assert workflow.dumps(restored) == workflow.dumps(graph)
-    params = json.loads(pngmeta.read_text_chunks(path)["parameters"])
+    params = json.loads(pngmeta.read_text_chunks(path)[pngmeta.PARAMETERS_KEY])
     assert params["positive_prompt"] == "a red circle" and params["seed"] == 42
     assert params["steps"] == 2 and params["scheduler"] == "Euler"
     graph.set_param(ids["noise"], "seed", 5)
