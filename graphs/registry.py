@@ -111,6 +111,9 @@ class Param:
     slider: bool = False  # the editor shows a slider beside the spin box
     # For a number: what its minimum means, shown instead of it ("model default" for a size of 0).
     special_value: str = ""
+    # For a path: the model folder kind it may name a file in ("checkpoints", "loras", "vae",
+    # "embeddings"...): the editor offers the files found there.
+    file_kind: str = ""
     overridden_by: str = ""  # an input that, when connected, supplies this value instead
     # The key this param's value is reported under in a run's parameters (the readable PNG
     # chunk): e.g. "seed", "steps". Empty: not reported.
@@ -235,7 +238,7 @@ class Param:
             out["choice_labels"] = list(self.choice_labels)
         if self.tooltip:
             out["tooltip"] = self.tooltip
-        for key in ("report", "role", "drives", "special_value"):
+        for key in ("report", "role", "drives", "special_value", "file_kind"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QM
 from graphs import Executor, Graph, Registry, View, default_registry, workflow
 from graphs.run_settings import DEFAULT_OUTPUT_DIR
 
-from . import theme
+from . import theme, widgets
 from .context_menu import ContextMenus
 from .controller import Controller
 from .document import APP_NAME, Document
@@ -115,11 +115,15 @@ class MainWindow(QMainWindow):
         if icon.exists():
             self.setWindowIcon(QIcon(str(icon)))
         self._restore_settings()
+        widgets.model_folder_settings = self._model_folder_settings  # file params list model files
         self.update_title()
 
     def _run_settings(self) -> dict:
         return {"output_dir": self.output_dir, "base_dir": self.document.base_dir,
                 "models_dir": self.models_dir()}
+
+    def _model_folder_settings(self) -> dict:
+        return {"models_dir": self.models_dir(), "base_dir": self.document.base_dir}
 
     def models_dir(self) -> str:
         """The models folder (ComfyUI's layout) file params may name files in; kept in settings."""
@@ -332,6 +336,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._save_settings()
+        if widgets.model_folder_settings == self._model_folder_settings:
+            widgets.model_folder_settings = dict
         self.autosave_timer.stop()
         self.worker.shutdown()
         self.document.remove_recovery()

@@ -243,10 +243,54 @@ def _seed_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | Non
     return ParamEditor(param, box, lambda v: line.setText(str(v)))
 
 
+def _model_files(kind: str) -> list[str]:
+    """The files of a model kind in the configured folders (the window sets the folders)."""
+    from nodes.model_folders import listing
+
+    try:
+        return sorted(listing(kind, model_folder_settings()))
+    except (OSError, ValueError, RuntimeError):  # unreadable folders; a window already closed
+        return []
+
+
+# The run settings that say where model folders are; the main window replaces it with its own.
+model_folder_settings: Callable[[], dict[str, Any]] = dict
+
+
+def _offer_files(line: QLineEdit, kind: str) -> QToolButton:
+    """A searchable list of the model files found (type any part of a name), and a button that
+    shows all of them; the line still takes any path."""
+    from PySide6.QtCore import QStringListModel
+    from PySide6.QtWidgets import QCompleter
+
+    model = QStringListModel(line)
+    completer = QCompleter(model, line)
+    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+    completer.setFilterMode(Qt.MatchFlag.MatchContains)
+    completer.setMaxVisibleItems(15)
+    line.setCompleter(completer)
+
+    def refresh() -> None:
+        model.setStringList(_model_files(kind))
+    line.textEdited.connect(lambda _text: refresh() if not model.rowCount() else None)
+    show = QToolButton()
+    show.setText("▾")
+    show.setToolTip(f"files in your models folder's {kind}/ (File → Models folder…)")
+
+    def show_all() -> None:
+        refresh()
+        completer.setCompletionPrefix("")
+        completer.complete()
+    show.clicked.connect(show_all)
+    refresh()
+    return show
+
+
 def _path_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
     line = QLineEdit()
     line.setText(str(value))
     line.textChanged.connect(emit)
+    extra = [_offer_files(line, param.file_kind)] if param.file_kind else []
     browse = QToolButton()
     browse.setText("…")
     browse.setToolTip("browse")
@@ -261,7 +305,7 @@ def _path_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | Non
             line.setText(chosen)
             emit(chosen)
     browse.clicked.connect(pick)
-    box = _hbox(parent, line, browse)
+    box = _hbox(parent, line, *extra, browse)
 
     def set_line(v: Any) -> None:
         if line.text() != v:

@@ -6,17 +6,18 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from graphs.executor import resolve_path
 from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
 from . import sampling
 from .accelerators import COMPILE_LABELS, COMPILE_MODES
 from .embeddings import library_fingerprint
+from .model_folders import resolve_named
 from .models import (
     DEVICES,
     DTYPES,
     MODEL_CACHE,
     OFFLOAD_MODES,
+    ModelLoadError,
     source_fingerprint,
 )
 from .prompts import WEIGHTINGS, encode_prompt
@@ -29,13 +30,20 @@ def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compi
                    offload: str, prediction: str = "auto") -> dict[str, Any]:
     import dataclasses
 
-    loaded = MODEL_CACHE.get(ctx.resolve_path(source), device, dtype,
+    loaded = MODEL_CACHE.get(resolve_named("checkpoints", source, ctx.settings), device, dtype,
                              ctx.resolve_path(config) if config else "", compile, offload)
     unet = loaded.unet
     if prediction != "auto":  # this node's view of the shared model; the cached one is untouched
         unet = dataclasses.replace(unet, scheduler_config={**unet.scheduler_config, "prediction_type": prediction})
     ctx.status(f"{loaded.family.title} model, {unet.scheduler_config.get('prediction_type', 'epsilon')} prediction")
     return {"model": unet, "clip": loaded.clip, "vae": loaded.vae}
+
+
+def _source_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
+    try:
+        return source_fingerprint(resolve_named("checkpoints", params["source"], settings))
+    except ModelLoadError as exc:
+        return f"missing:{exc}"
 
 
 # What version 1 of Load model stored for `compile`: the editor's labels of the time. Frozen here,
@@ -59,8 +67,9 @@ LOAD_MODEL = NodeType(
     "sd.load_model", "Load model", "loaders", run_load_model, version=2, upgrade=upgrade_load_model,
     outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP"), Socket("vae", "VAE")),
     params=(
-        Param("source", "path", "bundled", linkable=False, report="model",
-              tooltip="'bundled', a diffusers model folder, or a single .safetensors checkpoint"),
+        Param("source", "path", "bundled", linkable=False, report="model", file_kind="checkpoints",
+              tooltip="'bundled', a diffusers model folder, or a single .safetensors checkpoint (a path, or "
+                      "its name in your models folder's checkpoints/)"),
         Param("device", "choice", "auto", choices=DEVICES, linkable=False, role="device",
               tooltip="auto: CUDA when present, else CPU"),
         Param("dtype", "choice", "auto", choices=DTYPES, linkable=False,
@@ -83,7 +92,8 @@ LOAD_MODEL = NodeType(
               tooltip="what the UNet predicts; auto: as the model says (an SD 2.x file: read from the file). "
                       "Set it for a v-prediction fine-tune that does not say so"),
     ),
-    fingerprint=lambda p, settings: source_fingerprint(resolve_path(p["source"], settings)),
+    fingerprint=_source_fingerprint,
+    settings_in_key=("models_dir", "extra_model_paths"),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",
 )
 

@@ -308,7 +308,7 @@ LOAD_LORA = NodeType(
     inputs=(Socket("model", "MODEL"), Socket("clip", "CLIP")),
     outputs=(Socket("model", "MODEL"), Socket("clip", "CLIP")),
     params=(
-        Param("file", "path", "", linkable=False,
+        Param("file", "path", "", linkable=False, file_kind="loras",
               tooltip="a LoRA .safetensors file (kohya/A1111 or diffusers/peft; LoCon and DoRA included), "
                       "or its name in the loras folder of your models folder"),
         Param("strength_model", "float", 1.0, min=-10.0, max=10.0, step=0.05,

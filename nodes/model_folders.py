@@ -76,7 +76,7 @@ def find(kind: str, name: str, settings: dict[str, Any], resolved: str | None = 
     for folder in searched:
         for candidate in candidates:
             path = folder / candidate
-            if path.is_file():
+            if path.exists():  # a file, or a diffusers folder (checkpoints/, vae/)
                 return path
     where = ", ".join(str(f) for f in searched) or (f"no {kind} folder is set: set File → Models folder…, "
                                                     f"--models-dir or {ENV_MODELS}")
@@ -101,3 +101,13 @@ def listing(kind: str, settings: dict[str, Any]) -> dict[str, Path]:
                     if len(found) >= _MAX_LISTED:
                         return found
     return found
+
+
+def resolve_named(kind: str, value: str, settings: dict[str, Any]) -> str:
+    """A file param's value as a path: the path as written (relative to the workflow), else the
+    name in the folders of ``kind``; "bundled" and "" are left as they are."""
+    from graphs.executor import resolve_path
+
+    if not value.strip() or value.strip().lower() == "bundled":
+        return value
+    return str(find(kind, value, settings, resolve_path(value, settings)))

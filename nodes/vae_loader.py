@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from graphs.executor import resolve_path
 from graphs.registry import NodeType, Param, Socket
 
+from .model_folders import resolve_named
 from .model_sources import ModelLoadError, checked_source, path_fingerprint
 from .values import UNetModel, VaeModel
 
@@ -112,7 +112,7 @@ def load_vae(path: Path, model: UNetModel):
 
 
 def run_load_vae(ctx, model: UNetModel, source: str) -> dict[str, Any]:
-    path = resolve_vae_source(ctx.resolve_path(source))
+    path = resolve_vae_source(resolve_named("vae", source, ctx.settings))
     vae = load_vae(path, model)
     latent = model.family.latent
     return {"vae": VaeModel(vae, ("vae", str(path), model.device, str(model.dtype)), model.device, model.dtype,
@@ -121,7 +121,7 @@ def run_load_vae(ctx, model: UNetModel, source: str) -> dict[str, Any]:
 
 def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
     try:
-        return path_fingerprint(resolve_vae_source(resolve_path(params["source"], settings)))
+        return path_fingerprint(resolve_vae_source(resolve_named("vae", params["source"], settings)))
     except (ModelLoadError, OSError) as exc:
         return f"missing:{exc}"
 
@@ -130,10 +130,11 @@ LOAD_VAE = NodeType(
     "sd.load_vae", "Load VAE", "loaders", run_load_vae,
     inputs=(Socket("model", "MODEL"),),
     outputs=(Socket("vae", "VAE"),),
-    params=(Param("source", "path", "", linkable=False, report="vae",
+    params=(Param("source", "path", "", linkable=False, report="vae", file_kind="vae",
                   tooltip="a diffusers VAE folder or a .safetensors VAE (e.g. the fp16-fixed SDXL VAE); it is "
                           "placed where the connected model is and takes that model's family"),),
     fingerprint=_fingerprint,
+    settings_in_key=("models_dir", "extra_model_paths"),
     description="Loads a VAE apart from the checkpoint; use its output in VAE decode/encode and Empty latent.",
 )
 

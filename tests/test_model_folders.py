@@ -80,3 +80,31 @@ def test_the_editor_keeps_the_models_folder_and_runs_with_it(window, tmp_path):
     assert window.settings.value("models/dir") == str(tmp_path)
     menu_texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
     assert "&Models folder…" in menu_texts
+
+
+def test_file_params_offer_the_files_in_the_models_folder_and_take_names(window, tiny_sd, lora_file, tmp_path,
+                                                                         qtbot):
+    from nodeeditor.widgets import make_editor
+    from nodes.lora import LOAD_LORA
+
+    (tmp_path / "loras" / "people").mkdir(parents=True)
+    shutil.copy(lora_file, tmp_path / "loras" / "people" / "style.safetensors")
+    shutil.copy(lora_file, tmp_path / "loras" / "other.safetensors")
+    window.set_models_dir(str(tmp_path))
+    changes = []
+    editor = make_editor(LOAD_LORA.param("file"), "", changes.append)
+    qtbot.addWidget(editor.widget)
+    line = editor.widget.line if hasattr(editor.widget, "line") else editor.widget.findChild(
+        __import__("PySide6.QtWidgets", fromlist=["QLineEdit"]).QLineEdit)
+    completer = line.completer()
+    assert completer.model().stringList() == ["other.safetensors", "people/style.safetensors"]
+    completer.setCompletionPrefix("sty")  # any part of the name
+    assert completer.currentCompletion() == "people/style.safetensors"
+    line.setText("/some/other/path.safetensors")  # a path is still taken as written
+    assert changes[-1] == "/some/other/path.safetensors"
+    # Load model and Load VAE take names from checkpoints/ and vae/ too
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copytree(tiny_sd, tmp_path / "checkpoints" / "tiny")
+    graph, ids = lora_graph(tiny_sd, [("other", 0.5, 0.5)], 3)
+    graph.set_param(ids["load"], "source", "tiny")
+    assert run_with(Executor(settings={"models_dir": str(tmp_path)}), graph, ids).shape == (32, 32, 3)
