@@ -78,11 +78,14 @@ def find(kind: str, name: str, settings: dict[str, Any], resolved: str | None = 
             path = folder / candidate
             if path.exists():  # a file, or a diffusers folder (checkpoints/, vae/)
                 return path
-    where = ", ".join(str(f) for f in searched) or (f"no {kind} folder is set: set File → Models folder…, "
-                                                    f"--models-dir or {ENV_MODELS}")
-    what = {"checkpoints": "checkpoint", "loras": "LoRA", "vae": "VAE", "embeddings": "embedding",
+    what = {"checkpoints": "model", "loras": "LoRA", "vae": "VAE", "embeddings": "embedding",
             "controlnet": "ControlNet", "upscale_models": "upscale model"}[kind]
-    raise ModelLoadError(f"{what} {name!r} not found; looked in {resolved or name} and {where}")
+    message = f"{what} not found: {resolved or name}"
+    if searched:
+        message += f"; also looked in {', '.join(str(f) for f in searched)}"
+    elif "/" not in name and os.sep not in name:  # a bare name: it can only be found in a models folder
+        message += f"; no models folder is set (File → Models folder…, --models-dir or {ENV_MODELS})"
+    raise ModelLoadError(message)
 
 
 def listing(kind: str, settings: dict[str, Any]) -> dict[str, Path]:

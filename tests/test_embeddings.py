@@ -90,7 +90,7 @@ def test_bad_embeddings_are_errors_on_text_encode(tiny_sd, models, tmp_path):
 
     result, ids = run(tiny_sd, "a embedding:nothing star", models)
     assert result.status == "failed" and result.error.node_id == ids["positive"]
-    assert "embedding 'nothing' not found; looked in" in result.error.message
+    assert "embedding not found: nothing; also looked in" in result.error.message
     assert str(models / "embeddings") in result.error.message
     wide = tmp_path / "embeddings"
     wide.mkdir()

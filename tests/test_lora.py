@@ -210,7 +210,7 @@ def test_bad_lora_files_are_refused_on_the_node_naming_what_was_found(tiny_sd, t
     cases = [(xl, "does not fit this SD 1.x model"), (xl, "looks made for SDXL models"),
              (loha, "a LoHa (LyCORIS) file"), (vae, "no LoRA layers in this file"),
              (evil, "unsafe unpickling"), (garbage, "not a readable .safetensors file"),
-             (tmp_path / "missing.safetensors", "not found; looked in"), (tmp_path, "a folder")]
+             (tmp_path / "missing.safetensors", "LoRA not found"), (tmp_path, "a folder")]
     for file, message in cases:
         graph, ids = lora_graph(tiny_sd, [(file, 1.0, 1.0)], 1)
         assert message in failure(graph, ids), (file.name, message)

@@ -49,7 +49,7 @@ def test_comfyui_extra_model_paths_are_read(tmp_path):
     assert find("loras", "b", settings).name == "b.safetensors"
     with pytest.raises(ModelLoadError) as refused:
         find("loras", "nothing", settings)
-    assert "LoRA 'nothing' not found; looked in" in str(refused.value)
+    assert "LoRA not found: nothing; also looked in" in str(refused.value)
     assert str(tmp_path / "comfy" / "models" / "loras") in str(refused.value)
     yaml_file.write_text("- not\n- sections\n")
     with pytest.raises(ModelLoadError, match="expected sections of model folders"):
@@ -66,7 +66,7 @@ def test_the_cli_finds_names_in_models_dir(tiny_sd, lora_file, tmp_path):
     command = [sys.executable, "-m", "nodeeditor.cli", "run", str(tmp_path / "wf.json"), "--quiet",
                "--output-dir", str(tmp_path / "out")]
     missing = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert missing.returncode != 0 and "LoRA 'style' not found" in missing.stderr
+    assert missing.returncode != 0 and "LoRA not found:" in missing.stderr and "no models folder is set" in missing.stderr
     found = subprocess.run(command + ["--models-dir", str(tmp_path / "models")], capture_output=True, text=True,
                            cwd=ROOT, timeout=600)
     assert found.returncode == 0, found.stderr
