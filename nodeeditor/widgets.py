@@ -20,12 +20,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLineEdit,
+    QListWidget,
     QPlainTextEdit,
     QSlider,
     QSpinBox,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -257,32 +260,80 @@ def _model_files(kind: str) -> list[str]:
 model_folder_settings: Callable[[], dict[str, Any]] = dict
 
 
-def _offer_files(line: QLineEdit, kind: str) -> QToolButton:
-    """A searchable list of the model files found (type any part of a name), and a button that
-    shows all of them; the line still takes any path."""
-    from PySide6.QtCore import QStringListModel
-    from PySide6.QtWidgets import QCompleter
+class FilePicker(QFrame):
+    """A searchable list of model files, opened under the mouse: type any part of a name, pick
+    with Enter or a double click. A top-level popup, so it lands where the user clicked even
+    when the field lives on a node in the canvas (a completer there opens elsewhere)."""
 
-    model = QStringListModel(line)
-    completer = QCompleter(model, line)
-    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-    completer.setFilterMode(Qt.MatchFlag.MatchContains)
-    completer.setMaxVisibleItems(15)
-    line.setCompleter(completer)
+    def __init__(self, files: list[str], current: str, choose: Callable[[str], None]) -> None:
+        from . import theme
 
-    def refresh() -> None:
-        model.setStringList(_model_files(kind))
-    line.textEdited.connect(lambda _text: refresh() if not model.rowCount() else None)
+        super().__init__(None, Qt.WindowType.Popup)
+        self.setObjectName("FilePicker")
+        # a window of its own: it takes the app's look here, as the node search popup does
+        self.setStyleSheet(theme.stylesheet() + "#FilePicker{background:#24272b;border:1px solid #4a5059;}")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.choose = choose
+        self.filter = QLineEdit(self)
+        self.filter.setPlaceholderText(f"search {len(files)} files")
+        self.list = QListWidget(self)
+        self.list.addItems(files)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.list)
+        width = max(260, self.list.sizeHintForColumn(0) + 40)
+        self.resize(min(width, 640), min(420, 60 + 22 * max(3, len(files))))
+        self.filter.textChanged.connect(self._apply_filter)
+        self.filter.returnPressed.connect(self._pick_current)
+        self.list.itemActivated.connect(lambda item: self._pick(item.text()))
+        matches = self.list.findItems(current, Qt.MatchFlag.MatchExactly)
+        self.list.setCurrentItem(matches[0] if matches else self.list.item(0))
+        self.filter.setFocus()
+
+    def _apply_filter(self, text: str) -> None:
+        first = None
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            item.setHidden(text.lower() not in item.text().lower())
+            if first is None and not item.isHidden():
+                first = item
+        self.list.setCurrentItem(first)
+
+    def _pick_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and not item.isHidden():
+            self._pick(item.text())
+
+    def _pick(self, name: str) -> None:
+        self.close()
+        self.choose(name)
+
+
+def _offer_files(line: QLineEdit, kind: str, emit: OnChange) -> QToolButton:
+    """A button that opens the searchable list of model files of ``kind``; the line still takes
+    any path."""
+    from PySide6.QtGui import QCursor
+
     show = QToolButton()
     show.setText("▾")
     show.setToolTip(f"files in your models folder's {kind}/ (File → Models folder…)")
 
-    def show_all() -> None:
-        refresh()
-        completer.setCompletionPrefix("")
-        completer.complete()
-    show.clicked.connect(show_all)
-    refresh()
+    def choose(name: str) -> None:
+        line.setText(name)
+        line.setCursorPosition(0)  # the start of the name, where a narrow field is read
+        emit(name)
+
+    def open_picker() -> None:
+        files = _model_files(kind)
+        if not files:
+            show.setToolTip(f"no files found in a {kind}/ folder: set File → Models folder…")
+            return
+        picker = FilePicker(files, line.text(), choose)
+        show.picker = picker  # type: ignore[attr-defined]  (kept alive while open; tests reach it)
+        picker.move(QCursor.pos())
+        picker.show()
+    show.clicked.connect(open_picker)
     return show
 
 
@@ -290,7 +341,7 @@ def _path_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | Non
     line = QLineEdit()
     line.setText(str(value))
     line.textChanged.connect(emit)
-    extra = [_offer_files(line, param.file_kind)] if param.file_kind else []
+    extra = [_offer_files(line, param.file_kind, emit)] if param.file_kind else []
     browse = QToolButton()
     browse.setText("…")
     browse.setToolTip("browse")

@@ -94,12 +94,19 @@ def test_file_params_offer_the_files_in_the_models_folder_and_take_names(window,
     changes = []
     editor = make_editor(LOAD_LORA.param("file"), "", changes.append)
     qtbot.addWidget(editor.widget)
-    line = editor.widget.line if hasattr(editor.widget, "line") else editor.widget.findChild(
-        __import__("PySide6.QtWidgets", fromlist=["QLineEdit"]).QLineEdit)
-    completer = line.completer()
-    assert completer.model().stringList() == ["other.safetensors", "people/style.safetensors"]
-    completer.setCompletionPrefix("sty")  # any part of the name
-    assert completer.currentCompletion() == "people/style.safetensors"
+    from PySide6.QtWidgets import QLineEdit, QToolButton
+
+    line = editor.widget.findChild(QLineEdit)
+    show = next(b for b in editor.widget.findChildren(QToolButton) if b.text() == "▾")
+    show.click()
+    picker = show.picker
+    assert [picker.list.item(i).text() for i in range(picker.list.count())] == [
+        "other.safetensors", "people/style.safetensors"]
+    qtbot.keyClicks(picker.filter, "STY")  # any part of the name, any case
+    visible = [picker.list.item(i).text() for i in range(picker.list.count()) if not picker.list.item(i).isHidden()]
+    assert visible == ["people/style.safetensors"]
+    qtbot.keyClick(picker.filter, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.Key.Key_Return)
+    assert line.text() == "people/style.safetensors" and changes[-1] == "people/style.safetensors"
     line.setText("/some/other/path.safetensors")  # a path is still taken as written
     assert changes[-1] == "/some/other/path.safetensors"
     # Load model and Load VAE take names from checkpoints/ and vae/ too
