@@ -266,3 +266,20 @@ def test_a_lora_reaches_the_aot_packages_without_a_rebuild_and_leaves_them_as_th
     assert np.array_equal(image(AOT.id, []), bare)
     unet, decoder = _runners(tiny_sd)
     assert (unet.built, decoder.built) == (1, 1)
+
+
+def test_sdxl_runs_from_aot_packages_with_its_added_conditioning(tiny_sdxl, cache_home):
+    """SDXL's UNet takes the pooled text embedding and the size/crop time ids: the AOT package's
+    call carries them, and its image is the eager one's."""
+    images = {}
+    for mode in ("off", AOT.id):
+        graph, ids = txt2img_graph(str(tiny_sdxl), steps=3, prompt="a blue star", negative="blurry")
+        graph.set_param(ids["load"], "device", "cpu")
+        graph.set_param(ids["load"], "dtype", "fp32")
+        graph.set_param(ids["load"], "compile", mode)
+        result = Executor().run(graph)
+        assert result.status == "finished" and not result.warnings, result.error or result.warnings
+        images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+    assert np.abs(images["off"] - images[AOT.id]).max() <= 2
+    unet, decoder = _runners(tiny_sdxl)
+    assert (unet.built, decoder.built) == (1, 1)
