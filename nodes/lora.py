@@ -1,7 +1,8 @@
 """LoRA files read the way diffusers reads them, into layers our weight patches merge.
 
 A file goes through diffusers' own loader: ``lora_state_dict`` (which converts kohya/A1111 keys,
-``alpha``s, DoRA scales and LyCORIS LoCon into the peft layout) and ``load_lora_into_unet`` /
+``alpha``s and LyCORIS LoCon into the peft layout; kohya's DoRA ``dora_scale``s, which it drops,
+are placed on their layers here) and ``load_lora_into_unet`` /
 ``load_lora_into_text_encoder`` (which work out each layer's rank and scaling). That loader
 injects peft layers into a model, so it is given a *hollow* copy of the live model — its
 structure, with weightless (zero-stride) tensors — and what it builds there is kept: per layer
@@ -35,9 +36,11 @@ _MAX_CACHED = 8
 class LoraLayers:
     """One LoRA file's layers for one model: module path -> peft LoRA layer (no base weights)."""
 
-    def __init__(self, identity: str, layers: dict[str, Any]) -> None:
+    def __init__(self, identity: str, layers: dict[str, Any], weight_scales: dict[str, Any] | None = None) -> None:
         self.identity = identity  # names the file's contents and the model it was read for
         self._layers = layers
+        # kohya/LyCORIS DoRA: per layer, the magnitude its merged weight is scaled to (``dora_scale``)
+        self.weight_scales = weight_scales or {}
 
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(self._layers.items())
@@ -53,16 +56,21 @@ class LoraLayers:
                 modules = getattr(layer, part, None)
                 if modules is not None and ADAPTER in modules:
                     modules[ADAPTER].to(device)
+        self.weight_scales = {k: v.to(device) for k, v in self.weight_scales.items()}
         return self
 
-    @staticmethod
-    def merge(layer, weight, strength: float, into: list) -> None:
-        """Merge this layer at ``strength`` into ``weight`` and the ``into`` views that hold copies
-        of it (fused projections), as peft merges it (DoRA included): diffusers' ``set_adapters``
-        weight scales the LoRA branch linearly, and so does strength."""
+    def merge(self, path: str, layer, weight, strength: float, into: list) -> None:
+        """Merge the layer at ``path`` at ``strength`` into ``weight`` and the ``into`` views that
+        hold copies of it (fused projections), as peft merges it (DoRA included): diffusers'
+        ``set_adapters`` weight scales the LoRA branch linearly, and so does strength."""
         import torch
 
         delta = layer.get_delta_weight(ADAPTER).to(dtype=torch.float32)
+        if path in self.weight_scales:
+            merged = _kohya_dora(weight.float(), delta, self.weight_scales[path].float(), strength).to(weight.dtype)
+            for view in into:
+                view.copy_(merged)
+            return
         delta *= strength
         dora = getattr(layer, "lora_magnitude_vector", None)
         if dora is None or ADAPTER not in dora:
@@ -90,13 +98,52 @@ class LoraLayers:
         return up.bias.float() * layer.scaling[ADAPTER] * strength
 
 
+def _kohya_dora(weight, delta, scale, strength: float):
+    """kohya/LyCORIS DoRA as ComfyUI applies it: the LoRA-merged weight rescaled to ``dora_scale``
+    over its norm along the input axis (or the output axis, where the scale is per output), then
+    blended with the original weight by ``strength``."""
+    merged = weight + delta
+    if scale.numel() == merged.shape[0] and scale.shape[0] == merged.shape[0]:  # one per output channel
+        norm = merged.reshape(merged.shape[0], -1).norm(dim=1).reshape(-1, *([1] * (merged.ndim - 1)))
+        scale = scale.reshape(norm.shape)
+    else:  # one per input channel: ComfyUI's and LyCORIS's default
+        norm = (merged.transpose(0, 1).reshape(merged.shape[1], -1).norm(dim=1, keepdim=True)
+                .reshape(merged.shape[1], *([1] * (merged.ndim - 1))).transpose(0, 1))
+        scale = scale.reshape(norm.shape)
+    return weight + strength * (merged * (scale / norm) - weight)
+
+
+def _place_weight_scales(tensors: dict[str, Any], components: dict[str, dict[str, Any]]) -> tuple[dict, int]:
+    """Which layer each kohya ``dora_scale`` belongs to. diffusers' converter drops these keys; the
+    layer is found by its down projection, which the converter carried over value for value."""
+    scales = {k[:-len(".dora_scale")]: v for k, v in tensors.items() if k.endswith(".dora_scale")}
+    if not scales:
+        return {}, 0
+
+    def signature(t) -> tuple:
+        flat = t.detach().flatten().double()
+        return flat.numel(), float(flat.sum()), float((flat * flat).sum())
+    owners = {signature(layer.lora_A[ADAPTER].weight): (component, path)
+              for component, layers in components.items() for path, layer in layers.items()}
+    placed: dict[str, dict[str, Any]] = {}
+    missing = 0
+    for prefix, scale in scales.items():
+        down = tensors.get(prefix + ".lora_down.weight")
+        owner = owners.get(signature(down)) if down is not None else None
+        if owner is None:
+            missing += 1
+            continue
+        placed.setdefault(owner[0], {})[owner[1]] = scale.detach().float()
+    return placed, missing
+
+
 class LoraFile:
     """What one file changes: its layers for the UNet and for each text encoder by subfolder name."""
 
     def __init__(self, path: Path, unet: LoraLayers | None, encoders: dict[str, LoraLayers],
-                 dora_ignored: bool = False) -> None:
+                 unplaced_scales: int = 0) -> None:
         self.path, self.unet, self.encoders = path, unet, encoders
-        self.dora_ignored = dora_ignored  # kohya DoRA scales, which diffusers drops for SD/SDXL
+        self.unplaced_scales = unplaced_scales  # kohya DoRA scales whose layer was not found
 
     def describe(self) -> str:
         parts = [f"{len(self.unet)} UNet layers" if self.unet else "no UNet layers"]
@@ -215,15 +262,16 @@ def read_lora(path: Path, unet, encoders: dict[str, Any], family: Family) -> Lor
         hollow_unet = hollow_copy(unet)
         loader.load_lora_into_unet(state, network_alphas=alphas, unet=hollow_unet, adapter_name=ADAPTER,
                                    metadata=metadata, low_cpu_mem_usage=False)
-        unet_layers = _peft_layers(hollow_unet)
-        encoder_layers = {}
+        found = {"unet": _peft_layers(hollow_unet)}
         for prefix, encoder in encoders.items():
             hollow = hollow_copy(encoder)
             loader.load_lora_into_text_encoder(state, network_alphas=alphas, text_encoder=hollow, prefix=prefix,
                                                adapter_name=ADAPTER, metadata=metadata, low_cpu_mem_usage=False)
-            layers = _peft_layers(hollow)
-            if layers:
-                encoder_layers[prefix] = LoraLayers(f"{identity}:{prefix}", layers)
+            found[prefix] = _peft_layers(hollow)
+        scales, unplaced = _place_weight_scales(tensors, found)
+        unet_layers = found.pop("unet")
+        encoder_layers = {prefix: LoraLayers(f"{identity}:{prefix}", layers, scales.get(prefix))
+                          for prefix, layers in found.items() if layers}
     except ModelLoadError:
         raise
     except Exception as exc:  # diffusers/peft: keys or shapes that fit no layer of this model
@@ -233,8 +281,8 @@ def read_lora(path: Path, unet, encoders: dict[str, Any], family: Family) -> Lor
         quiet.level = level
     if not unet_layers and not encoder_layers:
         raise ModelLoadError(f"{path.name}: none of its layers are in this {family.title} model{elsewhere}")
-    return LoraFile(path, LoraLayers(f"{identity}:unet", unet_layers) if unet_layers else None, encoder_layers,
-                    dora_ignored=any("dora_scale" in name for name in names))
+    return LoraFile(path, LoraLayers(f"{identity}:unet", unet_layers, scales.get("unet")) if unet_layers else None,
+                    encoder_layers, unplaced)
 
 
 class LoraCache:
@@ -272,8 +320,8 @@ def run_load_lora(ctx, model: UNetModel, clip: ClipModel, file: str, strength_mo
     import dataclasses
 
     lora = LORA_CACHE.get(lora_path(file, ctx.settings), model, clip)
-    if lora.dora_ignored:
-        ctx.warn("this file's DoRA scales are ignored, as diffusers ignores them for SD and SDXL")
+    if lora.unplaced_scales:
+        ctx.warn(f"{lora.unplaced_scales} DoRA scales in this file fit no layer of the model and are ignored")
     if strength_model and lora.unet is None:
         ctx.warn("this LoRA has no UNet layers: strength_model does nothing")
     if strength_clip and not lora.encoders:

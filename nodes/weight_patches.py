@@ -108,7 +108,7 @@ def _merge(module, patch: Patch, state: _PatchState) -> None:
             for tensor, rows in [(target.weight, None), *_fused_slices(module, path)]:
                 _keep(state, tensor)
                 views.append(tensor if rows is None else tensor[rows[0]:rows[1]])
-            patch.layers.merge(layer, target.weight, patch.strength, views)
+            patch.layers.merge(path, layer, target.weight, patch.strength, views)
             bias = patch.layers.bias_delta(layer, patch.strength)
             if bias is not None and target.bias is not None:
                 for tensor, rows in [(target.bias, None), *_fused_slices(module, path, "bias")]:

@@ -214,3 +214,49 @@ def test_bad_lora_files_are_refused_on_the_node_naming_what_was_found(tiny_sd, t
     for file, message in cases:
         graph, ids = lora_graph(tiny_sd, [(file, 1.0, 1.0)], 1)
         assert message in failure(graph, ids), (file.name, message)
+
+
+def test_kohya_dora_scales_are_applied_as_comfyui_applies_them(tiny_sd, tmp_path):
+    """kohya/LyCORIS DoRA: diffusers drops ``dora_scale``; ComfyUI rescales the merged weight to it
+    over the input-axis norm and blends by strength. The reference is that formula, computed here
+    from the base weights and the file's own tensors."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import save_file
+
+    from nodes.weight_patches import patched
+
+    base = UNet2DConditionModel.from_pretrained(str(tiny_sd / "unet"))
+    paths = ["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", "down_blocks.0.resnets.0.conv1"]
+    rank, alpha, strength = 4, 2.0, 0.7
+    torch.manual_seed(3)
+    peft_form, expected = {}, {}
+    for path in paths:
+        weight = base.get_submodule(path).weight.detach()
+        down = torch.randn(rank, *weight.shape[1:]) * 0.3
+        up = torch.randn(weight.shape[0], rank, *([1] * (weight.ndim - 2))) * 0.3
+        peft_form[f"unet.{path}.lora_A.weight"], peft_form[f"unet.{path}.lora_B.weight"] = down, up
+    kohya = convert_state_dict_to_kohya(peft_form)
+    for path in paths:
+        weight = base.get_submodule(path).weight.detach()
+        down, up = peft_form[f"unet.{path}.lora_A.weight"], peft_form[f"unet.{path}.lora_B.weight"]
+        prefix = next(k for k, v in kohya.items() if v is down)[:-len(".lora_down.weight")]
+        kohya[prefix + ".alpha"] = torch.tensor(alpha)
+        merged = weight + (up.flatten(1) @ down.flatten(1)).reshape(weight.shape) * (alpha / rank)
+        norm = merged.transpose(0, 1).reshape(weight.shape[1], -1).norm(dim=1)
+        scale = (norm * (0.8 + 0.4 * torch.rand(weight.shape[1]))).reshape(1, weight.shape[1], *([1] * (weight.ndim - 2)))
+        kohya[prefix + ".dora_scale"] = scale
+        norm = norm.reshape(scale.shape)
+        expected[path] = weight + strength * (merged * (scale / norm) - weight)
+    file = tmp_path / "kohya_dora.safetensors"
+    save_file({k: v.contiguous() for k, v in kohya.items()}, str(file))
+    graph, ids = lora_graph(tiny_sd, [(file, strength, 0.0)], 1)
+    result = Executor().run(graph)
+    assert result.status == "finished" and not result.warnings.get(ids["lora0"]), result.warnings
+    model = result.outputs[ids["lora0"]]["model"]
+    with patched(model.unet, model.patches):
+        for path in paths:
+            assert torch.allclose(model.unet.get_submodule(path).weight, expected[path], atol=1e-5), path
+    with patched(model.unet):
+        for path in paths:
+            assert torch.equal(model.unet.get_submodule(path).weight, base.get_submodule(path).weight)
