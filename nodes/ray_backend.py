@@ -49,7 +49,9 @@ class SweepWorker:
         self.runner = CellRunner()
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "name": self.runner.name}
+        from .model_folders import ENV_MODELS
+
+        return {"pid": os.getpid(), "name": self.runner.name, "models_dir": os.environ.get(ENV_MODELS, "")}
 
     def run_cell(self, job: Job) -> dict[str, Any]:
         return self.runner.run(job)
@@ -100,6 +102,13 @@ class RayBackend:
             self._actor_options = {"num_cpus": self.cpus_per_worker}
         if max_workers:
             count = min(count, max_workers)
+        # The models folders this sweep names files in (--models-dir sets them in our environment);
+        # workers on other machines need the same paths, on shared storage.
+        from .model_folders import ENV_EXTRA, ENV_MODELS
+
+        folders = {k: os.environ[k] for k in (ENV_MODELS, ENV_EXTRA) if os.environ.get(k)}
+        if folders:
+            self._actor_options["runtime_env"] = {"env_vars": folders}
         self._remote_cls = ray.remote(max_restarts=0, max_task_retries=0, **self._actor_options)(SweepWorker)
         self.workers = [self._spawn() for _ in range(count)]
         self.node_runs: Counter[str] = Counter()

@@ -123,3 +123,17 @@ def test_killed_worker_cell_is_retried_and_bad_cell_recorded(cluster, graph, tmp
     retried = cells[2]
     assert retried["status"] == "done" and retried["worker"] != next(
         name for name, pid in pids.items() if pid == killed[0][1])
+
+
+def test_workers_get_the_models_folder_of_the_sweep(cluster, tmp_path, monkeypatch):
+    """Set after the cluster started (as on a cluster someone else runs): the workers still get it."""
+    from nodes.model_folders import ENV_MODELS
+    from nodes.ray_backend import RayBackend
+
+    monkeypatch.setenv(ENV_MODELS, str(tmp_path))
+    backend = RayBackend(cluster, max_workers=1)
+    try:
+        worker = backend.workers[0]
+        assert backend.ray.get(worker.handle.info.remote())["models_dir"] == str(tmp_path)
+    finally:
+        backend.close()
