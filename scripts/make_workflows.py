@@ -165,6 +165,29 @@ def sdxl_base_refiner(base_steps: int = 25) -> Graph:
     return b
 
 
+def hires_fix(d: dict) -> Graph:
+    """txt2img, the latent upscaled 2x, then a second UNet denoise at denoise 0.5 on it (a hires
+    fix): the decode and the outputs take the second pass."""
+    g = txt2img(d)
+    builder = Builder("hires_fix")
+    builder.graph = g
+    by_title = {n.title: n for n in g.nodes.values()}
+    first, load = by_title["UNet denoise"], by_title["Load model"]
+    g.set_title(first.id, "First pass")
+    upscale = builder.add("upscale", "sd.upscale_latent", "Upscale latent", (1120, 800), scale_by=2.0)
+    hires = builder.add("hires", "sd.unet_denoise", "Hires pass", (1420, 760), cfg=float(d["cfg"]), denoise=0.5)
+    for link in [ln for ln in g.links.values() if ln.src_node == first.id and ln.src_output == "latent"]:
+        g.remove_link(link.id)
+        builder.link(hires, "latent", g.nodes[link.dst_node], link.dst_input)
+    builder.link(first, "latent", upscale, "latent")
+    builder.link(load, "vae", upscale, "vae")
+    builder.link(upscale, "latent", hires, "latent")
+    for name in ("model", "positive", "negative", "noise", "scheduler"):
+        source = next(ln for ln in g.links.values() if ln.dst_node == first.id and ln.dst_input == name)
+        builder.link(g.nodes[source.src_node], source.src_output, hires, name)
+    return g
+
+
 def write_input_image(path: Path, size: int) -> None:
     from PIL import Image, ImageDraw
 
@@ -180,7 +203,7 @@ def main() -> None:
     out = ROOT / "resources" / "workflows"
     out.mkdir(parents=True, exist_ok=True)
     for name, graph in (("txt2img", txt2img(d)), ("img2img", img2img(d)), ("sdxl_txt2img", sdxl_txt2img()),
-                        ("sdxl_base_refiner", sdxl_base_refiner())):
+                        ("sdxl_base_refiner", sdxl_base_refiner()), ("hires_fix", hires_fix(d))):
         graph.metadata = {"title": name, "app_version": workflow.APP_VERSION}
         workflow.save(graph, out / f"{name}.json", touch=False)
         print(out / f"{name}.json")
