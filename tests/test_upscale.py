@@ -18,27 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_node(type_id, inputs, **params):
-    """One node run through the graph: a placeholder source feeds it ``inputs``."""
-    from graphs import NodeType, Socket, default_registry
+    """One node run through the graph, fed ``inputs`` by a source node of a registry of its own."""
+    from graphs import NodeType, Socket
+    from graphs.registry import base_registry
 
-    registry = default_registry()
-    source_id = f"test.source_{type_id.replace('.', '_')}"
-    if source_id not in registry.nodes:
-        sockets = tuple(Socket(name, kind) for name, (kind, _) in inputs.items())
-        registry.nodes.register(NodeType(source_id, "Source", "test", lambda ctx: {
-            name: value for name, (_, value) in current.items()}, outputs=sockets))
-    global current
-    current = inputs
+    registry = nodes.register(base_registry())
+    sockets = tuple(Socket(name, kind) for name, (kind, _) in inputs.items())
+    registry.nodes.register(NodeType("test.source", "Source", "test", lambda ctx: {
+        name: value for name, (_, value) in inputs.items()}, outputs=sockets))
     g = Graph(registry)
-    source = g.add_node(g.create_node(source_id))
+    source = g.add_node(g.create_node("test.source"))
     node = g.add_node(g.create_node(type_id, params=params))
     for name in inputs:
         g.connect(source.id, name, node.id, name)
     result = Executor().run(g, targets=[node.id])
     return result, node.id
-
-
-current: dict = {}
 
 
 def test_upscale_latent_by_a_factor_and_to_a_size():
