@@ -287,6 +287,8 @@ class NodeType:
     # A stand-in for a type nobody provides (see graphs.placeholders): it keeps what the file
     # says, is drawn as missing, and refuses to run.
     placeholder: bool = False
+    # Other names users search for it by: ComfyUI's class names and titles, common words.
+    aliases: tuple[str, ...] = ()
     # upgrade(saved type_version, params) -> params for this version: how a file saved by an
     # older version of this type is read (a renamed param, a choice stored differently).
     upgrade: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
@@ -340,6 +342,7 @@ class NodeType:
             "inputs": [{"name": s.name, "type": s.type, "optional": s.optional} for s in self.inputs],
             "outputs": [{"name": s.name, "type": s.type} for s in self.outputs],
             "params": [p.describe() for p in self.params],
+            "aliases": list(self.aliases),
             "package": self.package,
         }
 
@@ -395,6 +398,7 @@ class NodeTypes:
             REROUTE, "Reroute", "utility", run=lambda ctx, **v: {"out": v.get("in")},
             inputs=(Socket("in", ANY),), outputs=(Socket("out", ANY),),
             description="Passes its input through; lets a wire take a tidy path.",
+            aliases=("Reroute", "dot", "wire"),
         ))
 
     def register(self, node_type: NodeType) -> NodeType:

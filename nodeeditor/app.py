@@ -4,6 +4,7 @@ events -> badges, log, status bar: ``run_presenter.py``); and ``run_app``."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -277,10 +278,16 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        try:  # how often each node type was added from the search: it ranks them
+            usage = json.loads(str(self.settings.value("search/usage", "{}")))
+            self.view.search_usage.update({str(k): int(v) for k, v in usage.items()})
+        except (ValueError, TypeError, AttributeError):
+            pass
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("search/usage", json.dumps(self.view.search_usage))
         self.settings.sync()
 
     def _fill_recent(self) -> None:

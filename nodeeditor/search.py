@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
-from graphs import REROUTE, NodeType
+from graphs import NodeType
 
 
 def fuzzy_score(query: str, text: str) -> float | None:
@@ -37,19 +37,65 @@ def fuzzy_score(query: str, text: str) -> float | None:
     return score - len(text) * 0.05
 
 
-def rank(query: str, node_types: list[NodeType]) -> list[NodeType]:
+TYPO_THRESHOLD = 80  # rapidfuzz's similarity (0-100) a misspelt name must reach
+EXACT = 200.0  # the query is a node's title or one of its aliases (ComfyUI's name, say)
+
+
+def _names(node_type: NodeType) -> list[tuple[str, float]]:
+    """What a query is matched against, each with its weight."""
+    return [(node_type.title, 1.0), *((alias, 0.95) for alias in node_type.aliases),
+            (node_type.type_id, 0.8), (f"{node_type.category} {node_type.title}", 0.7)]
+
+
+def match_score(query: str, node_type: NodeType) -> float | None:
+    """How well ``query`` names ``node_type`` (None: not at all). Exact names first, then
+    substrings and word-start abbreviations (``fuzzy_score``), then misspellings (rapidfuzz's
+    weighted ratio: typo-tolerant, so "ksmapler" still finds KSampler) and words of the
+    description, each tier below the one before."""
+    from rapidfuzz import fuzz
+
+    wanted = query.strip().lower()
+    names = _names(node_type)
+    if any(wanted == text.lower() for text, _ in names[:1 + len(node_type.aliases)]):
+        return EXACT
+    scores = [s * w for text, w in names if (s := fuzzy_score(wanted, text)) is not None]
+    if scores:
+        return max(scores)
+    if len(wanted) >= 4:
+        typo = max(fuzz.WRatio(wanted, text.lower()) for text, _ in names[:1 + len(node_type.aliases)])
+        if typo >= TYPO_THRESHOLD:
+            return typo * 0.3
+    if len(wanted) >= 3 and wanted in node_type.description.lower():
+        return 10.0
+    return None
+
+
+def rank(query: str, node_types: list[NodeType], usage: dict[str, int] | None = None) -> list[NodeType]:
+    """The types ``query`` finds, best first: by match, then by how often the user added them."""
+    usage = usage or {}
     scored = []
     for node_type in node_types:
-        best = None
-        for text, weight in ((node_type.title, 1.0), (node_type.type_id, 0.8),
-                             (f"{node_type.category} {node_type.title}", 0.7)):
-            score = fuzzy_score(query, text)
-            if score is not None and (best is None or score * weight > best):
-                best = score * weight
-        if best is not None:
-            scored.append((-best, node_type.category, node_type.title, node_type))
+        score = match_score(query, node_type) if query.strip() else 0.0
+        if score is not None:
+            score += min(usage.get(node_type.type_id, 0), 20)
+            scored.append((-score, node_type.category, node_type.title, node_type))
     scored.sort(key=lambda t: t[:3])
     return [t[3] for t in scored]
+
+
+def nearest_names(query: str, node_types: list[NodeType], limit: int = 3) -> list[str]:
+    """For a query that finds nothing: the node titles closest to it."""
+    from rapidfuzz import fuzz, process
+
+    choices = {name: t.title for t in node_types for name, _ in _names(t)[:1 + len(t.aliases)]}
+    found = process.extract(query.strip().lower(), [c.lower() for c in choices], scorer=fuzz.WRatio, limit=limit * 3)
+    by_lower = {c.lower(): c for c in choices}
+    titles: list[str] = []
+    for text, _score, _index in found:
+        title = choices[by_lower[text]]
+        if title not in titles:
+            titles.append(title)
+    return titles[:limit]
 
 
 class SearchPopup(QFrame):
@@ -58,10 +104,12 @@ class SearchPopup(QFrame):
     chosen = Signal(str)
     dismissed = Signal()
 
-    def __init__(self, node_types: list[NodeType], parent=None, title: str = "Add node") -> None:
+    def __init__(self, node_types: list[NodeType], parent=None, title: str = "Add node",
+                 usage: dict[str, int] | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Popup)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.node_types = [t for t in node_types]
+        self.usage = usage if usage is not None else {}
         self._done = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -71,6 +119,7 @@ class SearchPopup(QFrame):
         self.query = QLineEdit(self)
         self.query.setPlaceholderText("search nodes…")
         self.list = QListWidget(self)
+        self.list.setWordWrap(True)  # a "no match" message is longer than a node's name
         layout.addWidget(self.hint)
         layout.addWidget(self.query)
         layout.addWidget(self.list)
@@ -89,16 +138,22 @@ class SearchPopup(QFrame):
 
     def refresh(self) -> None:
         self.list.clear()
-        for node_type in rank(self.query.text(), self.node_types):
+        for node_type in rank(self.query.text(), self.node_types, self.usage):
             item = QListWidgetItem(f"{node_type.title}    · {node_type.category}")
             item.setData(Qt.ItemDataRole.UserRole, node_type.type_id)
             item.setToolTip(node_type.description or node_type.type_id)
             self.list.addItem(item)
         if self.list.count():
             self.list.setCurrentRow(0)
+        elif self.query.text().strip():
+            nearest = nearest_names(self.query.text(), self.node_types)
+            item = QListWidgetItem(f"No node matches “{self.query.text().strip()}”."
+                                   + (f"\nNearest: {', '.join(nearest)}" if nearest else ""))
+            item.setFlags(Qt.ItemFlag.NoItemFlags)  # a message, not a choice
+            self.list.addItem(item)
 
     def results(self) -> list[str]:
-        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+        return [t for i in range(self.list.count()) if (t := self.list.item(i).data(Qt.ItemDataRole.UserRole))]
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if obj is self.query and event.type() == event.Type.KeyPress:
@@ -114,16 +169,14 @@ class SearchPopup(QFrame):
 
     def accept_current(self) -> None:
         item = self.list.currentItem()
-        if item is None or self._done:
+        if item is None or self._done or not item.data(Qt.ItemDataRole.UserRole):
             return
-        self._done = True
-        type_id = item.data(Qt.ItemDataRole.UserRole)
-        self.close()
-        self.chosen.emit(type_id)
+        self.choose(item.data(Qt.ItemDataRole.UserRole))
 
     def choose(self, type_id: str) -> None:
-        """Pick ``type_id`` as if the user selected it (tests, scripting)."""
+        """Pick ``type_id`` as the user does (tests and scripting call it too)."""
         self._done = True
+        self.usage[type_id] = self.usage.get(type_id, 0) + 1  # ranks it higher next time
         self.close()
         self.chosen.emit(type_id)
 
@@ -157,9 +210,9 @@ def wire_socket(registry, node_type: NodeType, wire) -> str | None:
 
 
 def addable_types(registry, wire=None) -> list[NodeType]:
-    """What the popup offers: every node type but reroutes, or, for a dropped wire, the
-    types with a socket it fits (reroutes included)."""
+    """What the popup offers: every node type, or, for a dropped wire, the types with a socket
+    it fits."""
     types = list(registry.nodes.values())
     if wire is None:
-        return [t for t in types if t.type_id != REROUTE]
+        return types
     return [t for t in types if wire_socket(registry, t, wire) is not None]

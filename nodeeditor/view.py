@@ -42,6 +42,8 @@ class GraphView(QGraphicsView):
         self._right_press: QPoint | None = None
         self._right_moved = False
         self.search_popup = None
+        # type id -> how often the user added it from the search (the window keeps it in settings)
+        self.search_usage: dict[str, int] = {}
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -321,7 +323,7 @@ class GraphView(QGraphicsView):
         types = addable_types(self.scene().graph.registry, wire)
         title = "Add node" if wire is None else f"Add node taking {wire[3]}" if wire[2] \
             else f"Add node giving {wire[3]}"
-        popup = SearchPopup(types, self, title)
+        popup = SearchPopup(types, self, title, self.search_usage)
         popup.chosen.connect(lambda type_id: self.add_node_requested.emit(
             type_id, (scene_pos.x(), scene_pos.y()), wire))
         self.search_popup = popup

@@ -94,6 +94,7 @@ LOAD_MODEL = NodeType(
     ),
     fingerprint=_source_fingerprint,
     settings_in_key=("models_dir", "extra_model_paths"),
+    aliases=("CheckpointLoaderSimple", "Load Checkpoint", "checkpoint", "ckpt", "model"),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",
 )
 
@@ -124,6 +125,7 @@ TEXT_ENCODE = NodeType(
                           "does; comfy and a1111 weight the tokens as ComfyUI and A1111 do")),
     fingerprint=lambda params, settings: library_fingerprint(settings),
     settings_in_key=("models_dir", "extra_model_paths"),
+    aliases=("CLIPTextEncode", "CLIP Text Encode (Prompt)", "prompt", "clip", "encode", "text"),
     description="Encodes a prompt with the model's text encoder(s); embedding:name (or an embedding's "
                 "file name) uses a textual-inversion embedding from the embeddings folders.",
 )
@@ -160,6 +162,7 @@ SDXL_CONDITIONING = NodeType(
         Param("aesthetic_score", "float", 0.0, min=0.0, max=10.0, step=0.5,
               tooltip="refiner only; 0: the pipeline's default (6.0 for the positive, 2.5 for the negative)"),
     ),
+    aliases=("CLIPTextEncodeSDXL", "CLIPTextEncodeSDXLRefiner", "aesthetic score"),
     description="SDXL's micro-conditioning (sizes, crop, the refiner's aesthetic score) on a conditioning; "
                 "without it the pipelines' defaults apply.",
 )
@@ -202,6 +205,7 @@ EMPTY_LATENT = NodeType(
         Param("scale", "int", 8, min=1, max=64, linkable=False, overridden_by="vae",
               tooltip="VAE downscale factor (8 for SD); taken from the VAE when connected"),
     ),
+    aliases=("EmptyLatentImage", "Empty Latent Image", "latent image", "txt2img", "size"),
     description="A blank latent: text-to-image starts here from pure noise.",
 )
 
@@ -236,6 +240,7 @@ NOISE = NodeType(
               tooltip="cpu: the same seed gives the same image on any device"),
     ),
     after_run=seed_after_run,
+    aliases=("RandomNoise", "seed"),
     description="A seeded noise source (a torch.Generator, like diffusers' generator=).",
 )
 
@@ -255,6 +260,7 @@ SCHEDULER = NodeType(
         Param("spacing", "choice", "model default", choices=SPACINGS,
               tooltip="timestep spacing; 'model default' keeps the model's config"),
     ),
+    aliases=("BasicScheduler", "KarrasScheduler", "sigmas", "steps", "sampler name"),
     description="Picks a diffusers scheduler, built from the model's own scheduler config.",
 )
 
@@ -327,6 +333,7 @@ UNET_DENOISE = NodeType(
               tooltip="live preview every N steps"),
     ),
     settings_in_key=("keep_trace",),  # a run without the trace must not be reused with one
+    aliases=("KSampler", "KSamplerAdvanced", "SamplerCustom", "sampler", "sample", "denoise", "cfg"),
     description="The sampling loop with classifier-free guidance; outputs every step's latents.",
 )
 
@@ -353,6 +360,7 @@ VAE_DECODE = NodeType(
     "sd.vae_decode", "VAE decode", "latent", run_vae_decode,
     inputs=(Socket("vae", "VAE"), Socket("latent", "LATENT")),
     outputs=(Socket("image", "IMAGE"),),
+    aliases=("VAEDecode", "decode"),
     description="Latents to pixels.",
 )
 
@@ -380,6 +388,7 @@ VAE_ENCODE = NodeType(
     "sd.vae_encode", "VAE encode", "latent", run_vae_encode,
     inputs=(Socket("vae", "VAE"), Socket("image", "IMAGE")),
     outputs=(Socket("latent", "LATENT"),),
+    aliases=("VAEEncode", "img2img"),
     description="Pixels to latents (for img2img); the sample is drawn by the sampler's seed.",
 )
 

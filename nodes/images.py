@@ -110,6 +110,7 @@ LOAD_IMAGE = NodeType(
     outputs=(Socket("image", "IMAGE"),),
     params=(Param("path", "path", "", tooltip="a PNG, JPEG or WebP file, up to 8192x8192"),),
     fingerprint=_file_fingerprint,
+    aliases=("LoadImage",),
     description="Reads an image file.",
 )
 
@@ -192,6 +193,7 @@ SAVE_IMAGE = NodeType(
     params=(Param("prefix", "string", "latentgraph", tooltip="file name prefix; a counter follows"),),
     output_node=True,
     always_run=True,  # a side effect: every run that asks for it writes its files
+    aliases=("SaveImage", "output"),
     description="Writes PNGs into the output folder with the workflow embedded.",
 )
 
@@ -206,6 +208,7 @@ PREVIEW_IMAGE = NodeType(
     "image.preview", "Preview image", "image", run_preview_image,
     inputs=(Socket("image", "IMAGE"),),
     output_node=True,
+    aliases=("PreviewImage", "show"),
     description="Shows images on the node without writing files.",
 )
 

@@ -91,6 +91,7 @@ LATENT_INSPECT = NodeType(
         Param("channel", "int", 0, min=0, max=63),
     ),
     output_node=True,
+    aliases=("preview latent", "trace"),
     description="Shows a step of the denoising run: latent2rgb, one channel, or VAE-decoded.",
 )
 

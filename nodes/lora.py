@@ -366,6 +366,7 @@ LOAD_LORA = NodeType(
     ),
     fingerprint=_fingerprint,
     settings_in_key=("models_dir", "extra_model_paths"),
+    aliases=("LoraLoader", "LoraLoaderModelOnly", "lora"),
     description="Applies a LoRA to the model and text encoder it is given; chain several. The shared "
                 "model is never changed for other nodes.",
 )

@@ -102,6 +102,7 @@ UPSCALE_LATENT = NodeType(
     "sd.upscale_latent", "Upscale latent", "latent", run_upscale_latent,
     inputs=(Socket("latent", "LATENT"), Socket("vae", "VAE", optional=True)), outputs=(Socket("latent", "LATENT"),),
     params=(Param("method", "choice", "nearest-exact", choices=LATENT_METHODS), *_size_params(8)),
+    aliases=("LatentUpscale", "LatentUpscaleBy", "hires fix", "resize latent"),
     description="Resizes a latent (sides in pixels, multiples of 8). For a hires fix, follow it with a "
                 "UNet denoise at denoise 0.4-0.6.",
 )
@@ -109,6 +110,7 @@ IMAGE_SCALE = NodeType(
     "image.scale", "Image scale", "image", run_image_scale,
     inputs=(Socket("image", "IMAGE"),), outputs=(Socket("image", "IMAGE"),),
     params=(Param("method", "choice", "bicubic", choices=IMAGE_METHODS), *_size_params(1)),
+    aliases=("ImageScale", "ImageScaleBy", "resize"),
     description="Resizes an image by a factor or to a size.",
 )
 SCALE_TO_MEGAPIXELS = NodeType(
@@ -117,6 +119,7 @@ SCALE_TO_MEGAPIXELS = NodeType(
     params=(Param("method", "choice", "bicubic", choices=IMAGE_METHODS),
             Param("megapixels", "float", 1.0, min=0.01, max=64.0, step=0.05,
                   tooltip="the image's pixel count afterwards, in millions, its aspect ratio kept")),
+    aliases=("ImageScaleToTotalPixels",),
     description="Resizes an image to a pixel count, keeping its aspect ratio.",
 )
 

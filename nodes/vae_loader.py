@@ -135,6 +135,7 @@ LOAD_VAE = NodeType(
                           "placed where the connected model is and takes that model's family"),),
     fingerprint=_fingerprint,
     settings_in_key=("models_dir", "extra_model_paths"),
+    aliases=("VAELoader",),
     description="Loads a VAE apart from the checkpoint; use its output in VAE decode/encode and Empty latent.",
 )
 
