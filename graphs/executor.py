@@ -241,6 +241,7 @@ class Executor:
             self._types = {}
             try:
                 self._refuse_placeholders(graph, order)
+                self._refuse_missing_inputs(graph, order, dropped)
                 for node_id in order:
                     if self._cancel.is_set():
                         raise Cancelled()
@@ -369,6 +370,30 @@ class Executor:
             node_type = graph.node_type(node)
             if node_type.placeholder and not node.flags.get("bypass"):
                 raise self._fail(node, MissingNodeType(missing_message(node.type_id, node_type.package)))
+
+    def _refuse_missing_inputs(self, graph: Graph, order: list[str], dropped: dict[str, str]) -> None:
+        """Required inputs left unconnected fail the run before anything runs, every such node
+        marked and named (not one at a time, after minutes of the nodes before it)."""
+        missing = []
+        for node_id in order:
+            node = graph.nodes[node_id]
+            if node_id in dropped or node.flags.get("bypass"):
+                continue
+            sockets = [s for s in graph.node_type(node).inputs
+                       if not s.optional and graph.inbound(node_id, s.name) is None]
+            if sockets:
+                names = ", ".join(f"{s.name!r} ({s.type})" for s in sockets)
+                missing.append((node, f"input {names} is not connected" if len(sockets) == 1
+                                else f"inputs {names} are not connected"))
+        if not missing:
+            return
+        failures = [self._fail(node, ValueError(message)) for node, message in missing]
+        first = failures[0]
+        if len(failures) > 1:
+            others = ", ".join(f"{f.title} ({f.message})" for f in failures[1:])
+            first = NodeFailure(first.node_id, first.title, first.error_type, f"{first.message}; also {others}",
+                                first.traceback)
+        raise first
 
     def _fail(self, node: Node, exc: BaseException, prefix: str = "") -> NodeFailure:
         failure = NodeFailure(node.id, node.title, type(exc).__name__, prefix + str(exc),

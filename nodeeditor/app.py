@@ -248,6 +248,9 @@ class MainWindow(QMainWindow):
             file_menu.addAction(n[name])
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.templates_menu = file_menu.addMenu("&Templates")
+        self.templates_menu.setToolTipsVisible(True)
+        self._fill_templates()
         for name in ("save", "save_as", "import_image", None, "models_dir"):
             file_menu.addSeparator() if name is None else file_menu.addAction(n[name])
         file_menu.addSeparator()
@@ -289,6 +292,18 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("search/usage", json.dumps(self.view.search_usage))
         self.settings.sync()
+
+    def _fill_templates(self) -> None:
+        """The bundled workflows; each opens as an untitled copy."""
+        from .document import templates
+
+        self.templates_menu.clear()
+        for file, title, description in templates():
+            action = self.templates_menu.addAction(f"{title} — {description}" if description else title,
+                                                   lambda path=str(file): self.document.open_path(path))
+            action.setToolTip(description or title)
+        if self.templates_menu.isEmpty():
+            self.templates_menu.addAction("(none)").setEnabled(False)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()

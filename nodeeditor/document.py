@@ -25,6 +25,32 @@ APP_NAME = "LatentGraph"
 MAX_RECENT = 10
 
 
+
+def templates_dir() -> Path:
+    from .theme import resources_dir
+
+    return resources_dir() / "workflows"
+
+
+def is_template(path: str) -> bool:
+    """Whether ``path`` is one of the bundled workflows (or anywhere in their folder)."""
+    try:
+        return Path(path).resolve().is_relative_to(templates_dir().resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def templates() -> list[tuple[Path, str, str]]:
+    """The bundled workflows: (file, title, one-line description), as their metadata says."""
+    found = []
+    for file in sorted(templates_dir().glob("*.json")):
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        found.append((file, str(meta.get("title", file.stem)), str(meta.get("description", ""))))
+    return found
+
 class Document(QObject):
     changed = Signal()  # the title changes: name or modified state
     replacing = Signal()  # the graph is about to be replaced (open, recover)
@@ -155,10 +181,12 @@ class Document(QObject):
             return False
         self.load_graph(loaded)
         is_png = Path(path).suffix.lower() == ".png"
-        self.path = None if is_png else os.path.abspath(path)
-        self.base_dir = os.path.dirname(os.path.abspath(path))
-        self.display_name = Path(path).stem if is_png else Path(path).name
-        if not is_png:
+        template = is_template(path)
+        # A bundled template opens as an untitled copy: Save asks where, never into the app's files.
+        self.path = None if is_png or template else os.path.abspath(path)
+        self.base_dir = os.path.dirname(os.path.abspath(path))  # its input images are found there
+        self.display_name = Path(path).stem if is_png or template else Path(path).name
+        if not is_png and not template:
             self._add_recent(path)
         self.changed.emit()
         self.status(f"Opened {path}")
@@ -196,6 +224,9 @@ class Document(QObject):
         return self.save_to(path)
 
     def save_to(self, path: str) -> bool:
+        if is_template(path):
+            self.error("Cannot save", f"{path}: the bundled templates are part of the app; save your copy elsewhere")
+            return False
         self.store_view()
         try:
             workflow.save(self.graph, path)

@@ -266,6 +266,20 @@ SCHEDULER = NodeType(
 
 
 # ----- UNet denoise --------------------------------------------------------------------
+def fit_problems(model: UNetModel, latent: Latent, cfg: float) -> list[str]:
+    """Settings the model was not made for, said on the node rather than shown as a bad image:
+    a size far from its trained one (a hires fix's 2x is fine), a CFG outside its usual range."""
+    problems = []
+    width, height = latent.samples.shape[-1] * model.vae_scale, latent.samples.shape[-2] * model.vae_scale
+    trained = model.default_size
+    if max(width, height) > 2 * trained or min(width, height) < trained / 2:
+        problems.append(f"this model makes {trained}x{trained} images; {width}x{height} will not look right")
+    low, high = model.family.cfg_range
+    if cfg > 1 and not low <= cfg <= high:
+        problems.append(f"cfg {cfg:g} is outside the {low:g}-{high:g} that {model.family.title} models are used at")
+    return problems
+
+
 def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=None,
                      cfg: float = 7.5, denoise: float = 1.0, start_step: int = 0,
                      end_step: int = -1, add_noise: bool = True, preview_every: int = 1) -> dict[str, Any]:
@@ -275,6 +289,8 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                          f"expects {expected}; connect the VAE to Empty latent")
     if negative is None and cfg > 1:
         ctx.warn("no negative conditioning connected: classifier-free guidance is off")
+    for problem in fit_problems(model, latent, cfg):
+        ctx.warn(problem)
     preview = None
     matrix = _preview_matrix(model)
     if ctx.wants_previews:

@@ -202,9 +202,14 @@ def main() -> None:
     d = defaults()
     out = ROOT / "resources" / "workflows"
     out.mkdir(parents=True, exist_ok=True)
-    for name, graph in (("txt2img", txt2img(d)), ("img2img", img2img(d)), ("sdxl_txt2img", sdxl_txt2img()),
-                        ("sdxl_base_refiner", sdxl_base_refiner()), ("hires_fix", hires_fix(d))):
-        graph.metadata = {"title": name, "app_version": workflow.APP_VERSION}
+    for name, graph, title, description in (
+            ("txt2img", txt2img(d), "Text to image", "the basic chain, on the bundled model"),
+            ("img2img", img2img(d), "Image to image", "the bundled picture redrawn at denoise 0.6"),
+            ("hires_fix", hires_fix(d), "Hires fix", "text to image, upscaled 2x and refined"),
+            ("sdxl_txt2img", sdxl_txt2img(), "SDXL text to image", "set the checkpoint's source first"),
+            ("sdxl_base_refiner", sdxl_base_refiner(), "SDXL base + refiner",
+             "30 steps split 25 + 5, as the SDXL pipelines do; set both sources")):
+        graph.metadata = {"title": title, "description": description, "app_version": workflow.APP_VERSION}
         workflow.save(graph, out / f"{name}.json", touch=False)
         print(out / f"{name}.json")
     write_input_image(out / "img2img_input.png", int(d["width"]))

@@ -296,6 +296,25 @@ def test_missing_required_input_names_the_socket(kit, graph, executor):
     assert "input 'b' (FLOAT) is not connected" in result.error.message
 
 
+def test_missing_inputs_fail_the_run_before_anything_runs_naming_every_node(kit, graph, executor):
+    from graphs import events as ev
+
+    const = add(graph, "test.const")
+    first, second = add(graph, "test.add"), add(graph, "test.add")
+    sink = add(graph, "test.sink")
+    link(graph, const, "value", first, "a")
+    link(graph, first, "sum", second, "a")
+    link(graph, second, "sum", sink, "value")
+    failed = []
+    executor.events.on(ev.NodeFailed, lambda e: failed.append(e.node_id))
+    result = executor.run(graph)
+    assert result.status == "failed" and result.executed == [] and result.cached == []
+    assert failed == [first, second]  # each is marked, in the editor too
+    assert "input 'b' (FLOAT) is not connected; also " in result.error.message
+    graph.set_flag(second, "bypass", True)  # a bypassed node only forwards: it needs nothing
+    assert executor.run(graph).error.node_id == first
+
+
 def test_linked_param_overrides_widget_and_is_validated(kit, graph, executor):
     i = add(graph, "test.int", value=5)
     const = add(graph, "test.const", value=3.0)

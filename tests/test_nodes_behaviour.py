@@ -301,3 +301,20 @@ def test_schedulers_are_fresh_copies_for_every_run(tiny_sd):
     assert second is not first and second.step_index is None and len(second.timesteps) != 4
     assert build_scheduler(spec, {**config, "prediction_type": "v_prediction"}, 1).config.prediction_type \
         == "v_prediction"
+
+
+def test_a_size_or_cfg_the_model_was_not_made_for_is_said_on_the_sampler(tiny_sd):
+    import json
+
+    from diffusers import UNet2DConditionModel
+
+    sample = UNet2DConditionModel.load_config(str(tiny_sd / "unet"))["sample_size"]
+    scale = 2 ** (len(json.loads((tiny_sd / "vae" / "config.json").read_text())["block_out_channels"]) - 1)
+    trained = sample * scale
+    graph, ids = txt2img_graph(str(tiny_sd), steps=2, size=trained * 2)  # a hires fix's 2x: fine
+    assert not run_ok(Executor(), graph).warnings
+    graph.set_param(ids["empty"], "width", trained * 3)
+    graph.set_param(ids["unet"], "cfg", 30.0)
+    warnings = run_ok(Executor(), graph).warnings[ids["unet"]]
+    assert f"this model makes {trained}x{trained} images; {trained * 3}x{trained * 2} will not look right" in warnings
+    assert "cfg 30 is outside the 1-15 that SD 1.x models are used at" in warnings

@@ -1,0 +1,57 @@
+# ruff: noqa: F811  (fixtures imported from conftest_editor are parameters here)
+"""Bundled workflows are templates: File → Templates opens them as untitled copies, and nothing the
+editor does writes into the app's own files; a run with unconnected inputs does not start."""
+
+from __future__ import annotations
+
+import pytest
+from conftest_editor import open_window, registry, wait_run, window  # noqa: F401
+
+import nodes  # noqa: F401
+from graphs import Graph, default_registry
+from nodeeditor.document import templates, templates_dir
+
+
+@pytest.fixture
+def sd_window(qtbot, tmp_path):
+    win = open_window(qtbot, tmp_path, default_registry())
+    yield win
+    win.worker.shutdown()
+
+
+def test_templates_menu_opens_untitled_copies_that_never_save_into_the_app(sd_window, tmp_path, monkeypatch):
+    win = sd_window
+    found = {title: (file, description) for file, title, description in templates()}
+    assert {"Text to image", "Image to image", "Hires fix", "SDXL text to image", "SDXL base + refiner"} <= set(found)
+    assert all(description for _, description in found.values())
+    actions = {a.text().split(" — ")[0]: a for a in win.templates_menu.actions()}
+    before = {f: f.read_bytes() for f in templates_dir().glob("*")}
+    actions["Hires fix"].trigger()
+    assert win.document.path is None and win.document.display_name == "hires_fix"
+    assert "hires_fix.json" not in " ".join(win.document.recent_files())
+    assert any(n.type_id == "sd.upscale_latent" for n in win.graph.nodes.values())
+    # Save asks where (here: the bundled file itself, as a user might pick it) and refuses
+    monkeypatch.setattr(win.document, "ask_save_path", lambda: str(found["Hires fix"][0]))
+    assert not win.document.save()
+    assert win.errors and "bundled templates are part of the app" in win.errors[-1]
+    monkeypatch.setattr(win.document, "ask_save_path", lambda: str(tmp_path / "mine.json"))
+    assert win.document.save() and (tmp_path / "mine.json").exists()
+    assert {f: f.read_bytes() for f in templates_dir().glob("*")} == before
+
+
+def test_a_run_with_unconnected_inputs_does_not_start_and_marks_the_nodes(window, qtbot, registry):
+    g = Graph(registry)
+    const = g.add_node(g.create_node("test.const", (0, 0)))
+    image = g.add_node(g.create_node("test.image", (300, 0)))
+    complete = g.add_node(g.create_node("test.show", (600, 0)))
+    g.connect(const.id, "out", image.id, "value")
+    g.connect(image.id, "image", complete.id, "image")
+    lonely = [g.add_node(g.create_node("test.show", (600, 300 * i))) for i in (1, 2)]
+    window.document.load_graph(g)
+    window.runs.run()
+    wait_run(qtbot, window)
+    items = window.scene.node_items
+    for node in lonely:
+        assert items[node.id].badge[0] == "failed"
+        assert "'image' (IMAGE) is not connected" in items[node.id].toolTip()
+    assert items[const.id].badge is None and items[complete.id].badge is None  # nothing ran
