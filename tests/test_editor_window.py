@@ -197,5 +197,5 @@ def test_latentgraph_command_opens_and_quits(tmp_path):
     proc = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "TITLE txt2img.json" in proc.stdout and " 11" in proc.stdout
+    assert "TITLE txt2img — LatentGraph" in proc.stdout and " 11" in proc.stdout  # an untitled copy
 
