@@ -352,6 +352,9 @@ class MainWindow(QMainWindow):
     def _graph_cleared(self) -> None:
         self.view.resetTransform()
         self.view.centerOn(0, 0)
+        self.image_viewer.clear()
+        self.inspector.set_traces({}, {})
+        self.runs.clear_images()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self.document.maybe_save():

@@ -112,7 +112,10 @@ class Document(QObject):
         return path or None
 
     def _ask_save_path(self) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.widget, "Save workflow", self.path or "workflow.json",
+        # an imported image or a template copy suggests its own name
+        suggestion = self.path or (f"{Path(self.display_name).stem}.json" if self.display_name != "Untitled"
+                                   else "workflow.json")
+        path, _ = QFileDialog.getSaveFileName(self.widget, "Save workflow", suggestion,
                                               "Workflows (*.json)")
         return path or None
 
@@ -150,7 +153,8 @@ class Document(QObject):
         self.changed.emit()
 
     def open_dialog(self) -> None:
-        path = self.ask_open_path("Open workflow", "Workflows (*.json);;Images with workflow (*.png)")
+        path = self.ask_open_path("Open workflow", "Workflows and images (*.json *.png);;Workflows (*.json);;"
+                                                   "Images with workflow (*.png)")
         if path:
             self.open_path(path)
 

@@ -202,6 +202,13 @@ class ImageViewer(QWidget):
         self.save_button.setEnabled(True)
         self.view.fit()
 
+    def clear(self) -> None:
+        """Nothing shown (a new, empty workflow made none of the old images)."""
+        self.image, self.qimage, self.workflow_text = None, None, None
+        self.view.item.setPixmap(QPixmap())
+        self.caption.setText("No image yet")
+        self.save_button.setEnabled(False)
+
     def save_as(self, path: str | None = None) -> str | None:
         if self.image is None:
             return None

@@ -124,6 +124,11 @@ class RunPresenter(QObject):
         self.log.log(line)
 
     def _node_finished(self, e: ev.NodeFinished) -> None:
+        node = self.graph.nodes.get(e.node_id)
+        if node is not None and node.flags.get("bypass"):  # it forwarded its inputs, nothing more
+            self._badge(e.node_id, "skipped", "bypassed")
+            self.log.log(f"{self.title(e.node_id)} bypassed")
+            return
         self._badge(e.node_id, "done", f"{e.seconds:.2f}s")
         self.log.log(f"{self.title(e.node_id)} done in {e.seconds:.2f}s")
 

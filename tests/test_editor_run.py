@@ -92,7 +92,7 @@ def test_failing_node_shows_failed_and_next_run_works(window, qtbot, registry):
     wait_run(qtbot, window)
     assert window.runs.last_result.status == "finished"
     assert window.scene.node_items[show.id].image is not None
-    assert window.scene.node_items[f.id].badge[0] == "done"
+    assert window.scene.node_items[f.id].badge == ("skipped", "bypassed")
 
 
 def test_after_run_param_updates_not_undoable(window, qtbot, registry):

@@ -5,7 +5,7 @@ editor does writes into the app's own files; a run with unconnected inputs does 
 from __future__ import annotations
 
 import pytest
-from conftest_editor import open_window, registry, wait_run, window  # noqa: F401
+from conftest_editor import build_chain, open_window, registry, wait_run, window  # noqa: F401
 
 import nodes  # noqa: F401
 from graphs import Graph, default_registry
@@ -55,3 +55,43 @@ def test_a_run_with_unconnected_inputs_does_not_start_and_marks_the_nodes(window
         assert items[node.id].badge[0] == "failed"
         assert "'image' (IMAGE) is not connected" in items[node.id].toolTip()
     assert items[const.id].badge is None and items[complete.id].badge is None  # nothing ran
+
+
+def test_small_things_new_clears_the_image_dialogs_suggest_and_bypass_is_logged(window, qtbot, registry,
+                                                                               monkeypatch, tmp_path):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    # New clears the image panel and the inspector
+    window.image_viewer.show_image(Image.new("RGB", (8, 8)), "old")
+    window.document.new_file()
+    assert window.image_viewer.image is None and window.image_viewer.caption.text() == "No image yet"
+    assert window.inspector.current_trace() is None
+    # The Open dialog shows workflows and images together first
+    asked = []
+    monkeypatch.setattr(window.document, "ask_open_path", lambda title, filters: asked.append(filters))
+    window.document.open_dialog()
+    assert asked[0].startswith("Workflows and images (*.json *.png)")
+    # Save of an imported or template copy suggests its own name
+    suggested = []
+    def fake_dialog(parent, title, path, filters):
+        suggested.append(path)
+        return "", ""
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
+    window.document.display_name = "portrait_00012"
+    window.document._ask_save_path()
+    assert suggested == ["portrait_00012.json"]
+    # A bypassed node says so in the log and on its badge
+    g = Graph(registry)
+    ids = build_chain(g, 3)
+    image = g.add_node(g.create_node("test.image", (900, 0)))
+    show = g.add_node(g.create_node("test.show", (1200, 0)))
+    g.connect(ids[-1], "sum", image.id, "value")
+    g.connect(image.id, "image", show.id, "image")
+    g.set_flag(ids[1], "bypass", True)
+    window.document.load_graph(g)
+    window.runs.run()
+    wait_run(qtbot, window)
+    assert window.runs.last_result.status == "finished"
+    assert window.scene.node_items[ids[1]].badge == ("skipped", "bypassed")
+    assert "bypassed" in window.run_log.toPlainText()
