@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         self.image_viewer.clear()
         self.inspector.set_traces({}, {})
         self.runs.clear_images()
+        self.view.setFocus()  # Tab opens the search at once, without a click on the canvas first
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self.document.maybe_save():

@@ -13,6 +13,7 @@ from . import theme
 from .frame_item import FrameItem
 from .link_item import LinkItem
 from .node_item import NodeItem
+from .search import addable_types
 
 
 class ContextMenus(QObject):
@@ -38,21 +39,23 @@ class ContextMenus(QObject):
                 scene.select_nodes([item.node_id])
             ids = scene.selected_node_ids()
             node = item.node
-            menu.addAction("Run to here", lambda: self.run_to([item.node_id]))
+            menu.addAction("Run to here\tCtrl+Shift+Return", lambda: self.run_to([item.node_id]))
             menu.addSeparator()
-            menu.addAction("Unbypass" if node.flags.get("bypass") else "Bypass",
+            # the text after a tab is the shortcut column: the keys that do the same from the canvas
+            menu.addAction(("Unbypass" if node.flags.get("bypass") else "Bypass") + "\tCtrl+B",
                            lambda: c.toggle_flag("bypass", ids))
-            menu.addAction("Unmute" if node.flags.get("mute") else "Mute", lambda: c.toggle_flag("mute", ids))
+            menu.addAction(("Unmute" if node.flags.get("mute") else "Mute") + "\tCtrl+M",
+                           lambda: c.toggle_flag("mute", ids))
             menu.addAction("Expand" if node.flags.get("collapsed") else "Collapse",
                            lambda: c.toggle_collapse(ids))
             menu.addAction("Rename…", lambda: c.rename_node(item.node_id))
             colors = menu.addMenu("Colour")
             for name, value in theme.COLOR_CHOICES.items():
                 colors.addAction(name, lambda v=value: c.set_color(v, ids))
-            menu.addAction("Duplicate", c.duplicate)
-            menu.addAction("Group in frame", c.group)
+            menu.addAction("Duplicate\tCtrl+D", c.duplicate)
+            menu.addAction("Group in frame\tCtrl+G", c.group)
             menu.addSeparator()
-            menu.addAction("Delete", c.delete_selected)
+            menu.addAction("Delete\tDelete", c.delete_selected)
         elif isinstance(item, LinkItem):
             menu.addAction("Insert reroute", lambda: c.insert_reroute(
                 item.link_id, (scene_pos.x() - 9, scene_pos.y() - 9)))
@@ -65,9 +68,27 @@ class ContextMenus(QObject):
                     item.frame_id, v or theme.FRAME_DEFAULT_COLOR))
             menu.addAction("Delete frame", lambda: c.delete_items(frame_ids=[item.frame_id]))
         else:
-            menu.addAction("Add node…", lambda: view.open_search(scene_pos))
-            menu.addAction("Paste", lambda: c.paste(at=(scene_pos.x(), scene_pos.y())))
-            menu.addAction("Frame all", view.frame_all)
+            menu.addAction("Add node…\tTab", lambda: view.open_search(scene_pos))
+            self._add_submenu(menu.addMenu("Add"), scene_pos)
+            menu.addAction("Paste\tCtrl+V", lambda: c.paste(at=(scene_pos.x(), scene_pos.y())))
+            menu.addAction("Frame all\tHome", view.frame_all)
         self.menu = menu
         menu.popup(view.viewport().mapToGlobal(pos))
         return menu
+
+    def _add_submenu(self, menu: QMenu, scene_pos) -> None:
+        """Every node type by category (``a/b`` nests), each with its description as a tooltip."""
+        menu.setToolTipsVisible(True)
+        submenus: dict[str, QMenu] = {}
+        types = sorted(addable_types(self.view.scene().graph.registry), key=lambda t: (t.category, t.title))
+        for node_type in types:
+            parent, path = menu, ""
+            for part in (node_type.category or "other").split("/"):
+                path = f"{path}/{part}"
+                if path not in submenus:
+                    submenus[path] = parent.addMenu(part)
+                    submenus[path].setToolTipsVisible(True)
+                parent = submenus[path]
+            action = parent.addAction(node_type.title, lambda t=node_type.type_id: self.view.add_node_requested.emit(
+                t, (scene_pos.x(), scene_pos.y()), None))
+            action.setToolTip(node_type.description or node_type.type_id)

@@ -187,7 +187,16 @@ class SearchPopup(QFrame):
             self.dismissed.emit()
 
     def show_at(self, global_pos: QPoint) -> None:
-        self.move(global_pos)
+        """At ``global_pos``, moved back inside the window (or screen) where it would run off."""
+        bounds = self.parentWidget().window().geometry() if self.parentWidget() is not None else None
+        if bounds is None or bounds.isEmpty():
+            screen = self.screen()
+            bounds = screen.availableGeometry() if screen is not None else None
+        pos = QPoint(global_pos)
+        if bounds is not None:
+            pos.setX(max(bounds.left(), min(pos.x(), bounds.right() - self.width())))
+            pos.setY(max(bounds.top(), min(pos.y(), bounds.bottom() - self.height())))
+        self.move(pos)
         self.show()
         self.query.setFocus()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView
 
 from . import theme
@@ -308,6 +308,20 @@ class GraphView(QGraphicsView):
                 nxt.setFocus(Qt.FocusReason.TabFocusReason)
             return
         self.open_search()
+
+    EMPTY_HINT = ("Tab or double-click to add a node\nright-click → Add for every node by category\n"
+                  "drop a workflow (.json) or an image made here (.png) to open it")
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        """An empty canvas says how to start."""
+        scene = self.scene()
+        if scene is None or getattr(scene, "graph", None) is None or scene.graph.nodes:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor("#8d939c"))  # the search popup's hint grey: readable, not loud
+        painter.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.EMPTY_HINT)
+        painter.restore()
 
     # ----- search popup ---------------------------------------------------------------
     def cursor_scene_pos(self) -> QPointF:

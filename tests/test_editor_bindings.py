@@ -271,7 +271,7 @@ def test_context_menu_on_right_click_not_right_drag(win):
     QTest.mouseClick(win.view.viewport(), RIGHT, NONE, pos)
     menu = win.context_menus.menu
     assert menu is not None and menu.isVisible()
-    assert "Bypass" in [a.text() for a in menu.actions()]
+    assert "Bypass\tCtrl+B" in [a.text() for a in menu.actions()]  # its shortcut shown beside it
     menu.close()
 
 

@@ -95,3 +95,39 @@ def test_small_things_new_clears_the_image_dialogs_suggest_and_bypass_is_logged(
     assert window.runs.last_result.status == "finished"
     assert window.scene.node_items[ids[1]].badge == ("skipped", "bypassed")
     assert "bypassed" in window.run_log.toPlainText()
+
+
+def test_canvas_help_menus_with_shortcuts_and_an_add_submenu(window, qtbot, registry):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    window.document.new_file()
+    # Tab right after New opens the search, without a click on the canvas first
+    QTest.keyClick(window.view, Qt.Key.Key_Tab)
+    assert window.view.search_popup is not None and window.view.search_popup.isVisible()
+    window.view.search_popup.close()
+    # the empty canvas says how to start: light text over the dark grid in the middle
+    image = window.view.viewport().grab().toImage()
+    middle = [image.pixelColor(x, image.height() // 2).lightness() for x in range(image.width())]
+    assert max(middle) > 120
+    # right-click on the empty canvas: Add by category, and the keys beside the actions
+    menu = window.context_menus.show_at(QPoint(20, 20))
+    texts = [a.text() for a in menu.actions()]
+    assert "Add node…\tTab" in texts and "Paste\tCtrl+V" in texts
+    add = next(a.menu() for a in menu.actions() if a.text() == "Add")
+    test_menu = next(a.menu() for a in add.actions() if a.text() == "test")
+    math = next(a.menu() for a in test_menu.actions() if a.text() == "math")
+    next(a for a in math.actions() if a.text() == "Const").trigger()
+    assert [n.type_id for n in window.graph.nodes.values()] == ["test.const"]
+    menu.close()
+    node = next(iter(window.scene.node_items.values()))
+    menu = window.context_menus.show_at(window.view.mapFromScene(node.sceneBoundingRect().center()))
+    assert "Bypass\tCtrl+B" in [a.text() for a in menu.actions()]
+    menu.close()
+    # the add-node popup opened at the window's bottom-right corner stays inside the window
+    corner = window.view.mapToScene(window.view.viewport().rect().bottomRight() - QPoint(2, 2))
+    popup = window.view.open_search(QPointF(corner))
+    asked = window.view.viewport().mapToGlobal(window.view.mapFromScene(corner))
+    assert popup.y() < asked.y()  # moved up from the bottom edge, where it would have run off
+    assert window.geometry().adjusted(-4, -4, 4, 4).contains(popup.geometry())  # (a window frame's slack)
+    popup.close()
