@@ -350,8 +350,7 @@ class MainWindow(QMainWindow):
         self.view.schedule_widgets()
 
     def _graph_cleared(self) -> None:
-        self.view.resetTransform()
-        self.view.centerOn(0, 0)
+        self.view.reset_view()
         self.image_viewer.clear()
         self.inspector.set_traces({}, {})
         self.runs.clear_images()

@@ -228,6 +228,9 @@ class NodeItem(QGraphicsItem):
     # ----- model events ---------------------------------------------------------------
     def on_changed(self, what: str, name: str | None) -> None:
         node = self.node
+        edited = what == "params" or (what == "flags" and name in ("bypass", "mute"))
+        if edited and self.badge is not None and self.badge[0] in ("done", "cached"):
+            self.set_badge("changed", "changed", "edited since the last run: run again to see it")
         if what == "params" and name in self.editors:
             self.editors[name].set_value(node.params[name])
         elif what == "flags":

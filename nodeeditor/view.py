@@ -77,6 +77,12 @@ class GraphView(QGraphicsView):
         self.scale(factor, factor)
         self._zoom_updated()
 
+    def reset_view(self) -> None:
+        """Zoom 100%, centred on the origin (a new workflow), the zoom label told."""
+        self.resetTransform()
+        self.centerOn(0, 0)
+        self._zoom_updated()
+
     def _zoom_updated(self) -> None:
         self.resetCachedContent()
         self.scene().set_widgets_visible(self.zoom() >= theme.LOD_WIDGETS)

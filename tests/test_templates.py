@@ -131,3 +131,23 @@ def test_canvas_help_menus_with_shortcuts_and_an_add_submenu(window, qtbot, regi
     assert popup.y() < asked.y()  # moved up from the bottom edge, where it would have run off
     assert window.geometry().adjusted(-4, -4, 4, 4).contains(popup.geometry())  # (a window frame's slack)
     popup.close()
+
+
+def test_edited_nodes_say_changed_and_the_zoom_label_follows_new(window, qtbot, registry):
+    g = Graph(registry)
+    const = g.add_node(g.create_node("test.const", (0, 0)))
+    image = g.add_node(g.create_node("test.image", (300, 0)))
+    show = g.add_node(g.create_node("test.show", (600, 0)))
+    g.connect(const.id, "out", image.id, "value")
+    g.connect(image.id, "image", show.id, "image")
+    window.document.load_graph(g)
+    window.runs.run()
+    wait_run(qtbot, window)
+    item = window.scene.node_items[const.id]
+    assert item.badge[0] == "done"
+    window.graph.set_param(const.id, "value", 7)
+    assert item.badge == ("changed", "changed") and "edited since the last run" in item.toolTip()
+    window.view.set_zoom(0.5)
+    assert window.zoom_label.text() == "50%"
+    window.document.new_file()
+    assert window.zoom_label.text() == "100%"
