@@ -174,8 +174,8 @@ def hires_fix(d: dict) -> Graph:
     by_title = {n.title: n for n in g.nodes.values()}
     first, load = by_title["UNet denoise"], by_title["Load model"]
     g.set_title(first.id, "First pass")
-    upscale = builder.add("upscale", "sd.upscale_latent", "Upscale latent", (1120, 800), scale_by=2.0)
-    hires = builder.add("hires", "sd.unet_denoise", "Hires pass", (1420, 760), cfg=float(d["cfg"]), denoise=0.5)
+    upscale = builder.add("upscale", "sd.upscale_latent", "Upscale latent", (760, 720), scale_by=2.0)
+    hires = builder.add("hires", "sd.unet_denoise", "Hires pass", (1780, 120), cfg=float(d["cfg"]), denoise=0.5)
     for link in [ln for ln in g.links.values() if ln.src_node == first.id and ln.src_output == "latent"]:
         g.remove_link(link.id)
         builder.link(hires, "latent", g.nodes[link.dst_node], link.dst_input)
