@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import uuid
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from graph_fixtures import make_kit
@@ -279,6 +283,16 @@ TYPES = ["test.const", "test.int", "test.text", "test.multiply", "test.add", "te
          "test.steps", "test.text_sink", REROUTE]
 
 
+@contextmanager
+def deterministic_ids():
+    """New node, link and frame ids counted from zero for one example: hypothesis replays an
+    example's choices and needs the same graph each time (random uuids order dicts and sorts
+    differently, so a replay could take another branch: FlakyStrategyDefinition)."""
+    counter = itertools.count(1)
+    with mock.patch("uuid.uuid4", lambda: uuid.UUID(int=next(counter))):
+        yield
+
+
 def random_command(data, graph):
     ids = list(graph.nodes)  # insertion order: ids are random, their order must not matter
     kinds = ["add", "add", "group"] if not ids else [
@@ -368,6 +382,11 @@ def _indexes_agree_with_a_fresh_graph(graph):
 @settings(max_examples=60 * FUZZ_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_commands_undo_redo_round_trip(data):
+    with deterministic_ids():
+        _random_commands_undo_redo_round_trip(data)
+
+
+def _random_commands_undo_redo_round_trip(data):
     graph = Graph(KIT.registry)
     built(graph)
     stack = UndoStack(graph)
@@ -421,6 +440,11 @@ class Boom(Command):
 def test_a_command_failing_part_way_leaves_the_graph_and_the_history_as_they_were(data):
     """Failures injected after a random command's changes, on do, undo and redo: the graph, the
     file it saves, its indexes and the undo history are exactly as before each failure."""
+    with deterministic_ids():
+        _a_command_failing_part_way(data)
+
+
+def _a_command_failing_part_way(data):
     graph = Graph(KIT.registry)
     built(graph)
     stack = UndoStack(graph)
