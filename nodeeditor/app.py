@@ -19,6 +19,7 @@ from . import theme, widgets
 from .context_menu import ContextMenus
 from .controller import Controller
 from .document import APP_NAME, Document
+from .library import NodeLibrary
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
 from .run_presenter import RunPresenter
@@ -148,8 +149,10 @@ class MainWindow(QMainWindow):
         self.image_viewer = ImageViewer(self)
         self.inspector = LatentInspector(self)
         self.run_log = RunLog()
+        self.library = NodeLibrary(self.registry, self._add_at_centre)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (
+                ("library", "Node library", self.library, Qt.DockWidgetArea.LeftDockWidgetArea),
                 ("properties", "Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("image", "Image", self.image_viewer, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("inspector", "Latent inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -165,6 +168,11 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["properties"], self.docks["image"]], [420, 360],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["log"]], [120], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["library"]], [210], Qt.Orientation.Horizontal)
+
+    def _add_at_centre(self, type_id: str) -> None:
+        centre = self.view.center()
+        self.view.add_node_requested.emit(type_id, (centre.x(), centre.y()), None)
 
     def _build_status(self) -> None:
         self.progress = QProgressBar()

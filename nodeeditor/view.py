@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView
 
 from . import theme
 from .frame_item import FrameItem
+from .library import NODE_MIME
 from .link_item import LinkItem
 from .modes import EdgeCutMode, EdgeDragMode, PanMode
 from .node_item import NodeItem
@@ -363,18 +364,21 @@ class GraphView(QGraphicsView):
         return None
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if self._dropped_path(event):
+        if self._dropped_path(event) or event.mimeData().hasFormat(NODE_MIME):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802
-        if self._dropped_path(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802
+        mime = event.mimeData()
+        if mime.hasFormat(NODE_MIME):  # a node from the library, placed where it was let go
+            event.acceptProposedAction()
+            at = self.mapToScene(event.position().toPoint())
+            self.add_node_requested.emit(bytes(mime.data(NODE_MIME)).decode(), (at.x(), at.y()), None)
+            return
         path = self._dropped_path(event)
         if path:
             event.acceptProposedAction()
