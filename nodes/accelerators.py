@@ -84,7 +84,8 @@ AOT = Accelerator("aot_cuda_graphs", "AOT compile + CUDA graphs", graph_encoders
 ACCELERATORS = {a.id: a for a in (OFF, CUDA_GRAPHS, COMPILE, COMPILE_GRAPHS, REGIONAL, AOT)}
 COMPILE_MODES = tuple(ACCELERATORS)
 COMPILE_LABELS = tuple(a.label for a in ACCELERATORS.values())
-# Workflow files before type_version 2 of Load model stored the labels (nodes/diffusion.py).
+# A label names its mode too where code passes one (scripts, benches); old files are read by Load
+# model's own frozen table (nodes/diffusion.py), which a renamed label cannot break.
 ID_FOR_LABEL = {a.label: a.id for a in ACCELERATORS.values()}
 
 

@@ -12,13 +12,12 @@ from . import sampling
 from .accelerators import COMPILE_LABELS, COMPILE_MODES
 from .embeddings import library_fingerprint
 from .model_folders import resolve_named
+from .model_sources import files_fingerprint, resolve_source
 from .models import (
     DEVICES,
     DTYPES,
     MODEL_CACHE,
     OFFLOAD_MODES,
-    ModelLoadError,
-    source_fingerprint,
 )
 from .prompts import WEIGHTINGS, encode_prompt
 from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
@@ -37,13 +36,6 @@ def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compi
         unet = dataclasses.replace(unet, scheduler_config={**unet.scheduler_config, "prediction_type": prediction})
     ctx.status(f"{loaded.family.title} model, {unet.scheduler_config.get('prediction_type', 'epsilon')} prediction")
     return {"model": unet, "clip": loaded.clip, "vae": loaded.vae}
-
-
-def _source_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
-    try:
-        return source_fingerprint(resolve_named("checkpoints", params["source"], settings))
-    except ModelLoadError as exc:
-        return f"missing:{exc}"
 
 
 # What version 1 of Load model stored for `compile`: the editor's labels of the time. Frozen here,
@@ -92,7 +84,8 @@ LOAD_MODEL = NodeType(
               tooltip="what the UNet predicts; auto: as the model says (an SD 2.x file: read from the file). "
                       "Set it for a v-prediction fine-tune that does not say so"),
     ),
-    fingerprint=_source_fingerprint,
+    fingerprint=files_fingerprint("source", lambda value, settings: resolve_source(
+        resolve_named("checkpoints", value, settings))),
     settings_in_key=("models_dir", "extra_model_paths"),
     aliases=("CheckpointLoaderSimple", "Load Checkpoint", "checkpoint", "ckpt", "model"),
     description="Loads UNet, text encoder and VAE once; every node using them shares one copy.",

@@ -25,14 +25,6 @@ _EXPLICIT = re.compile(r"embedding:([^\s,()\[\]:]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class EmbeddingToken:
-    """One vector of a named embedding, standing in a token list where a token id would."""
-
-    name: str
-    index: int
-
-
-@dataclass(frozen=True)
 class Embedding:
     name: str
     path: Path
@@ -53,6 +45,14 @@ class Embedding:
             raise ValueError(f"embedding {self.name!r} is {vectors.shape[-1]} wide, this model's text encoder "
                              f"takes {width}: it was made for another model family")
         return vectors
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingToken:
+    """One vector of an embedding, standing in a token list where a token id would."""
+
+    embedding: Embedding
+    index: int
 
 
 def read_embedding(path: Path) -> dict[str, Any]:

@@ -174,11 +174,12 @@ def run_save_image(ctx, image, prefix: str) -> dict[str, Any]:
     workflow = json.dumps(ctx.workflow(), ensure_ascii=False)
     parameters = run_parameters(ctx.graph, ctx.node_id)
     pils = images_to_pil(image)
+    # the images' own size: a "model default" or img2img size is known only from the image
+    parameters.update(width=pils[0].width, height=pils[0].height)
+    a1111 = infotext(ctx.graph, ctx.node_id, parameters, ctx.settings)  # one batch, one text: once
     paths = []
     for index, pil in enumerate(pils):
-        # the image's own size: a "model default" or img2img size is known only from the image
-        own = {**parameters, "width": pil.width, "height": pil.height, "batch_index": index}
-        info = png_info(workflow, own, infotext(ctx.graph, ctx.node_id, own, ctx.settings))
+        info = png_info(workflow, {**parameters, "batch_index": index}, a1111)
         path = safe_io.write_unique(folder, candidate_names(folder, stem),
                                     lambda handle, pil=pil, info=info:
                                     pil.save(handle, format="PNG", pnginfo=info))

@@ -24,7 +24,7 @@ from graphs.registry import NodeType, Param, Socket
 
 from .families.catalog import Family
 from .model_folders import find
-from .model_sources import ModelLoadError, checked_source, path_fingerprint
+from .model_sources import ModelLoadError, checked_source, files_fingerprint, path_fingerprint
 from .values import ClipModel, UNetModel
 from .weight_patches import Patch, base_module
 
@@ -344,13 +344,6 @@ def lora_path(file: str, settings: dict[str, Any]) -> Path:
     return resolve_lora_file(str(find("loras", file, settings, resolve_path(file, settings))))
 
 
-def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
-    try:
-        return path_fingerprint(lora_path(params["file"], settings))
-    except (ModelLoadError, OSError) as exc:
-        return f"missing:{exc}"
-
-
 LOAD_LORA = NodeType(
     "sd.load_lora", "Load LoRA", "loaders", run_load_lora,
     inputs=(Socket("model", "MODEL"), Socket("clip", "CLIP")),
@@ -364,7 +357,7 @@ LOAD_LORA = NodeType(
         Param("strength_clip", "float", 1.0, min=-10.0, max=10.0, step=0.05,
               tooltip="how strongly the LoRA changes the text encoder(s); 0 leaves them as they were"),
     ),
-    fingerprint=_fingerprint,
+    fingerprint=files_fingerprint("file", lora_path),
     settings_in_key=("models_dir", "extra_model_paths"),
     aliases=("LoraLoader", "LoraLoaderModelOnly", "lora"),
     description="Applies a LoRA to the model and text encoder it is given; chain several. The shared "

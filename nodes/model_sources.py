@@ -8,6 +8,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +112,16 @@ def path_fingerprint(path: Path) -> str:
     return "|".join(parts)
 
 
-def source_fingerprint(source: str) -> str:
-    """The Load model node's part of the output cache key: reloads when the files change."""
-    try:
-        return path_fingerprint(resolve_source(source))
-    except (ModelLoadError, OSError) as exc:
-        return f"missing:{exc}"
+def files_fingerprint(param: str, locate: Callable[[str, dict[str, Any]], Path]):
+    """A node type's ``fingerprint`` for a param that names model files (``locate`` turns its value
+    into the path): the files' state, or why they are missing, so a changed or mended file
+    re-runs the node."""
+    def fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
+        try:
+            return path_fingerprint(locate(params[param], settings))
+        except (ModelLoadError, OSError) as exc:
+            return f"missing:{exc}"
+    return fingerprint
 
 
 def model_settings(path: Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from .model_sources import (  # noqa: F401 (re-exported: the nodes' and tests' n
     preferred_dtype,
     read_json,
     resolve_source,
-    source_fingerprint,
 )
 from .values import ClipModel, TextEncoder, UNetModel, VaeModel
 

@@ -69,7 +69,7 @@ def chunk_tokens(tokenizer, fragments: list[Fragment], weighting: str,
         for part in split_references(fragment.text, settings) if settings is not None else [fragment.text]:
             words += part.split() if weighting == "comfy" and isinstance(part, str) else [part]
         for word in words:
-            ids = ([EmbeddingToken(word.name, i) for i in range(word.count)] if isinstance(word, Embedding)
+            ids = ([EmbeddingToken(word, i) for i in range(word.count)] if isinstance(word, Embedding)
                    else tokenizer(word, add_special_tokens=False).input_ids)
             tokens = [(t, fragment.weight) for t in ids]
             if weighting == "comfy" and current and len(tokens) <= size and len(current) + len(tokens) > size:
@@ -105,14 +105,14 @@ def _chunk_ids(tokenizer, chunk: list[tuple[Any, float]]):
     return ids + [tokenizer.pad_token_id] * (length - len(ids)), weights + [1.0] * (length - len(weights)), mask
 
 
-def _encode_chunks(text_encoder: TextEncoder, chunks, device, clip_skip: int, embeddings: dict[str, Embedding]):
+def _encode_chunks(text_encoder: TextEncoder, chunks, device, clip_skip: int):
     """Hidden states ``[chunks, 77, dim]`` and the pooled output of each chunk (or None)."""
     import torch
 
     tokenizer = text_encoder.tokenizer
     rows = [_chunk_ids(tokenizer, chunk) for chunk in chunks]
     width = text_encoder.encoder.get_input_embeddings().embedding_dim
-    vectors = [{1 + i: embeddings[t.name].for_encoder(text_encoder.spec.subfolder, width)[t.index]
+    vectors = [{1 + i: t.embedding.for_encoder(text_encoder.spec.subfolder, width)[t.index]
                 for i, (t, _) in enumerate(chunk) if isinstance(t, EmbeddingToken)} for chunk in chunks]
     ids = torch.tensor([r[0] for r in rows], device=device)
     use_mask = not text_encoder.spec.penultimate and getattr(text_encoder.encoder.config, "use_attention_mask", False)
@@ -157,16 +157,13 @@ def encode_prompt(clip: ClipModel, text: str, clip_skip: int = 0, weighting: str
         fragments = parse(text) if weighting != "none" else [Fragment(text)]
         tokenizer = clip.encoders[0].tokenizer
         chunks = chunk_tokens(tokenizer, fragments, weighting, settings or {})
-        embeddings = {t.name: None for chunk in chunks for t, _ in chunk if isinstance(t, EmbeddingToken)}
-        if weighting == "none" and len(chunks) == 1 and not embeddings:
+        uses_embeddings = any(isinstance(t, EmbeddingToken) for chunk in chunks for t, _ in chunk)
+        if weighting == "none" and len(chunks) == 1 and not uses_embeddings:
             return _pipeline_encode(clip, text, clip_skip)
-        from .embeddings import EMBEDDINGS
-
-        embeddings = {name: EMBEDDINGS.get(name, settings or {}) for name in embeddings}
         hidden, pooled, pads = [], None, []
         for text_encoder in clip.encoders:
-            states, pools, weights = _encode_chunks(text_encoder, chunks, clip.device, clip_skip, embeddings)
-            empty_states, _, _ = _encode_chunks(text_encoder, [[]], clip.device, clip_skip, {})
+            states, pools, weights = _encode_chunks(text_encoder, chunks, clip.device, clip_skip)
+            empty_states, _, _ = _encode_chunks(text_encoder, [[]], clip.device, clip_skip)
             hidden.append(_weighted(states, weights, weighting, empty_states))
             pads.append(empty_states)
             if text_encoder.spec.pooled:

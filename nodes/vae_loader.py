@@ -12,7 +12,7 @@ from typing import Any
 from graphs.registry import NodeType, Param, Socket
 
 from .model_folders import resolve_named
-from .model_sources import ModelLoadError, checked_source, path_fingerprint
+from .model_sources import ModelLoadError, checked_source, files_fingerprint
 from .values import UNetModel, VaeModel
 
 
@@ -119,13 +119,6 @@ def run_load_vae(ctx, model: UNetModel, source: str) -> dict[str, Any]:
                             latent.latent_rgb, latent.latent_rgb_bias, model.default_size)}
 
 
-def _fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
-    try:
-        return path_fingerprint(resolve_vae_source(resolve_named("vae", params["source"], settings)))
-    except (ModelLoadError, OSError) as exc:
-        return f"missing:{exc}"
-
-
 LOAD_VAE = NodeType(
     "sd.load_vae", "Load VAE", "loaders", run_load_vae,
     inputs=(Socket("model", "MODEL"),),
@@ -133,7 +126,8 @@ LOAD_VAE = NodeType(
     params=(Param("source", "path", "", linkable=False, report="vae", file_kind="vae",
                   tooltip="a diffusers VAE folder or a .safetensors VAE (e.g. the fp16-fixed SDXL VAE); it is "
                           "placed where the connected model is and takes that model's family"),),
-    fingerprint=_fingerprint,
+    fingerprint=files_fingerprint("source", lambda value, settings: resolve_vae_source(
+        resolve_named("vae", value, settings))),
     settings_in_key=("models_dir", "extra_model_paths"),
     aliases=("VAELoader",),
     description="Loads a VAE apart from the checkpoint; use its output in VAE decode/encode and Empty latent.",

@@ -52,6 +52,21 @@ class Builder:
         link_id = uuid.uuid5(NAMESPACE, f"{self.name}/{src.id}.{out}->{dst.id}.{inp}").hex
         self.graph.add_link(Link(link_id, src.id, out, dst.id, inp))
 
+    def move_outputs(self, src, out: str, new_src, to_types: tuple[str, ...] = ()) -> None:
+        """Whatever took ``src.out`` (of ``to_types``, if given) takes ``new_src.out`` instead."""
+        g = self.graph
+        for ln in [ln for ln in g.links.values() if ln.src_node == src.id and ln.src_output == out
+                   and (not to_types or g.nodes[ln.dst_node].type_id in to_types)]:
+            g.remove_link(ln.id)
+            self.link(new_src, out, g.nodes[ln.dst_node], ln.dst_input)
+
+    def copy_inputs(self, src, dst, names: tuple[str, ...]) -> None:
+        """``dst`` takes the named inputs from where ``src`` takes them."""
+        g = self.graph
+        for name in names:
+            feed = g.inbound(src.id, name)
+            self.link(g.nodes[feed.src_node], feed.src_output, dst, name)
+
 
 def sampler_chain(b: Builder, d: dict, latent_src, latent_out: str, denoise: float = 1.0):
     g = b.graph
@@ -144,24 +159,16 @@ def sdxl_base_refiner(base_steps: int = 25) -> Graph:
                            text=SDXL["negative_prompt"])
     unet = builder.add("refiner_unet", "sd.unet_denoise", "Refiner denoise", (760, 1100), cfg=SDXL["cfg"],
                        start_step=base_steps, add_noise=False)
-    for link in [ln for ln in b.links.values() if ln.src_node == base_unet.id and ln.src_output == "latent"]:
-        b.remove_link(link.id)
-        builder.link(unet, "latent", b.nodes[link.dst_node], link.dst_input)
-    for link in [ln for ln in b.links.values() if ln.src_node == by_key["SDXL base (set source)"].id
-                 and ln.src_output == "vae" and b.nodes[ln.dst_node].type_id in ("sd.vae_decode", "sd.latent_inspect")]:
-        b.remove_link(link.id)
-        builder.link(refiner, "vae", b.nodes[link.dst_node], link.dst_input)
+    builder.move_outputs(base_unet, "latent", unet)
+    builder.move_outputs(by_key["SDXL base (set source)"], "vae", refiner, ("sd.vae_decode", "sd.latent_inspect"))
     builder.link(refiner, "clip", positive, "clip")
     builder.link(refiner, "clip", negative, "clip")
     builder.link(refiner, "model", unet, "model")
     builder.link(positive, "conditioning", unet, "positive")
     builder.link(negative, "conditioning", unet, "negative")
     builder.link(base_unet, "latent", unet, "latent")
-    builder.link(by_key["Noise"], "noise", unet, "noise")
-    builder.link(by_key["Scheduler"], "scheduler", unet, "scheduler")
-    for link in [ln for ln in b.links.values() if ln.src_node == base_unet.id and ln.src_output == "trace"]:
-        b.remove_link(link.id)
-        builder.link(unet, "trace", b.nodes[link.dst_node], link.dst_input)
+    builder.copy_inputs(base_unet, unet, ("noise", "scheduler"))
+    builder.move_outputs(base_unet, "trace", unet)
     return b
 
 
@@ -176,15 +183,11 @@ def hires_fix(d: dict) -> Graph:
     g.set_title(first.id, "First pass")
     upscale = builder.add("upscale", "sd.upscale_latent", "Upscale latent", (760, 720), scale_by=2.0)
     hires = builder.add("hires", "sd.unet_denoise", "Hires pass", (1780, 120), cfg=float(d["cfg"]), denoise=0.5)
-    for link in [ln for ln in g.links.values() if ln.src_node == first.id and ln.src_output == "latent"]:
-        g.remove_link(link.id)
-        builder.link(hires, "latent", g.nodes[link.dst_node], link.dst_input)
+    builder.move_outputs(first, "latent", hires)
     builder.link(first, "latent", upscale, "latent")
     builder.link(load, "vae", upscale, "vae")
     builder.link(upscale, "latent", hires, "latent")
-    for name in ("model", "positive", "negative", "noise", "scheduler"):
-        source = next(ln for ln in g.links.values() if ln.dst_node == first.id and ln.dst_input == name)
-        builder.link(g.nodes[source.src_node], source.src_output, hires, name)
+    builder.copy_inputs(first, hires, ("model", "positive", "negative", "noise", "scheduler"))
     return g
 
 

@@ -5,7 +5,7 @@ editor does writes into the app's own files; a run with unconnected inputs does 
 from __future__ import annotations
 
 import pytest
-from conftest_editor import build_chain, open_window, registry, wait_run, window  # noqa: F401
+from conftest_editor import build_chain, image_workflow, open_window, registry, wait_run, window  # noqa: F401
 
 import nodes  # noqa: F401
 from graphs import Graph, default_registry
@@ -40,12 +40,7 @@ def test_templates_menu_opens_untitled_copies_that_never_save_into_the_app(sd_wi
 
 
 def test_a_run_with_unconnected_inputs_does_not_start_and_marks_the_nodes(window, qtbot, registry):
-    g = Graph(registry)
-    const = g.add_node(g.create_node("test.const", (0, 0)))
-    image = g.add_node(g.create_node("test.image", (300, 0)))
-    complete = g.add_node(g.create_node("test.show", (600, 0)))
-    g.connect(const.id, "out", image.id, "value")
-    g.connect(image.id, "image", complete.id, "image")
+    g = image_workflow(registry)  # const -> make image -> show: complete
     lonely = [g.add_node(g.create_node("test.show", (600, 300 * i))) for i in (1, 2)]
     window.document.load_graph(g)
     window.runs.run()
@@ -54,7 +49,7 @@ def test_a_run_with_unconnected_inputs_does_not_start_and_marks_the_nodes(window
     for node in lonely:
         assert items[node.id].badge[0] == "failed"
         assert "'image' (IMAGE) is not connected" in items[node.id].toolTip()
-    assert items[const.id].badge is None and items[complete.id].badge is None  # nothing ran
+    assert items["c0nst"].badge is None and items["sh0w"].badge is None  # nothing ran
 
 
 def test_small_things_new_clears_the_image_dialogs_suggest_and_bypass_is_logged(window, qtbot, registry,
@@ -134,18 +129,12 @@ def test_canvas_help_menus_with_shortcuts_and_an_add_submenu(window, qtbot, regi
 
 
 def test_edited_nodes_say_changed_and_the_zoom_label_follows_new(window, qtbot, registry):
-    g = Graph(registry)
-    const = g.add_node(g.create_node("test.const", (0, 0)))
-    image = g.add_node(g.create_node("test.image", (300, 0)))
-    show = g.add_node(g.create_node("test.show", (600, 0)))
-    g.connect(const.id, "out", image.id, "value")
-    g.connect(image.id, "image", show.id, "image")
-    window.document.load_graph(g)
+    window.document.load_graph(image_workflow(registry))
     window.runs.run()
     wait_run(qtbot, window)
-    item = window.scene.node_items[const.id]
+    item = window.scene.node_items["c0nst"]
     assert item.badge[0] == "done"
-    window.graph.set_param(const.id, "value", 7)
+    window.graph.set_param("c0nst", "value", 7)
     assert item.badge == ("changed", "changed") and "edited since the last run" in item.toolTip()
     window.view.set_zoom(0.5)
     assert window.zoom_label.text() == "50%"
