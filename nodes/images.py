@@ -28,8 +28,12 @@ MAX_IMAGE_FILE_BYTES = 1024**3
 HASH_LIMIT_BYTES = 64 * 1024**2
 
 
-def _file_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
-    path = Path(resolve_path(params["path"], settings))
+def file_fingerprint(value: str, settings: dict[str, Any]) -> str:
+    """What a file param's file is now, so a changed file reruns its node (an edited image or mask
+    under the same name)."""
+    if not value:
+        return ""
+    path = Path(resolve_path(value, settings))
     try:
         info = path.stat()
     except OSError:
@@ -45,35 +49,88 @@ def _file_fingerprint(params: dict[str, Any], settings: dict[str, Any]) -> str:
         return "unreadable"
 
 
-def run_load_image(ctx, path: str) -> dict[str, Any]:
+def open_image_file(ctx, path: str, what: str = "image"):
+    """The pixels of an image file as a loaded PIL image (its size checked before decoding), through
+    the app's safe open: no links, no devices, nothing over the file-size limit."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path:
-        raise ValueError("no image chosen (param 'path' is empty)")
     file = Path(ctx.resolve_path(path))
     try:
         handle = safe_io.open_regular(file, MAX_IMAGE_FILE_BYTES)
     except FileNotFoundError:
-        raise FileNotFoundError(f"image not found: {file}") from None
+        raise FileNotFoundError(f"{what} not found: {file}") from None
     except OSError as exc:
-        raise ValueError(f"cannot open image {file}: {exc.strerror}") from None
+        raise ValueError(f"cannot open {what} {file}: {exc.strerror}") from None
     with handle:
         try:
-            with Image.open(handle) as image:
-                width, height = image.size
-                if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
-                    raise ValueError(f"{file}: the image is {width}x{height}; the largest this "
-                                     f"app takes is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}")
-                image.load()
-                pixels = image_to_float_rgb(image, file)
+            image = Image.open(handle)
+            width, height = image.size
+            if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+                raise ValueError(f"{file}: the {what} is {width}x{height}; the largest this "
+                                 f"app takes is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}")
+            image.load()
+            return image, file
         except Image.DecompressionBombError as exc:
             raise ValueError(f"{file}: refused, far larger than {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} "
                              f"({exc})") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise ValueError(f"cannot read image {file}: {exc}") from None
+            raise ValueError(f"cannot read {what} {file}: {exc}") from None
+
+
+def run_load_image(ctx, path: str, mask: str = "") -> dict[str, Any]:
     import torch
 
-    return {"image": torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous()}
+    if not path:
+        raise ValueError("no image chosen (param 'path' is empty)")
+    image, file = open_image_file(ctx, path)
+    pixels = torch.from_numpy(image_to_float_rgb(image, file)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    if mask:  # a painted mask (the editor's mask editor, or any grayscale file)
+        mask_image, mask_file = open_image_file(ctx, mask, "mask")
+        painted = torch.from_numpy(mask_values(mask_image, "luminance", mask_file)).unsqueeze(0)
+        alpha = fit_mask(ctx, painted, pixels.shape[-2:])
+    else:  # ComfyUI's convention: transparent pixels are the ones to repaint
+        alpha = torch.from_numpy(mask_values(image, "alpha", file)).unsqueeze(0)
+        alpha = 1.0 - alpha if image_has_alpha(image) else torch.zeros_like(alpha)
+    return {"image": pixels, "mask": alpha}
+
+
+MASK_CHANNELS = ("luminance", "alpha", "red", "green", "blue")
+
+
+def image_has_alpha(image) -> bool:
+    return "A" in image.mode or "a" in image.mode or "transparency" in image.info
+
+
+def mask_values(image, channel: str, file: Path | str = "mask"):
+    """One channel of a PIL image as ``[H, W]`` float32 in 0..1 (16-bit grey kept at full precision;
+    alpha of an image without one: all 1)."""
+    import numpy as np
+
+    mode = image.mode
+    if channel == "alpha":
+        if not image_has_alpha(image):
+            return np.ones((image.height, image.width), dtype=np.float32)
+        return np.asarray(image.convert("RGBA"), dtype=np.float32)[:, :, 3] / 255.0
+    if channel == "luminance" and (mode.startswith("I;16") or mode in ("I", "F")):
+        return image_to_float_rgb(image, file)[:, :, 0]
+    if channel == "luminance":
+        try:
+            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        except ValueError as exc:
+            raise ValueError(f"{file}: images in mode {mode} are not supported ({exc})") from None
+    return image_to_float_rgb(image, file)[:, :, "rgb".index(channel[0])]
+
+
+def fit_mask(ctx, mask, size):
+    """``mask`` [B, h, w] at ``size`` (h, w): a mask painted or loaded at another size is stretched to
+    the image (bilinear), with a note on the node rather than a refusal."""
+    import torch.nn.functional as F
+
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    ctx.warn(f"mask is {mask.shape[-1]}x{mask.shape[-2]}, the image {size[1]}x{size[0]}: "
+             "the mask was resized to the image")
+    return F.interpolate(mask.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
 
 
 def image_to_float_rgb(image, file: Path | str = "image"):
@@ -107,11 +164,15 @@ def image_to_float_rgb(image, file: Path | str = "image"):
 
 LOAD_IMAGE = NodeType(
     "image.load", "Load image", "image", run_load_image,
-    outputs=(Socket("image", "IMAGE"),),
-    params=(Param("path", "path", "", tooltip="a PNG, JPEG or WebP file, up to 8192x8192"),),
-    fingerprint=_file_fingerprint,
-    aliases=("LoadImage",),
-    description="Reads an image file.",
+    outputs=(Socket("image", "IMAGE"), Socket("mask", "MASK")),
+    params=(Param("path", "path", "", tooltip="a PNG, JPEG or WebP file, up to 8192x8192"),
+            Param("mask", "path", "", linkable=False,
+                  tooltip="a painted mask for this image (Edit mask... in the node's menu, or any grayscale "
+                          "file; white repaints); empty: the image's transparent pixels are the mask")),
+    fingerprint=lambda params, settings: "|".join(
+        file_fingerprint(params.get(name, ""), settings) for name in ("path", "mask")),
+    aliases=("LoadImage", "inpaint", "alpha"),
+    description="Reads an image file; its mask is a painted mask file, or the image's transparency.",
 )
 
 

@@ -12,6 +12,11 @@ DIFFUSION_SOCKETS = (
     SocketType("NOISE", "#90a4ae", "a seeded noise source"),
     SocketType("SCHEDULER", "#4db6ac", "a sampler/scheduler recipe"),
     SocketType("IMAGE", "#64b5f6", "RGB images"),
+    # [batch, height, width] float in 0..1 at the image's size; 1 (white in a mask file) = the
+    # area to repaint, as diffusers' inpaint pipelines and ComfyUI read masks.
+    SocketType("MASK", "#81c784", "where to repaint: white (1) repaints, black (0) keeps"),
+    SocketType("CONTROL_NET", "#00897b", "a ControlNet with the model family it was trained for"),
+    SocketType("UPSCALE_MODEL", "#7986cb", "an image upscaler network (ESRGAN, SwinIR, ...)"),
 )
 
 
