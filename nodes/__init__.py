@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from graphs.registry import Registry, default_registry
 
-from . import diffusion, images, inspect, lora, primitives, upscale, vae_loader
+from . import diffusion, image_ops, images, inspect, lora, masks, primitives, upscale, vae_loader
 from .sockets import register_sockets
 
 ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *lora.NODE_TYPES, *images.NODE_TYPES,
-                  *upscale.NODE_TYPES, *inspect.NODE_TYPES, *primitives.NODE_TYPES)
+                  *upscale.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES, *inspect.NODE_TYPES,
+                  *primitives.NODE_TYPES)
 
 
 def register(registry: Registry) -> Registry:
