@@ -5,11 +5,25 @@ from __future__ import annotations
 
 from graphs.registry import Registry, default_registry
 
-from . import diffusion, image_ops, images, inspect, lora, masks, primitives, upscale, vae_loader
+from . import (
+    controlnet,
+    diffusion,
+    image_ops,
+    images,
+    inpaint_nodes,
+    inspect,
+    lora,
+    masks,
+    primitives,
+    upscale,
+    vae_loader,
+)
 from .sockets import register_sockets
 
-ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *lora.NODE_TYPES, *images.NODE_TYPES,
-                  *upscale.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES, *inspect.NODE_TYPES,
+ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *lora.NODE_TYPES, *controlnet.NODE_TYPES,
+                  *inpaint_nodes.NODE_TYPES, *images.NODE_TYPES,
+                  *upscale.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES,
+                  *inspect.NODE_TYPES,
                   *primitives.NODE_TYPES)
 
 

@@ -11,6 +11,7 @@ from graphs.registry import SEED_MAX, NodeType, Param, Socket
 from . import sampling
 from .accelerators import COMPILE_LABELS, COMPILE_MODES
 from .embeddings import library_fingerprint
+from .inpaint import inpainting_unet
 from .model_folders import resolve_named
 from .model_sources import files_fingerprint, resolve_source
 from .models import (
@@ -277,7 +278,7 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                      cfg: float = 7.5, denoise: float = 1.0, start_step: int = 0,
                      end_step: int = -1, add_noise: bool = True, preview_every: int = 1) -> dict[str, Any]:
     expected = model.unet.config.in_channels
-    if latent.samples.shape[1] != expected:
+    if latent.samples.shape[1] != expected and not inpainting_unet(model, latent.samples.shape[1]):
         raise ValueError(f"input 'latent' has {latent.samples.shape[1]} channels but the model "
                          f"expects {expected}; connect the VAE to Empty latent")
     if negative is None and cfg > 1:
@@ -296,7 +297,9 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                         step)
 
     hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
-                               matrix)
+                               matrix, warn=ctx.warn)
+    if model.graphed is not None and (positive.controls or (negative is not None and negative.controls)):
+        ctx.warn("the UNet's CUDA graph / AOT package takes no ControlNet residuals: it ran uncompiled")
     out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
                                   denoise, start_step, end_step, hooks,
                                   keep_trace=bool(ctx.settings.get("keep_trace", True)), add_noise=add_noise)

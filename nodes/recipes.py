@@ -52,3 +52,41 @@ def img2img_graph(source: str, image_path: str, strength: float = 0.6,
     g.set_param(ids["unet"], "denoise", strength)
     g.remove_node(ids.pop("empty"))
     return g, ids
+
+
+def add_controlnet(g: Graph, ids: dict[str, str], source: str, image_path: str, strength: float = 1.0,
+                   start: float = 0.0, end: float = 1.0, key: str = "control") -> dict[str, str]:
+    """Put a Load ControlNet + hint image + Apply ControlNet between the prompts and UNet denoise of a
+    graph from :func:`txt2img_graph` (again for multi-ControlNet: each one follows the last)."""
+    positive, negative = g.inbound(ids["unet"], "positive"), g.inbound(ids["unet"], "negative")
+    ids[f"{key}_net"] = g.add_node(g.create_node("sd.load_controlnet", title=f"{key}_net",
+                                                 params={"source": source})).id
+    ids[f"{key}_image"] = g.add_node(g.create_node("image.load", title=f"{key}_image",
+                                                   params={"path": image_path})).id
+    ids[key] = g.add_node(g.create_node("sd.apply_controlnet", title=key, params={
+        "strength": strength, "start_percent": start, "end_percent": end})).id
+    g.connect(ids["load"], "model", ids[f"{key}_net"], "model")
+    g.connect(positive.src_node, positive.src_output, ids[key], "positive")
+    g.connect(negative.src_node, negative.src_output, ids[key], "negative")
+    g.connect(ids[f"{key}_net"], "control_net", ids[key], "control_net")
+    g.connect(ids[f"{key}_image"], "image", ids[key], "image")
+    g.connect(ids[key], "positive", ids["unet"], "positive")
+    g.connect(ids[key], "negative", ids["unet"], "negative")
+    return ids
+
+
+def inpaint_graph(source: str, image_path: str, mask_path: str, strength: float = 1.0, grow_mask_by: int = 0,
+                  **kwargs) -> tuple[Graph, dict[str, str]]:
+    """Inpainting: the image and its painted mask through VAE encode (for inpaint) into UNet denoise."""
+    g, ids = txt2img_graph(source, **kwargs)
+    ids["image"] = g.add_node(g.create_node("image.load", title="image", params={
+        "path": image_path, "mask": mask_path})).id
+    ids["encode"] = g.add_node(g.create_node("sd.vae_encode_inpaint", title="encode",
+                                             params={"grow_mask_by": grow_mask_by})).id
+    g.connect(ids["load"], "vae", ids["encode"], "vae")
+    g.connect(ids["image"], "image", ids["encode"], "image")
+    g.connect(ids["image"], "mask", ids["encode"], "mask")
+    g.connect(ids["encode"], "latent", ids["unet"], "latent")
+    g.set_param(ids["unet"], "denoise", strength)
+    g.remove_node(ids.pop("empty"))
+    return g, ids

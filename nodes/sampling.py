@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .control_steps import ControlSteps
 from .families.catalog import SD1_LATENT_RGB
+from .inpaint import inpainting_unet
 from .prompts import pad_to_same_length
 from .schedulers import build_scheduler
 from .transfer import HostCopier
@@ -24,6 +26,7 @@ class StepHooks:
     preview: Callable[[Any, int], None] | None = None  # (uint8 [h,w,3] host array, step)
     preview_every: int = 1
     preview_matrix: tuple = (SD1_LATENT_RGB, (0.0, 0.0, 0.0))  # (4x3 latent→RGB matrix, bias)
+    warn: Callable[[str], None] = lambda message: None  # a note for the node (a resized hint)
 
 
 def _expand(embeds, batch: int):
@@ -128,6 +131,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     order = scheduler.order
     continuing = not latent.empty and not add_noise
     img2img = not latent.empty and add_noise
+    inpainting = img2img and latent.noise_mask is not None
     if continuing:
         first = max(0, start_step) * order
     elif img2img:
@@ -135,7 +139,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         init = min(int(spec.steps * denoise_strength), spec.steps)
         t_start = max(spec.steps - init, 0)
         first = t_start * order
-        if latent.mean is not None:  # VAE-encoded: sample from the run's generator first
+        if latent.mean is not None and not inpainting:  # VAE-encoded: sample from the run's generator first
             draw = randn_tensor(latent.mean.shape, generator=generator, device=torch.device(device),
                                 dtype=latent.mean.dtype)
             samples = ((latent.mean + latent.std * draw) * latent.scaling_factor).to(dtype)
@@ -146,9 +150,23 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         scheduler.set_begin_index(first)
     if len(timesteps) == 0:  # strength 0, or a start past the last step: nothing to do
         return latent, LatentTrace()
-    initial_noise = None if continuing else randn_tensor(tuple(samples.shape), generator=generator,
-                                                         device=torch.device(device), dtype=dtype)
-    if continuing:
+    inpaint_steps = None
+    if inpainting:
+        from . import inpaint
+
+        latents, inpaint_steps = inpaint.begin(model, latent, scheduler, generator, timesteps,
+                                               first == 0 and denoise_strength >= 1.0, device, dtype)
+    elif latent.noise_mask is not None:
+        raise ValueError("input 'latent': a masked latent continued without new noise (add_noise off) "
+                         "cannot keep its unmasked part; turn add_noise on")
+    elif inpainting_unet(model, samples.shape[1]):
+        raise ValueError("input 'latent': this is an inpainting model (9 input channels): encode the image "
+                         "and its mask with 'VAE encode (for inpaint)'")
+    initial_noise = None if continuing or inpainting else randn_tensor(
+        tuple(samples.shape), generator=generator, device=torch.device(device), dtype=dtype)
+    if inpainting:
+        pass  # begun above
+    elif continuing:
         latents = samples
     elif img2img:
         latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
@@ -161,6 +179,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     if end_step is not None and end_step >= 0:
         timesteps = timesteps[: max(0, end_step * order - first)]
 
+    controls = ControlSteps(model, positive, negative, do_cfg, tuple(latents.shape), hooks.warn)
     step_params = inspect.signature(scheduler.step).parameters
     extra: dict[str, Any] = {}
     if "generator" in step_params:
@@ -197,7 +216,10 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             hooks.check_cancel()
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = model.predict(model_input, t, embeds, added)
+            residuals = controls.residuals(i, total, model_input, t, embeds, added)
+            if inpaint_steps is not None:
+                model_input = inpaint_steps.unet_input(model_input, do_cfg)
+            noise_pred = model.predict(model_input, t, embeds, added, residuals)
             if do_cfg:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)
@@ -206,6 +228,8 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             if x0 is None and (keep_trace or preview is not None):
                 x0 = predict_x0(scheduler, latents, noise_pred, t)
             latents = out.prev_sample
+            if inpaint_steps is not None:
+                latents = inpaint_steps.after_step(scheduler, latents, i, timesteps)
             if keep_trace:
                 if x0_host is None:  # x0 may be fp32 where the latents are fp16 (Euler upcasts)
                     x0_host = copier.empty((total, *x0.shape), x0.dtype)

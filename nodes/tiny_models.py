@@ -25,10 +25,17 @@ def write_char_tokenizer(folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def make_tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Path:
-    """Save a tiny random SD-layout model (UNet, VAE, CLIP, PNDM scheduler) into ``folder``."""
+def make_tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon", inpainting: bool = False) -> Path:
+    """Save a tiny random SD-layout model (UNet, VAE, CLIP, PNDM scheduler) into ``folder``;
+    ``inpainting``: a 9-channel inpainting UNet (latents + mask + masked image), as SD 1.5-inpainting."""
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)
@@ -36,7 +43,7 @@ def make_tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") 
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "_tok"))
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4,
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=9 if inpainting else 4,
         out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
         norm_num_groups=4, attention_head_dim=2)
@@ -50,14 +57,15 @@ def make_tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") 
         max_position_embeddings=24))
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               skip_prk_steps=True, steps_offset=1, prediction_type=prediction_type)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipeline = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    pipe = pipeline(vae=vae, text_encoder=encoder, tokenizer=tokenizer, unet=unet,
+                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                    requires_safety_checker=False)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
 
-def make_tiny_sdxl(folder: Path, seed: int = 0, refiner: bool = False) -> Path:
+def make_tiny_sdxl(folder: Path, seed: int = 0, refiner: bool = False, inpainting: bool = False) -> Path:
     """Save a tiny random SDXL-layout model into ``folder``: the base (two text encoders, the second
     with a projection for the pooled embedding; size/crop time ids) or the refiner (the second
     encoder only; an aesthetic score instead of the target size). The structure of diffusers' own
@@ -81,7 +89,8 @@ def make_tiny_sdxl(folder: Path, seed: int = 0, refiner: bool = False) -> Path:
     # loader tells their weights apart by it.
     hidden, hidden_2, time_dim = 16, 24, 8
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=9 if inpainting else 4,
+        out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=hidden_2 if refiner else hidden + hidden_2, norm_num_groups=4, attention_head_dim=2,
         use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=time_dim,
@@ -108,3 +117,24 @@ def make_tiny_sdxl(folder: Path, seed: int = 0, refiner: bool = False) -> Path:
             unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def make_tiny_controlnet(folder: Path, model_folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random ControlNet for the tiny model in ``model_folder`` into ``folder``: the
+    shape ``ControlNetModel.from_unet`` gives (hint encoder down to the latent size), with every
+    weight random, so its zero-initialised output layers steer (a fresh ControlNet adds nothing)."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(model_folder), subfolder="unet")
+    vae_scale = 2 ** (len(json.loads((Path(model_folder) / "vae" / "config.json").read_text())["block_out_channels"]) - 1)
+    embedding = tuple(16 * 2 ** i for i in range(vae_scale.bit_length()))  # one halving per doubling
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=embedding)
+    if unet.config.in_channels != 4:  # an inpainting UNet's ControlNet still sees 4 latent channels
+        raise ValueError("make the ControlNet from a normal (4-channel) model")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    net.save_pretrained(str(folder), safe_serialization=True)
+    return Path(folder)

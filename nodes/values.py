@@ -32,6 +32,8 @@ class Conditioning:
     crop_top_left: tuple[int, int] = (0, 0)
     target_size: tuple[int, int] | None = None
     aesthetic_score: float | None = None  # the refiner's; None: 6.0 positive, 2.5 negative
+    # Apply ControlNet's hints (nodes/controlnet.py ControlHint), run inside UNet denoise each step
+    controls: tuple = ()
 
     @property
     def empty_prompt(self) -> bool:
@@ -55,13 +57,18 @@ class Latent:
     mean: Any = None
     std: Any = None
     scaling_factor: float = 1.0
+    # Inpainting (nodes/inpaint.py): where to repaint, at latent size [batch or 1, 1, h, w] (1 repaints);
+    # for 9-channel inpainting UNets, the distribution of the image with that area blanked out.
+    noise_mask: Any = None
+    masked_mean: Any = None
+    masked_std: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.samples.shape)
 
     def cache_size_bytes(self) -> int:
-        return _tensor_bytes(self.samples, self.mean, self.std)
+        return _tensor_bytes(self.samples, self.mean, self.std, self.noise_mask, self.masked_mean, self.masked_std)
 
 
 @dataclass(frozen=True)
@@ -136,11 +143,15 @@ class UNetModel:
         """SDXL: pooled text embeddings and size/crop time ids go into the time embedding."""
         return self.unet.config.addition_embed_type == "text_time"
 
-    def predict(self, sample, timestep, embeds, added: tuple = ()):
+    def predict(self, sample, timestep, embeds, added: tuple = (), residuals: tuple | None = None):
         """The UNet's output for one step (``return_dict=False``'s first item); ``timestep`` is a
         tensor on the sample's device, as the scheduler's timesteps are; ``added`` is SDXL's
-        ``(text_embeds, time_ids)``."""
+        ``(text_embeds, time_ids)``; ``residuals`` ControlNets' ``(down residuals, mid residual)``.
+        The CUDA-graph and AOT paths were captured without residuals: a step with them runs eagerly
+        (UNet denoise says so on the node)."""
         with patched(self.unet, self.patches):
+            if residuals is not None:
+                return unet_forward(self.unet, sample, timestep, embeds, *(added or (None, None)), residuals=residuals)
             if self.graphed is not None:
                 return self.graphed(sample, timestep, embeds, *added)
             return unet_forward(self.unet, sample, timestep, embeds, *added)
@@ -158,10 +169,15 @@ class UNetModel:
         return 0  # owned by the model cache, not by the output cache
 
 
-def unet_forward(unet, sample, timestep, embeds, text_embeds=None, time_ids=None):
-    """One UNet call as the pipelines make it (SDXL's extras as ``added_cond_kwargs``)."""
+def unet_forward(unet, sample, timestep, embeds, text_embeds=None, time_ids=None, residuals=None):
+    """One UNet call as the pipelines make it (SDXL's extras as ``added_cond_kwargs``, ControlNets'
+    residuals as the ControlNet pipelines pass them)."""
     added = None if text_embeds is None else {"text_embeds": text_embeds, "time_ids": time_ids}
-    return unet(sample, timestep, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False)[0]
+    if residuals is None:
+        return unet(sample, timestep, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False)[0]
+    down, mid = residuals
+    return unet(sample, timestep, encoder_hidden_states=embeds, added_cond_kwargs=added,
+                down_block_additional_residuals=down, mid_block_additional_residual=mid, return_dict=False)[0]
 
 
 @dataclass(eq=False)
