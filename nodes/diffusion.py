@@ -299,7 +299,8 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
     hooks = sampling.StepHooks(ctx.check_cancel, ctx.progress, preview, max(1, preview_every),
                                matrix, warn=ctx.warn)
     if model.graphed is not None and (positive.controls or (negative is not None and negative.controls)):
-        ctx.warn("the UNet's CUDA graph / AOT package takes no ControlNet residuals: it ran uncompiled")
+        ctx.warn("the UNet's CUDA graph / AOT package takes no ControlNet residuals: "
+                 "the steps with a ControlNet ran it uncompiled")
     out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
                                   denoise, start_step, end_step, hooks,
                                   keep_trace=bool(ctx.settings.get("keep_trace", True)), add_noise=add_noise)

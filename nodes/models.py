@@ -136,13 +136,18 @@ def _load_single_file(file: Path, dtype, config: str) -> tuple[Any, Family]:
         except CheckpointError as exc:
             raise ModelLoadError(f"{exc}. For an unusual model, set 'config' to a local diffusers folder of "
                                  "its architecture") from None
-        if detected.inpainting:
-            raise ModelLoadError(f"{file.name}: {detected.title} ({detected.evidence}): inpainting checkpoints "
-                                 "are not supported yet")
         family = FAMILIES[detected.family]
         config_path = family.configs
         for spec in family.text_encoders:
             components[spec.tokenizer] = bundled_tokenizer(spec.pad_token)
+    channels = _unet_input_channels(file)
+    if channels is not None and channels != (read_json(config_path / "unet" / "config.json") or {}).get("in_channels"):
+        # an inpainting UNet (9 channels) read with its family's normal config: the file says how many
+        from diffusers import UNet2DConditionModel
+
+        components["unet"] = UNet2DConditionModel.from_single_file(
+            str(file), config=str(config_path), subfolder="unet", in_channels=channels, torch_dtype=dtype,
+            local_files_only=True)
     pipe = _pipeline_class(family).from_single_file(
         str(file), config=str(config_path), dtype=dtype, local_files_only=True, **components,
         **_pipeline_options(family))
@@ -150,6 +155,19 @@ def _load_single_file(file: Path, dtype, config: str) -> tuple[Any, Family]:
         prediction = "v_prediction" if predicts_v(file, detected) else "epsilon"
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
     return pipe, family
+
+
+def _unet_input_channels(file: Path) -> int | None:
+    """The UNet's input channels from a safetensors header (4 normal, 9 inpainting); None if unknown."""
+    from .families.detect import UNET
+
+    if file.suffix.lower() != ".safetensors":
+        return None
+    try:
+        shape = read_header(file).get(UNET + "input_blocks.0.0.weight", (None, ()))[1]
+    except CheckpointError:
+        return None
+    return shape[1] if len(shape) == 4 else None
 
 
 def _check_safetensors_header(file: Path) -> None:

@@ -283,3 +283,33 @@ def test_sdxl_runs_from_aot_packages_with_its_added_conditioning(tiny_sdxl, cach
     assert np.abs(images["off"] - images[AOT.id]).max() <= 2
     unet, decoder = _runners(tiny_sdxl)
     assert (unet.built, decoder.built) == (1, 1)
+
+
+def test_a_controlnet_step_runs_the_unet_eagerly_under_aot_and_the_node_says_so(tiny_sd, cache_home, tmp_path):
+    """The AOT package was exported without ControlNet residuals: the steps that have them run the
+    eager UNet, with the same image, and UNet denoise says why it did not use the package."""
+    from PIL import Image
+
+    from nodes.recipes import add_controlnet
+    from nodes.tiny_models import make_tiny_controlnet
+
+    net = make_tiny_controlnet(tmp_path / "net", tiny_sd)
+    hint = tmp_path / "hint.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(hint)
+    images, warnings = {}, {}
+    for mode in ("off", AOT.id):
+        graph, ids = txt2img_graph(str(tiny_sd), steps=3, prompt="a blue star", negative="blurry")
+        graph.set_param(ids["load"], "device", "cpu")
+        graph.set_param(ids["load"], "dtype", "fp32")
+        graph.set_param(ids["load"], "compile", mode)
+        add_controlnet(graph, ids, str(net), str(hint), end=0.5)  # the last step runs without it
+        result = Executor().run(graph)
+        assert result.status == "finished", result.error and result.error.traceback
+        images[mode] = np.asarray(result.outputs[ids["preview"]]["images"][0]).astype(int)
+        warnings[mode] = result.warnings.get(ids["unet"], [])
+    assert np.abs(images["off"] - images[AOT.id]).max() <= 2
+    assert warnings["off"] == []
+    assert warnings[AOT.id] == ["the UNet's CUDA graph / AOT package takes no ControlNet residuals: "
+                                "the steps with a ControlNet ran it uncompiled"]
+    unet, _ = _runners(tiny_sd)
+    assert unet.built == 1  # the step without a ControlNet used the package

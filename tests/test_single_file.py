@@ -129,3 +129,24 @@ def test_garbage_safetensors_names_the_file(single_file, tmp_path, with_config):
     garbage.write_bytes(b"\x00\x01 this is not a checkpoint" * 10)
     message = load_error(garbage, str(folder) if with_config else "")
     assert str(garbage) in message and "not a readable .safetensors file" in message
+
+
+def test_an_inpainting_single_file_loads_with_a_normal_config(tmp_path, monkeypatch):
+    """Inpainting checkpoints are their family's architecture with 9 UNet input channels: the file's
+    first convolution says so, and the family's normal config is widened to it (the same as for
+    the bundled configs of a recognised SD 1.5/2/SDXL inpainting file)."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from nodes.ldm_export import folder_to_ldm
+    from nodes.models import MODEL_CACHE
+    from nodes.tiny_models import make_tiny_sd
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    normal, inpainting = make_tiny_sd(tmp_path / "normal"), make_tiny_sd(tmp_path / "inpainting", inpainting=True)
+    file = tmp_path / "tiny-inpainting.safetensors"
+    save_file(folder_to_ldm(inpainting), str(file))
+    loaded = MODEL_CACHE.get(str(file), "cpu", "fp32", config=str(normal))
+    assert loaded.unet.unet.config.in_channels == 9
+    expected = UNet2DConditionModel.from_pretrained(str(inpainting), subfolder="unet").state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in loaded.unet.unet.state_dict().items())
