@@ -191,6 +191,67 @@ def hires_fix(d: dict) -> Graph:
     return g
 
 
+def inpaint(d: dict) -> Graph:
+    """The bundled picture with a painted mask over its red circle, repainted by the bundled (normal,
+    4-channel) model: VAE encode (for inpaint) keeps what is outside the mask."""
+    b = Builder("inpaint")
+    load = b.add("load", "sd.load_model", "Load model", (0, 120))
+    image = b.add("image", "image.load", "Load image", (0, 520), path="img2img_input.png",
+                  mask="inpaint_mask.png")  # relative: found next to the workflow
+    encode = b.add("encode", "sd.vae_encode_inpaint", "VAE encode (for inpaint)", (380, 830))
+    b.link(load, "vae", encode, "vae")
+    b.link(image, "image", encode, "image")
+    b.link(image, "mask", encode, "mask")
+    sampler_chain(b, {**d, "default_prompt": INPAINT_PROMPT}, encode, "latent")
+    b.graph.set_view(0.8, (760, 420))
+    return b.graph
+
+
+INPAINT_PROMPT = "a green triangle and a blue square on a white background"
+
+
+def controlnet_canny() -> Graph:
+    """SD 1.5 with a Canny ControlNet: the bundled picture's edges steer a new image. Both model files
+    are the user's (the bundled model is not SD 1.5's architecture): the nodes' titles say so."""
+    b = Builder("controlnet_canny")
+    load = b.add("load", "sd.load_model", "SD 1.5 checkpoint (set source)", (0, 120),
+                 source="v1-5-pruned-emaonly.safetensors")
+    empty = b.add("empty", "sd.empty_latent", "Empty latent", (380, 830))
+    b.link(load, "vae", empty, "vae")
+    sampler_chain(b, SD15, empty, "latent")
+    g = b.graph
+    unet = next(n for n in g.nodes.values() if n.type_id == "sd.unet_denoise")
+    image = b.add("image", "image.load", "Control image", (0, 1120), path="img2img_input.png")
+    canny = b.add("canny", "image.canny", "Canny", (380, 1120))
+    net = b.add("controlnet", "sd.load_controlnet", "Canny ControlNet (set source)", (0, 1500),
+                source="control_v11p_sd15_canny.safetensors")
+    apply = b.add("apply", "sd.apply_controlnet", "Apply ControlNet", (760, 1120))
+    b.link(image, "image", canny, "image")
+    b.link(load, "model", net, "model")
+    b.link(canny, "image", apply, "image")
+    b.link(net, "control_net", apply, "control_net")
+    for name in ("positive", "negative"):
+        feed = g.remove_link(g.inbound(unet.id, name).id)
+        b.link(g.nodes[feed.src_node], feed.src_output, apply, name)
+        b.link(apply, name, unet, name)
+    g.set_view(0.8, (760, 620))
+    return g
+
+
+# SD 1.5: its pipeline's defaults (512², 50 steps PNDM in diffusers; ComfyUI's template's 20 Euler, CFG 7.5 here).
+SD15 = {"default_prompt": "a house by a lake, watercolour", "negative_prompt": "blurry, low quality",
+        "scheduler": "Euler", "steps": 20, "cfg": 7.5}
+
+
+def write_mask(path: Path, size: int) -> None:
+    """The inpaint workflow's mask: white over the input picture's red circle (and a little around it)."""
+    from PIL import Image, ImageDraw
+
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse((size * 0.06, size * 0.26, size * 0.49, size * 0.69), fill=255)
+    mask.save(path)
+
+
 def write_input_image(path: Path, size: int) -> None:
     from PIL import Image, ImageDraw
 
@@ -209,6 +270,9 @@ def main() -> None:
             ("txt2img", txt2img(d), "Text to image", "the basic chain, on the bundled model"),
             ("img2img", img2img(d), "Image to image", "the bundled picture redrawn at denoise 0.6"),
             ("hires_fix", hires_fix(d), "Hires fix", "text to image, upscaled 2x and refined"),
+            ("inpaint", inpaint(d), "Inpaint", "the bundled picture's circle repainted through a painted mask"),
+            ("controlnet_canny", controlnet_canny(), "ControlNet (Canny)",
+             "SD 1.5 steered by the edges of a picture; set the checkpoint and ControlNet sources"),
             ("sdxl_txt2img", sdxl_txt2img(), "SDXL text to image", "set the checkpoint's source first"),
             ("sdxl_base_refiner", sdxl_base_refiner(), "SDXL base + refiner",
              "30 steps split 25 + 5, as the SDXL pipelines do; set both sources")):
@@ -216,6 +280,7 @@ def main() -> None:
         workflow.save(graph, out / f"{name}.json", touch=False)
         print(out / f"{name}.json")
     write_input_image(out / "img2img_input.png", int(d["width"]))
+    write_mask(out / "inpaint_mask.png", int(d["width"]))
 
 
 if __name__ == "__main__":
