@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.runs = RunPresenter(self.graph, self.scene, self.worker, self.run_log, self.image_viewer,
                                  self.inspector, self.progress, self.status, self._run_settings, self)
-        self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self)
+        self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self, self.document)
         self._build_actions()
         self._build_menus()
 

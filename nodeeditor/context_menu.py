@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMenu
 from . import theme
 from .frame_item import FrameItem
 from .link_item import LinkItem
+from .mask_editor import MASKABLE_TYPES, open_mask_editor, unavailable_reason
 from .node_item import NodeItem
 from .search import addable_types
 
@@ -20,10 +21,13 @@ class ContextMenus(QObject):
     """Opens the menu the view asks for (``view.context_menu_requested``); ``menu`` is the
     last one opened (None until then)."""
 
-    def __init__(self, view, controller, run_to: Callable[[list[str]], object], parent=None) -> None:
+    def __init__(self, view, controller, run_to: Callable[[list[str]], object], parent=None,
+                 document=None) -> None:
         super().__init__(parent)
         self.view, self.controller, self.run_to = view, controller, run_to
+        self.document = document  # the workflow's file: where Edit mask… saves
         self.menu: QMenu | None = None
+        self.mask_editor = None  # the last mask editor opened
         view.context_menu_requested.connect(self.show_at)
 
     def show_at(self, pos: QPoint) -> QMenu:
@@ -41,6 +45,13 @@ class ContextMenus(QObject):
             node = item.node
             menu.addAction("Run to here\tCtrl+Shift+Return", lambda: self.run_to([item.node_id]))
             menu.addSeparator()
+            if node.type_id in MASKABLE_TYPES:
+                edit_mask = menu.addAction("Edit mask…", lambda: self.edit_mask(item.node_id))
+                why = unavailable_reason(c.graph, item.node_id)
+                edit_mask.setEnabled(not why)
+                edit_mask.setToolTip(why or "paint the mask the node outputs over its image")
+                menu.setToolTipsVisible(True)
+                menu.addSeparator()
             # the text after a tab is the shortcut column: the keys that do the same from the canvas
             menu.addAction(("Unbypass" if node.flags.get("bypass") else "Bypass") + "\tCtrl+B",
                            lambda: c.toggle_flag("bypass", ids))
@@ -75,6 +86,12 @@ class ContextMenus(QObject):
         self.menu = menu
         menu.popup(view.viewport().mapToGlobal(pos))
         return menu
+
+    def edit_mask(self, node_id: str):
+        """Open the mask editor on a Load image node; the dialog, or None if the image is unreadable."""
+        error = self.document.error if self.document is not None else None
+        self.mask_editor = open_mask_editor(node_id, self.controller, self.document, self.view.window(), error)
+        return self.mask_editor
 
     def _add_submenu(self, menu: QMenu, scene_pos) -> None:
         """Every node type by category (``a/b`` nests), each with its description as a tooltip."""
