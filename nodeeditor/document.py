@@ -238,6 +238,8 @@ class Document(QObject):
             self.error("Cannot save", f"{path}: {exc.strerror or exc}")
             return False
         self.path = os.path.abspath(path)
+        if self.base_dir is None:  # a new workflow's relative paths (a painted mask) are found beside its file
+            self.base_dir = os.path.dirname(self.path)
         self.display_name = Path(path).name
         self.undo_stack.setClean()
         self._add_recent(path)

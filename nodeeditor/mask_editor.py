@@ -321,8 +321,6 @@ class MaskEditor(QDialog):
             return False
         finally:
             QApplication.restoreOverrideCursor()
-        if document.base_dir is None:  # a new workflow's relative paths are found beside its file
-            document.base_dir = str(workflow_folder)
         reference = Path(os.path.relpath(written, workflow_folder)).as_posix()
         if os.path.abspath(resolve_path(reference, {"base_dir": document.base_dir})) != str(written):
             reference = str(written)  # saved as into another folder: relative would not be found now

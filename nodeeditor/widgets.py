@@ -162,8 +162,9 @@ def make_editor(param: Param, value: Any, on_change: OnChange,
 
 def _int_editor(param: Param, value: Any, emit: OnChange, parent: QWidget | None) -> ParamEditor:
     spin = QSpinBox()
-    lo = int(param.min) if param.min is not None else -INT_LIMIT
-    hi = int(param.max) if param.max is not None else INT_LIMIT
+    # QSpinBox holds 32-bit ints: a wider declared range (the Int primitive's ±2^53) is cut to it
+    lo = max(int(param.min), -INT_LIMIT) if param.min is not None else -INT_LIMIT
+    hi = min(int(param.max), INT_LIMIT) if param.max is not None else INT_LIMIT
     spin.setRange(lo, hi)
     spin.setSingleStep(int(param.step or 1))
     if param.special_value:
