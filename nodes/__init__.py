@@ -16,13 +16,14 @@ from . import (
     masks,
     primitives,
     upscale,
+    upscale_model,
     vae_loader,
 )
 from .sockets import register_sockets
 
 ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *lora.NODE_TYPES, *controlnet.NODE_TYPES,
                   *inpaint_nodes.NODE_TYPES, *images.NODE_TYPES,
-                  *upscale.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES,
+                  *upscale.NODE_TYPES, *upscale_model.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES,
                   *inspect.NODE_TYPES,
                   *primitives.NODE_TYPES)
 
