@@ -49,8 +49,10 @@ def load_plugins() -> list:
 def release_models() -> None:
     """Free every loaded model (called by the executor when memory runs out)."""
     from .models import MODEL_CACHE
+    from .upscale_model import UPSCALE_MODELS
 
     MODEL_CACHE.clear()
+    UPSCALE_MODELS.clear()
 
 
 register(default_registry())
