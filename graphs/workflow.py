@@ -134,6 +134,12 @@ def loads(text: str | bytes, registry: Registry | None = None, file: str | None 
 
     ``missing``: what a node type nobody provides becomes: ``"placeholder"`` (a placeholder
     node that keeps what the file says; see graphs.placeholders) or ``"error"`` (refused)."""
+    return from_dict(parse(text, file), registry, file, missing)
+
+
+def parse(text: str | bytes, file: str | None = None) -> Any:
+    """The JSON of a workflow file's text, under the file rules (size, UTF-8, no NaN, no duplicate
+    keys, no lone surrogates); raises WorkflowError. Importers of other formats read files with it."""
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
             raise WorkflowError("", f"file is {len(text):,} bytes; the limit is {MAX_FILE_BYTES:,}",
@@ -152,7 +158,7 @@ def loads(text: str | bytes, registry: Registry | None = None, file: str | None 
         raise WorkflowError("", f"invalid JSON: {exc}", file) from None
     if _SURROGATE_ESCAPE.search(text):
         _refuse_lone_surrogates(data, file)
-    return from_dict(data, registry, file, missing)
+    return data
 
 
 # A "\ud800".."\udfff" escape; unpaired, it decodes to a str that cannot be saved as UTF-8.
@@ -188,6 +194,12 @@ def _utf8_ok(text: str) -> bool:
 
 def load(path: str | os.PathLike, registry: Registry | None = None,
          missing: str = "placeholder") -> Graph:
+    return from_dict(read_json(path), registry, str(path), missing)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A workflow file's JSON (see :func:`parse`), read safely: never past the size limit, never
+    from a FIFO, a device or a folder; raises WorkflowError naming the file."""
     path = Path(path)
     try:
         # A FIFO, a device (/dev/zero) or a directory is refused at once, and a read never goes
@@ -198,7 +210,7 @@ def load(path: str | os.PathLike, registry: Registry | None = None,
         raise WorkflowError("", f"cannot read: {exc.strerror}", str(path)) from None
     except ValueError as exc:
         raise WorkflowError("", str(exc).removeprefix(f"{path}: "), str(path)) from None
-    return loads(data, registry, str(path), missing)
+    return parse(data, str(path))
 
 
 def from_dict(data: Any, registry: Registry | None = None, file: str | None = None,

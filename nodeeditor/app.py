@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.view.file_dropped.connect(self.document.open_path)
+        self.document.imported.connect(self.show_import_report)
+        self.import_dialog: QMessageBox | None = None
         self.view.status_message.connect(self.status)
         self.scene.selectionChanged.connect(self._selection_changed)
         self.scene.bridge.event.connect(self.properties.on_model_event)
@@ -321,6 +323,20 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
 
     # ----- title, status, selection ----------------------------------------------------
+    def show_import_report(self, report) -> None:
+        """What an imported ComfyUI file became: in the run log, and in a dialog that stays out of
+        the way (not modal: the graph can be looked at while it is open)."""
+        for line in report.lines():
+            self.run_log.log(line)
+        dialog = QMessageBox(QMessageBox.Icon.Information if report.clean else QMessageBox.Icon.Warning,
+                             "ComfyUI import", report.lines()[0], QMessageBox.StandardButton.Close, self)
+        if not report.clean:
+            dialog.setInformativeText("Some nodes or values need a look: see Details, or the Run log.")
+            dialog.setDetailedText(report.text())
+        dialog.setModal(False)
+        dialog.show()
+        self.import_dialog = dialog
+
     def update_title(self) -> None:
         try:
             self.setWindowTitle(self.document.title())

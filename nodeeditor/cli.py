@@ -29,6 +29,7 @@ from .cli_common import (  # noqa: F401 (re-exported: the command's public names
     apply_sets,
     load_node_library,
     load_workflow,
+    load_workflow_and_report,
     missing_types_text,
     print_error,
 )
@@ -36,7 +37,7 @@ from .cli_common import (  # noqa: F401 (re-exported: the command's public names
 if TYPE_CHECKING:
     from graphs import events as ev
 
-COMMANDS = ("run", "validate", "nodes", "sweep", "model")
+COMMANDS = ("run", "validate", "nodes", "sweep", "model", "import")
 
 
 class ProgressPrinter:
@@ -107,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for item in args.set or []:
         check_text(item)
     apply_model_folder_args(args)
-    graph = load_workflow(args.workflow)
+    graph = load_workflow(args.workflow, quiet=args.quiet)
     apply_sets(graph, args.set or [])
     if args.device:
         apply_device(graph, args.device)
@@ -225,6 +226,22 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """A ComfyUI workflow, API prompt or image as a LatentGraph workflow file, with its report."""
+    from graphs import workflow
+
+    graph, report = load_workflow_and_report(args.source, quiet=True)
+    if report is None:
+        raise BadInput(f"{args.source}: already a LatentGraph workflow; nothing to import")
+    try:
+        workflow.save(graph, args.to)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--to {args.to}: {getattr(exc, 'strerror', None) or exc}") from None
+    print(report.text())
+    print(f"wrote {args.to}")
+    return EXIT_OK
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     """What Load model would make of a checkpoint or folder, read without loading the weights."""
     from nodes.model_probe import probe
@@ -270,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("source", help="a .safetensors file, a diffusers folder or 'bundled'")
     model.add_argument("--json", action="store_true")
     model.add_argument("--debug", action="store_true")
+    importing = sub.add_parser("import", help="turn a ComfyUI workflow, API prompt or image into a LatentGraph "
+                                              "workflow file")
+    importing.add_argument("source", help="ComfyUI workflow .json, API prompt .json, or a .png/.webp ComfyUI wrote")
+    importing.add_argument("--to", required=True, metavar="OUT.json", help="the workflow file to write")
+    importing.add_argument("--debug", action="store_true")
     from .cli_sweep import add_parser as add_sweep_parser
     add_sweep_parser(sub)
     return parser
@@ -277,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep|model --help")
-    parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png")
+        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep|model|import --help")
+    parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png (ours or ComfyUI's)")
     parser.add_argument("--output-dir", help="where Save image writes")
     return parser
 
@@ -293,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT if exc.code else EXIT_OK
         from .cli_sweep import cmd_sweep
         handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-                   "sweep": cmd_sweep, "model": cmd_model}[args.command]
+                   "sweep": cmd_sweep, "model": cmd_model, "import": cmd_import}[args.command]
         try:
             return handler(args)
         except BadInput as exc:

@@ -25,14 +25,24 @@ def load_node_library() -> None:
     nodes.load_plugins()
 
 
-def load_workflow(path: str):
+def load_workflow(path: str, quiet: bool = False):
+    """The graph of a workflow file or an image carrying one, ours or ComfyUI's (whose import
+    report goes to stderr)."""
+    return load_workflow_and_report(path, quiet)[0]
+
+
+def load_workflow_and_report(path: str, quiet: bool = False):
     from graphs import workflow
+    from nodes.comfyui import load_any
 
     load_node_library()
     try:
-        return workflow.load(path)
+        graph, report = load_any(path)
     except workflow.WorkflowError as exc:
         raise BadInput(str(exc) if exc.file else f"{path}: {exc}") from None
+    if report is not None and not quiet:
+        print(report.text(), file=sys.stderr)
+    return graph, report
 
 
 def missing_types_text(graph) -> str:

@@ -19,7 +19,9 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from graphs import Graph, WorkflowError, pngmeta, workflow
+from graphs import Graph, WorkflowError, workflow
+
+OPENABLE_IMAGES = (".png", ".webp")  # images whose text carries a workflow, ours or ComfyUI's
 
 APP_NAME = "LatentGraph"
 MAX_RECENT = 10
@@ -56,6 +58,7 @@ class Document(QObject):
     replacing = Signal()  # the graph is about to be replaced (open, recover)
     replaced = Signal()  # ... and has been: rebuild what shows it
     cleared = Signal()  # New: the graph was emptied
+    imported = Signal(object)  # a ComfyUI file was opened: its ImportReport
 
     def __init__(self, graph: Graph, undo_stack: QUndoStack, bridge, settings: QSettings,
                  recovery_path: str, view_state: Callable[[], tuple[float, tuple[float, float]]],
@@ -153,47 +156,46 @@ class Document(QObject):
         self.changed.emit()
 
     def open_dialog(self) -> None:
-        path = self.ask_open_path("Open workflow", "Workflows and images (*.json *.png);;Workflows (*.json);;"
-                                                   "Images with workflow (*.png)")
+        path = self.ask_open_path("Open workflow", "Workflows and images (*.json *.png *.webp);;Workflows, "
+                                                   "ours or ComfyUI's (*.json);;Images with a workflow (*.png *.webp)")
         if path:
             self.open_path(path)
 
     def import_image(self) -> None:
-        path = self.ask_open_path("Import image with workflow", "PNG images (*.png)")
+        path = self.ask_open_path("Import image with workflow", "Images with a workflow (*.png *.webp)")
         if path:
             self.open_path(path)
 
-    def read_workflow(self, path: str) -> Graph:
-        """Load a .json workflow or a PNG carrying one; raises WorkflowError."""
-        if Path(path).suffix.lower() == ".png":
-            try:
-                text = pngmeta.workflow_text(path)
-            except (OSError, ValueError) as exc:
-                raise WorkflowError("", str(exc), path) from None
-            if text is None:
-                raise WorkflowError("", "this image carries no LatentGraph workflow", path)
-            return workflow.loads(text, self.registry, file=path)
-        return workflow.load(path, self.registry)
+    def read_workflow(self, path: str):
+        """``(graph, import report or None)`` of a workflow .json or an image carrying one, ours
+        or ComfyUI's; raises WorkflowError."""
+        from nodes.comfyui import load_any
+
+        return load_any(path, self.registry)
 
     def open_path(self, path: str, ask: bool = True) -> bool:
         try:
-            loaded = self.read_workflow(path)
+            loaded, report = self.read_workflow(path)
         except WorkflowError as exc:
             self.error("Cannot open workflow", str(exc))
             return False
         if ask and not self.maybe_save():
             return False
         self.load_graph(loaded)
-        is_png = Path(path).suffix.lower() == ".png"
+        is_image = Path(path).suffix.lower() in OPENABLE_IMAGES
         template = is_template(path)
-        # A bundled template opens as an untitled copy: Save asks where, never into the app's files.
-        self.path = None if is_png or template else os.path.abspath(path)
+        # A bundled template, an image or a ComfyUI file opens as an untitled copy: Save asks where,
+        # never over the app's files or the other program's.
+        untitled = is_image or template or report is not None
+        self.path = None if untitled else os.path.abspath(path)
         self.base_dir = os.path.dirname(os.path.abspath(path))  # its input images are found there
-        self.display_name = Path(path).stem if is_png or template else Path(path).name
-        if not is_png and not template:
+        self.display_name = Path(path).stem if untitled else Path(path).name
+        if not untitled:
             self._add_recent(path)
         self.changed.emit()
-        self.status(f"Opened {path}")
+        self.status(f"Opened {path}" if report is None else f"Imported {path}")
+        if report is not None:
+            self.imported.emit(report)
         return True
 
     def load_graph(self, loaded: Graph) -> None:

@@ -317,7 +317,7 @@ class GraphView(QGraphicsView):
         self.open_search()
 
     EMPTY_HINT = ("Tab or double-click to add a node\nright-click → Add for every node by category\n"
-                  "drop a workflow (.json) or an image made here (.png) to open it")
+                  "drop a workflow (.json, ours or ComfyUI's) or an image that carries one (.png, .webp) to open it")
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         """An empty canvas says how to start."""
@@ -359,7 +359,7 @@ class GraphView(QGraphicsView):
             return None
         for url in mime.urls():
             path = url.toLocalFile()
-            if Path(path).suffix.lower() in (".json", ".png"):
+            if Path(path).suffix.lower() in (".json", ".png", ".webp"):
                 return path
         return None
 

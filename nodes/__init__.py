@@ -6,6 +6,7 @@ from __future__ import annotations
 from graphs.registry import Registry, default_registry
 
 from . import (
+    conditioning_ops,
     controlnet,
     diffusion,
     image_ops,
@@ -22,6 +23,7 @@ from . import (
 from .sockets import register_sockets
 
 ALL_NODE_TYPES = (*diffusion.NODE_TYPES, *vae_loader.NODE_TYPES, *lora.NODE_TYPES, *controlnet.NODE_TYPES,
+                  *conditioning_ops.NODE_TYPES,
                   *inpaint_nodes.NODE_TYPES, *images.NODE_TYPES,
                   *upscale.NODE_TYPES, *upscale_model.NODE_TYPES, *masks.NODE_TYPES, *image_ops.NODE_TYPES,
                   *inspect.NODE_TYPES,

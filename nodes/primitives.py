@@ -22,5 +22,10 @@ PRIMITIVES = (
                      Param("control", "choice", "fixed", choices=SEED_CONTROLS, linkable=False,
                            drives="seed")),
              after_run=seed_after_run),
+    # A note on the canvas (ComfyUI's Note and MarkdownNote import as this); it never runs.
+    NodeType("note.text", "Note", "utility", lambda ctx, text: {},
+             params=(Param("text", "text", "", linkable=False),),
+             aliases=("Note", "MarkdownNote", "comment"),
+             description="Text on the canvas for whoever reads the workflow; it never runs."),
 )
 NODE_TYPES = PRIMITIVES
