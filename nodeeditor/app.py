@@ -325,7 +325,9 @@ class MainWindow(QMainWindow):
     # ----- title, status, selection ----------------------------------------------------
     def show_import_report(self, report) -> None:
         """What an imported ComfyUI file became: in the run log, and in a dialog that stays out of
-        the way (not modal: the graph can be looked at while it is open)."""
+        the way (not modal: the graph can be looked at while it is open). The other program's
+        layout is shown whole."""
+        self.view.frame_all()
         for line in report.lines():
             self.run_log.log(line)
         dialog = QMessageBox(QMessageBox.Icon.Information if report.clean else QMessageBox.Icon.Warning,

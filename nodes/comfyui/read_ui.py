@@ -144,6 +144,7 @@ def _read_level(graph: ComfyGraph, data: dict, prefix: str, frame: str, definiti
         boundary_out[raw_id] = outs
         boundary_in[raw_id] = _subgraph_inputs(graph, sub, inner_prefix)
         _apply_proxy_widgets(graph, raw, inner_prefix)
+    _make_room_for_subgraphs(graph, prefix, {f"{prefix}{raw_id}:": raw for raw_id, (raw, _) in instances.items()})
     # links at this level
     exits: dict[int, tuple[str, int]] = {}
     for link_id, (src, src_slot, dst, dst_slot) in links.items():
@@ -172,6 +173,25 @@ def _read_level(graph: ComfyGraph, data: dict, prefix: str, frame: str, definiti
             continue
         graph.nodes[prefix + dst].links[names[dst_slot]] = source
     return exits
+
+
+def _make_room_for_subgraphs(graph: ComfyGraph, prefix: str, instances: dict[str, dict]) -> None:
+    """A flattened subgraph is wider than the node that stood for it: what lay to its right moves
+    right by the difference, so nothing lands on top of its contents."""
+    widths = []
+    for inner_prefix, raw in instances.items():
+        inner = [n for n in graph.nodes.values() if n.id.startswith(inner_prefix)]
+        x = (_pair(raw.get("pos"), "") or (0.0, 0.0))[0]
+        if inner:
+            right = max(n.pos[0] + (n.size or (300.0, 0.0))[0] for n in inner)
+            widths.append((x, inner_prefix, right - x - (_pair(raw.get("size"), "") or (300.0, 0.0))[0]))
+    for node in graph.nodes.values():
+        if not node.id.startswith(prefix):
+            continue
+        anchor = next(((x, p) for x, p, _ in widths if node.id.startswith(p)), None)
+        at = anchor[0] if anchor else node.pos[0]
+        shift = sum(extra for x, p, extra in widths if extra > 0 and (x < at or (anchor and x == at and p != anchor[1])))
+        node.pos = (node.pos[0] + shift, node.pos[1])
 
 
 def _subgraph_inputs(graph: ComfyGraph, sub: dict, prefix: str) -> dict[int, list[tuple[str, str]]]:
