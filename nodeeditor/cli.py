@@ -37,7 +37,7 @@ from .cli_common import (  # noqa: F401 (re-exported: the command's public names
 if TYPE_CHECKING:
     from graphs import events as ev
 
-COMMANDS = ("run", "validate", "nodes", "sweep", "model", "import")
+COMMANDS = ("run", "validate", "nodes", "sweep", "model", "import", "export")
 
 
 class ProgressPrinter:
@@ -242,6 +242,27 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A workflow as a ComfyUI API prompt, for a ComfyUI server's /prompt."""
+    import json
+    from pathlib import Path
+
+    from graphs import workflow
+    from nodes.comfyui.export import ExportError, export_api
+
+    graph = load_workflow(args.workflow, quiet=True)
+    try:
+        prompt = export_api(graph)
+    except ExportError as exc:
+        raise BadInput(f"{args.workflow}: {exc}") from None
+    try:
+        workflow.atomic_write_text(Path(args.comfy_api), json.dumps(prompt, indent=1, ensure_ascii=False))
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--comfy-api {args.comfy_api}: {getattr(exc, 'strerror', None) or exc}") from None
+    print(f"wrote {args.comfy_api} ({len(prompt)} ComfyUI nodes)")
+    return EXIT_OK
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     """What Load model would make of a checkpoint or folder, read without loading the weights."""
     from nodes.model_probe import probe
@@ -292,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("source", help="ComfyUI workflow .json, API prompt .json, or a .png/.webp ComfyUI wrote")
     importing.add_argument("--to", required=True, metavar="OUT.json", help="the workflow file to write")
     importing.add_argument("--debug", action="store_true")
+    exporting = sub.add_parser("export", help="write a workflow as a ComfyUI API prompt")
+    exporting.add_argument("workflow")
+    exporting.add_argument("--comfy-api", required=True, metavar="OUT.json", help="the API prompt file to write")
+    exporting.add_argument("--debug", action="store_true")
     from .cli_sweep import add_parser as add_sweep_parser
     add_sweep_parser(sub)
     return parser
@@ -299,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep|model|import --help")
+        prog="latentgraph", epilog="Headless: latentgraph run|validate|nodes|sweep|model|import|export --help")
     parser.add_argument("workflow", nargs="?", help="a workflow .json or an output .png (ours or ComfyUI's)")
     parser.add_argument("--output-dir", help="where Save image writes")
     return parser
@@ -315,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT if exc.code else EXIT_OK
         from .cli_sweep import cmd_sweep
         handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-                   "sweep": cmd_sweep, "model": cmd_model, "import": cmd_import}[args.command]
+                   "sweep": cmd_sweep, "model": cmd_model, "import": cmd_import,
+                   "export": cmd_export}[args.command]
         try:
             return handler(args)
         except BadInput as exc:

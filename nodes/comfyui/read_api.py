@@ -29,7 +29,10 @@ def read_api(data: dict) -> ComfyGraph:
         inputs = raw.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ComfyFormatError(f"{node_id}.inputs", "expected an object")
-        node = ComfyNode(str(node_id), raw["class_type"], str((raw.get("_meta") or {}).get("title") or ""))
+        meta = raw.get("_meta") if isinstance(raw.get("_meta"), dict) else {}
+        node = ComfyNode(str(node_id), raw["class_type"], str(meta.get("title") or ""))
+        if isinstance(meta.get("control_after_generate"), str):  # what our exports keep of the frontend's widget
+            node.widgets["control_after_generate"] = meta["control_after_generate"]
         for name, value in inputs.items():
             if _is_link(value):
                 node.links[name] = (str(value[0]), int(value[1]))
