@@ -10,6 +10,7 @@ from graphs.registry import SEED_MAX, NodeType, Param, Socket
 
 from . import sampling
 from .accelerators import COMPILE_LABELS, COMPILE_MODES
+from .comfy_sigmas import MODEL_DEFAULT, SCHEDULES, is_comfy
 from .embeddings import library_fingerprint
 from .inpaint import inpainting_unet
 from .model_folders import resolve_named
@@ -21,7 +22,7 @@ from .models import (
     OFFLOAD_MODES,
 )
 from .prompts import WEIGHTINGS, encode_prompt
-from .schedulers import SCHEDULER_NAMES, SPACINGS, scheduler_spec
+from .schedulers import SCHEDULER_NAMES, SPACINGS, comfy_schedule_problem, scheduler_spec
 from .values import ClipModel, Conditioning, Latent, NoiseSource, UNetModel, VaeModel
 
 
@@ -219,8 +220,13 @@ def seed_after_run(params: dict[str, Any], name: str = "seed") -> dict[str, Any]
     return {}
 
 
-def run_noise(ctx, seed: int, control: str, source: str) -> dict[str, Any]:
-    return {"noise": NoiseSource(seed, "cpu" if source == "cpu" else "device")}
+def run_noise(ctx, seed: int, control: str, source: str, method: str = "diffusers") -> dict[str, Any]:
+    if method == "comfyui" and source != "cpu":
+        ctx.warn("the comfyui method draws on the CPU, as ComfyUI does; source is not used")
+    return {"noise": NoiseSource(seed, "cpu" if source == "cpu" else "device", method)}
+
+
+NOISE_METHODS = ("diffusers", "comfyui")
 
 
 NOISE = NodeType(
@@ -232,6 +238,10 @@ NOISE = NodeType(
               tooltip="what happens to the seed after each run"),
         Param("source", "choice", "cpu", choices=("cpu", "device"), linkable=False,
               tooltip="cpu: the same seed gives the same image on any device"),
+        Param("method", "choice", "diffusers", choices=NOISE_METHODS, linkable=False,
+              tooltip="how the initial noise is drawn. diffusers: as diffusers' pipelines draw it from this "
+                      "generator. comfyui: as ComfyUI's KSampler does (the seed on a CPU generator, one "
+                      "float32 draw over the whole latent batch), for graphs imported from ComfyUI"),
     ),
     after_run=seed_after_run,
     aliases=("RandomNoise", "seed"),
@@ -240,8 +250,15 @@ NOISE = NodeType(
 
 
 # ----- Scheduler -----------------------------------------------------------------------
-def run_scheduler(ctx, name: str, steps: int, karras: bool, spacing: str) -> dict[str, Any]:
-    return {"scheduler": scheduler_spec(name, steps, karras, spacing)}
+def run_scheduler(ctx, name: str, steps: int, karras: bool, spacing: str,
+                  schedule: str = MODEL_DEFAULT) -> dict[str, Any]:
+    if is_comfy(schedule):
+        problem = comfy_schedule_problem(name, schedule)
+        if problem:
+            raise ValueError(problem)
+        if karras or spacing != "model default":
+            ctx.warn(f"karras and spacing are not used: ComfyUI's '{schedule}' schedule sets the sigmas")
+    return {"scheduler": scheduler_spec(name, steps, karras, spacing, schedule)}
 
 
 SCHEDULER = NodeType(
@@ -253,6 +270,12 @@ SCHEDULER = NodeType(
         Param("karras", "bool", False, tooltip="Karras sigma schedule (where supported)"),
         Param("spacing", "choice", "model default", choices=SPACINGS,
               tooltip="timestep spacing; 'model default' keeps the model's config"),
+        Param("schedule", "choice", MODEL_DEFAULT, choices=SCHEDULES, linkable=False,
+              tooltip="model default: the diffusers scheduler's own sigmas (with karras and spacing above). "
+                      "Any other: ComfyUI's sigma schedule of that name, from the model's betas, and UNet "
+                      "denoise then samples as ComfyUI's KSampler does (its denoise, start/end step and "
+                      "timesteps), for graphs imported from ComfyUI; only schedulers that take custom "
+                      "sigmas can run it (Euler)"),
     ),
     aliases=("BasicScheduler", "KarrasScheduler", "sigmas", "steps", "sampler name"),
     description="Picks a diffusers scheduler, built from the model's own scheduler config.",
@@ -276,7 +299,8 @@ def fit_problems(model: UNetModel, latent: Latent, cfg: float) -> list[str]:
 
 def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=None,
                      cfg: float = 7.5, denoise: float = 1.0, start_step: int = 0,
-                     end_step: int = -1, add_noise: bool = True, preview_every: int = 1) -> dict[str, Any]:
+                     end_step: int = -1, add_noise: bool = True, leftover_noise: bool = True,
+                     preview_every: int = 1) -> dict[str, Any]:
     expected = model.unet.config.in_channels
     if latent.samples.shape[1] != expected and not inpainting_unet(model, latent.samples.shape[1]):
         raise ValueError(f"input 'latent' has {latent.samples.shape[1]} channels but the model "
@@ -303,7 +327,8 @@ def run_unet_denoise(ctx, model, positive, latent, noise, scheduler, negative=No
                  "the steps with a ControlNet ran it uncompiled")
     out, trace = sampling.denoise(model, positive, negative, latent, noise, scheduler, cfg,
                                   denoise, start_step, end_step, hooks,
-                                  keep_trace=bool(ctx.settings.get("keep_trace", True)), add_noise=add_noise)
+                                  keep_trace=bool(ctx.settings.get("keep_trace", True)), add_noise=add_noise,
+                                  leftover_noise=leftover_noise)
     trace.latent_rgb, trace.latent_rgb_bias = matrix
     for problem in model.fast_path_problems():
         ctx.warn(problem)
@@ -342,6 +367,9 @@ UNET_DENOISE = NodeType(
         Param("add_noise", "bool", True, linkable=False,
               tooltip="off: the latent comes from a sampler stopped at start_step (its end_step), as a base "
                       "model hands over to the SDXL refiner; it is continued without new noise"),
+        Param("leftover_noise", "bool", True, linkable=False,
+              tooltip="under a ComfyUI schedule (ComfyUI's return_with_leftover_noise): on, a run with an "
+                      "end_step stops there with its noise left; off, its last step goes to sigma 0"),
         Param("preview_every", "int", 1, min=1, max=1000, linkable=False,
               tooltip="live preview every N steps"),
     ),

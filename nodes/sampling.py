@@ -95,16 +95,22 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             latent: Latent, noise: NoiseSource, spec: SchedulerSpec, cfg: float,
             denoise_strength: float = 1.0, start_step: int = 0, end_step: int = -1,
             hooks: StepHooks | None = None, keep_trace: bool = True,
-            add_noise: bool = True) -> tuple[Latent, LatentTrace]:
+            add_noise: bool = True, leftover_noise: bool = True) -> tuple[Latent, LatentTrace]:
     """Run the sampler. Returns the final latent and the trace of the run.
 
     ``add_noise=False`` with a latent that is not empty continues a run that stopped at
     ``start_step`` (a base model's ``end_step``): no noise is drawn or added, as the SDXL
-    pipelines' ``denoising_end`` / ``denoising_start`` hand-over."""
+    pipelines' ``denoising_end`` / ``denoising_start`` hand-over.
+
+    Under a ComfyUI schedule (``spec.schedule``) the run starts as ComfyUI's KSampler(Advanced)
+    does (nodes/comfy_steps.py): its denoise, start/end step and add_noise semantics, and
+    ``leftover_noise=False`` ends an ``end_step`` run at sigma 0 (return_with_leftover_noise off)."""
     import torch
-    from diffusers.utils.torch_utils import randn_tensor
+
+    from .comfy_sigmas import is_comfy
 
     hooks = hooks or StepHooks()
+    comfy = is_comfy(spec.schedule)
     unet, device, dtype = model.unet, model.device, model.dtype
     scheduler = build_scheduler(spec, model.scheduler_config, noise.seed)
     generator = noise.generator(device)
@@ -112,9 +118,12 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     batch = samples.shape[0]
 
     do_cfg = cfg > 1.0 and negative is not None and unet.config.time_cond_proj_dim is None
+    if comfy:  # ComfyUI guides at any cfg but 1 (below 1 too)
+        do_cfg = abs(cfg - 1.0) > 1e-9 and negative is not None and unet.config.time_cond_proj_dim is None
     # SDXL pipelines turn an absent negative prompt into zeros (force_zeros_for_empty_prompt);
     # in a graph, an empty negative Text encode is how one says "no negative prompt".
-    zero_negative = do_cfg and model.zero_empty_negative and negative.empty_prompt
+    # ComfyUI encodes an empty prompt like any other.
+    zero_negative = do_cfg and not comfy and model.zero_empty_negative and negative.empty_prompt
     cond = _expand(positive.embeds.to(device=device, dtype=dtype), batch)
     if do_cfg:
         uncond = torch.zeros_like(cond) if zero_negative else _expand(negative.embeds.to(device=device, dtype=dtype), batch)
@@ -126,58 +135,25 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     added = added_conditioning(model, positive, negative if do_cfg else None, zero_negative, samples.shape,
                                device, dtype) if model.takes_added_conditioning else ()
 
-    scheduler.set_timesteps(spec.steps, device=device)
-    timesteps = scheduler.timesteps
-    order = scheduler.order
-    continuing = not latent.empty and not add_noise
-    img2img = not latent.empty and add_noise
-    inpainting = img2img and latent.noise_mask is not None
-    if continuing:
-        first = max(0, start_step) * order
-    elif img2img:
-        # diffusers' img2img: keep the last `strength` fraction of the schedule.
-        init = min(int(spec.steps * denoise_strength), spec.steps)
-        t_start = max(spec.steps - init, 0)
-        first = t_start * order
-        if latent.mean is not None and not inpainting:  # VAE-encoded: sample from the run's generator first
-            draw = randn_tensor(latent.mean.shape, generator=generator, device=torch.device(device),
-                                dtype=latent.mean.dtype)
-            samples = ((latent.mean + latent.std * draw) * latent.scaling_factor).to(dtype)
-    else:
-        first = max(0, start_step) * order
-    timesteps = timesteps[first:]
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(first)
-    if len(timesteps) == 0:  # strength 0, or a start past the last step: nothing to do
-        return latent, LatentTrace()
-    inpaint_steps = None
-    if inpainting:
-        from . import inpaint
+    inpaint_steps = unet_timesteps = None
+    if comfy:
+        from . import comfy_steps
 
-        latents, inpaint_steps = inpaint.begin(model, latent, scheduler, generator, timesteps,
-                                               first == 0 and denoise_strength >= 1.0, device, dtype)
-    elif latent.noise_mask is not None:
-        raise ValueError("input 'latent': a masked latent continued without new noise (add_noise off) "
-                         "cannot keep its unmasked part; turn add_noise on")
-    elif inpainting_unet(model, samples.shape[1]):
-        raise ValueError("input 'latent': this is an inpainting model (9 input channels): encode the image "
-                         "and its mask with 'VAE encode (for inpaint)'")
-    initial_noise = None if continuing or inpainting else randn_tensor(
-        tuple(samples.shape), generator=generator, device=torch.device(device), dtype=dtype)
-    if inpainting:
-        pass  # begun above
-    elif continuing:
-        latents = samples
-    elif img2img:
-        latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
-    elif first > 0:
-        latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise,
-                                      timesteps[:1].repeat(batch))
+        started = comfy_steps.begin(model, scheduler, spec, latent, noise, generator, denoise_strength, start_step,
+                                    end_step, add_noise, leftover_noise, device, dtype)
+        if started is None:  # denoise 0, or a start past the last step: nothing to do
+            return latent, LatentTrace()
+        latents, unet_timesteps = started
+        timesteps = scheduler.timesteps
     else:
-        latents = initial_noise * scheduler.init_noise_sigma
-
-    if end_step is not None and end_step >= 0:
-        timesteps = timesteps[: max(0, end_step * order - first)]
+        if not leftover_noise and end_step is not None and end_step >= 0:
+            hooks.warn("leftover_noise off applies under a ComfyUI schedule only; this run stops at end_step "
+                       "with its noise left")
+        started = _diffusers_begin(model, scheduler, spec, latent, noise, generator, samples, denoise_strength,
+                                   start_step, end_step, add_noise, device, dtype, hooks)
+        if started is None:  # strength 0, or a start past the last step: nothing to do
+            return latent, LatentTrace()
+        latents, timesteps, inpaint_steps = started
 
     controls = ControlSteps(model, positive, negative, do_cfg, tuple(latents.shape), hooks.warn)
     step_params = inspect.signature(scheduler.step).parameters
@@ -216,10 +192,12 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             hooks.check_cancel()
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            residuals = controls.residuals(i, total, model_input, t, embeds, added)
+            # Under a ComfyUI schedule the UNet sees ComfyUI's timestep for the sigma, not diffusers'
+            unet_t = t if unet_timesteps is None else unet_timesteps[i]
+            residuals = controls.residuals(i, total, model_input, unet_t, embeds, added)
             if inpaint_steps is not None:
                 model_input = inpaint_steps.unet_input(model_input, do_cfg)
-            noise_pred = model.predict(model_input, t, embeds, added, residuals)
+            noise_pred = model.predict(model_input, unet_t, embeds, added, residuals)
             if do_cfg:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)
@@ -244,5 +222,74 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         # Unpinned fp32 copies: the trace lives on in caches and the inspector.
         trace.latents = list(latent_host.to(torch.float32, copy=True).unbind(0))
         trace.x0 = list(x0_host.to(torch.float32, copy=True).unbind(0)) if x0_host is not None else []
-        trace.timesteps = [float(t) for t in timesteps.tolist()]
+        seen = timesteps if unet_timesteps is None else unet_timesteps
+        trace.timesteps = [float(t) for t in seen.tolist()]
     return Latent(latents, scaling_factor=latent.scaling_factor), trace
+
+
+def _diffusers_begin(model: UNetModel, scheduler, spec: SchedulerSpec, latent: Latent, noise: NoiseSource,
+                     generator, samples, denoise_strength: float, start_step: int, end_step: int, add_noise: bool,
+                     device, dtype, hooks: StepHooks):
+    """The diffusers pipelines' start of a run: ``(first latents, timesteps to run, inpainting
+    helper or None)``, or None when there is nothing to run."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    batch = samples.shape[0]
+    scheduler.set_timesteps(spec.steps, device=device)
+    timesteps = scheduler.timesteps
+    order = scheduler.order
+    continuing = not latent.empty and not add_noise
+    img2img = not latent.empty and add_noise
+    inpainting = img2img and latent.noise_mask is not None
+    if continuing:
+        first = max(0, start_step) * order
+    elif img2img:
+        # diffusers' img2img: keep the last `strength` fraction of the schedule.
+        init = min(int(spec.steps * denoise_strength), spec.steps)
+        t_start = max(spec.steps - init, 0)
+        first = t_start * order
+        if latent.mean is not None and not inpainting:  # VAE-encoded: sample from the run's generator first
+            draw = randn_tensor(latent.mean.shape, generator=generator, device=torch.device(device),
+                                dtype=latent.mean.dtype)
+            samples = ((latent.mean + latent.std * draw) * latent.scaling_factor).to(dtype)
+    else:
+        first = max(0, start_step) * order
+    timesteps = timesteps[first:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(first)
+    if len(timesteps) == 0:
+        return None
+    inpaint_steps = None
+    if inpainting:
+        from . import inpaint
+
+        latents, inpaint_steps = inpaint.begin(model, latent, scheduler, generator, timesteps,
+                                               first == 0 and denoise_strength >= 1.0, device, dtype)
+    elif latent.noise_mask is not None:
+        raise ValueError("input 'latent': a masked latent continued without new noise (add_noise off) "
+                         "cannot keep its unmasked part; turn add_noise on")
+    elif inpainting_unet(model, samples.shape[1]):
+        raise ValueError("input 'latent': this is an inpainting model (9 input channels): encode the image "
+                         "and its mask with 'VAE encode (for inpaint)'")
+    if inpainting and noise.method != "diffusers":
+        hooks.warn("an inpainting run draws its noise as diffusers' inpaint pipelines do, "
+                   f"not by the noise's {noise.method} method")
+    initial_noise = None if continuing or inpainting else noise.initial_noise(
+        tuple(samples.shape), generator, device, dtype)
+    if inpainting:
+        pass  # begun above
+    elif continuing:
+        latents = samples
+    elif img2img:
+        latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
+    elif first > 0:
+        latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise,
+                                      timesteps[:1].repeat(batch))
+    else:
+        latents = initial_noise * scheduler.init_noise_sigma
+
+    if end_step is not None and end_step >= 0:
+        timesteps = timesteps[: max(0, end_step * order - first)]
+    return latents, timesteps, inpaint_steps
+

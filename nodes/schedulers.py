@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 from typing import Any
@@ -36,9 +37,41 @@ SPACINGS = ("model default", "leading", "linspace", "trailing")
 
 
 def scheduler_spec(name: str, steps: int, karras: bool = False,
-                   spacing: str = "model default") -> SchedulerSpec:
+                   spacing: str = "model default", schedule: str = "model default") -> SchedulerSpec:
     """The SCHEDULER value for a UI choice (what the Scheduler node outputs)."""
-    return SchedulerSpec(name, steps, tuple(sorted(scheduler_options(name, karras, spacing).items())))
+    return SchedulerSpec(name, steps, tuple(sorted(scheduler_options(name, karras, spacing).items())), schedule)
+
+
+@functools.cache
+def takes_custom_sigmas(name: str) -> bool:
+    """Whether the diffusers class behind a UI name runs a sigma schedule it is given
+    (``set_timesteps(sigmas=...)``, kept as given). Tried, not assumed: a class may declare the
+    argument and refuse it (UniPC takes sigmas only for flow-matching models)."""
+    import diffusers
+
+    class_name, fixed = SCHEDULERS[name]
+    cls = getattr(diffusers, class_name)
+    if "sigmas" not in inspect.signature(cls.set_timesteps).parameters:
+        return False
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    trial = [10.0, 2.0, 0.5, 0.0]
+    try:
+        scheduler = cls(**{k: v for k, v in fixed.items() if k in accepted})
+        scheduler.set_timesteps(sigmas=trial)
+    except (TypeError, ValueError):
+        return False
+    kept = [float(s) for s in scheduler.sigmas]
+    return len(kept) == len(trial) and all(abs(a - b) <= 1e-6 * max(1.0, b) for a, b in zip(kept, trial))
+
+
+def comfy_schedule_problem(name: str, schedule: str) -> str | None:
+    """Why ComfyUI's ``schedule`` cannot run on the scheduler ``name`` (None: it can)."""
+    if schedule == "model default" or takes_custom_sigmas(name):
+        return None
+    usable = ", ".join(n for n in SCHEDULERS if takes_custom_sigmas(n)) or "none"
+    return (f"the {name} scheduler (diffusers' {SCHEDULERS[name][0]}) cannot take custom sigmas, so it cannot "
+            f"run ComfyUI's '{schedule}' schedule; use a scheduler that can ({usable}), or the "
+            f"'model default' schedule")
 
 
 def scheduler_options(name: str, karras: bool, spacing: str) -> dict[str, Any]:

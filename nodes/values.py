@@ -73,16 +73,32 @@ class Latent:
 
 @dataclass(frozen=True)
 class NoiseSource:
-    """NOISE: a seed and where its generator lives (CPU by default: same image on any device)."""
+    """NOISE: a seed, where its generator lives (CPU by default: same image on any device) and how
+    the initial noise is drawn: "diffusers" through diffusers' randn_tensor from the run's
+    generator, "comfyui" as ComfyUI's prepare_noise (always on the CPU)."""
 
     seed: int
     device: str = "cpu"
+    method: str = "diffusers"
 
     def generator(self, device: str):
         import torch
 
         gen_device = "cpu" if self.device == "cpu" else device
         return torch.Generator(gen_device).manual_seed(self.seed)
+
+    def initial_noise(self, shape: tuple, generator, device, dtype):
+        """The run's initial noise: diffusers' draw from ``generator`` (already used for whatever
+        the pipelines draw first), or ComfyUI's: a CPU generator seeded with the seed, one float32
+        ``randn`` over the whole latent batch, then cast to the latents' dtype and device."""
+        import torch
+
+        if self.method == "comfyui":
+            cpu = torch.Generator("cpu").manual_seed(self.seed)
+            return torch.randn(tuple(shape), generator=cpu, dtype=torch.float32).to(device=device, dtype=dtype)
+        from diffusers.utils.torch_utils import randn_tensor
+
+        return randn_tensor(tuple(shape), generator=generator, device=torch.device(device), dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,9 @@ class SchedulerSpec:
     name: str
     steps: int
     options: tuple[tuple[str, Any], ...] = ()
+    # "model default": the diffusers scheduler's own sigmas; else one of ComfyUI's schedules
+    # (nodes/comfy_sigmas.py), passed to it as custom sigmas, and UNet denoise samples as ComfyUI does
+    schedule: str = "model default"
 
 
 @dataclass(eq=False)
