@@ -130,7 +130,12 @@ def _read_file(path: Path) -> tuple[Any, str]:
     config, title = controlnet_config(path, shapes)
     state = load_file(str(path))
     if not any(name.startswith("controlnet_cond_embedding") for name in state):  # the original layout
+        original = {name.removeprefix("control_model."): value for name, value in state.items()}
         state = convert_controlnet_checkpoint(state, config)
+        for ldm, ours in (("label_emb.0.0", "add_embedding.linear_1"), ("label_emb.0.2", "add_embedding.linear_2")):
+            for param in ("weight", "bias"):  # SDXL's size/pooled-text embedding, which that converter skips
+                if f"{ldm}.{param}" in original:
+                    state.setdefault(f"{ours}.{param}", original[f"{ldm}.{param}"])
     net = ControlNetModel.from_config(config)
     try:
         net.load_state_dict(state, strict=True)

@@ -233,3 +233,27 @@ def make_tiny_single_file(out_file: Path, config_folder: Path) -> Path:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     save_file(folder_to_ldm(config_folder), str(out_file))
     return out_file
+
+
+def controlnet_to_ldm(state_dict: dict, layers_per_block: int, prefix: str = "control_model.") -> dict:
+    """diffusers ControlNetModel keys -> the original ControlNet layout (the UNet encoder's LDM names
+    plus ``input_hint_block``, ``zero_convs`` and ``middle_block_out``), the inverse of diffusers'
+    ``convert_controlnet_checkpoint``."""
+    hint_blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.", k))}
+    extra, encoder = {}, {}
+    for key, value in state_dict.items():
+        module, param = _split(key)
+        if module == "controlnet_cond_embedding.conv_in":
+            extra[f"input_hint_block.0.{param}"] = value
+        elif m := re.fullmatch(r"controlnet_cond_embedding\.blocks\.(\d+)", module):
+            extra[f"input_hint_block.{2 * (int(m[1]) + 1)}.{param}"] = value
+        elif module == "controlnet_cond_embedding.conv_out":
+            extra[f"input_hint_block.{2 * (len(hint_blocks) + 1)}.{param}"] = value
+        elif m := re.fullmatch(r"controlnet_down_blocks\.(\d+)", module):
+            extra[f"zero_convs.{m[1]}.0.{param}"] = value
+        elif module == "controlnet_mid_block":
+            extra[f"middle_block_out.0.{param}"] = value
+        else:
+            encoder[key] = value
+    out = {prefix + k.removeprefix(UNET_PREFIX): v for k, v in unet_to_ldm(encoder, layers_per_block).items()}
+    return {**out, **{prefix + k: v for k, v in extra.items()}}
