@@ -11,16 +11,19 @@ ComfyUI's KSampler / KSamplerAdvanced start a run, written from its published be
   diffusers interpolates (ComfyUI's ModelSamplingDiscrete).
 
 The model input (x / sqrt(sigma^2 + 1)) and the step from the prediction are the diffusers
-scheduler's, which for Euler are ComfyUI's k-diffusion Euler with EPS / v prediction.
+scheduler's where its class takes custom sigmas (Euler: ComfyUI's k-diffusion Euler with EPS / v
+prediction); the schedulers whose class does not step as ComfyUI's own samplers
+(nodes/comfy_samplers.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .comfy_samplers import STEPPERS, KDiffusionSteps
 from .comfy_sigmas import DISCARD_PENULTIMATE, discrete_sigmas, ksampler_sigmas, max_denoise, sampled_window
 from .inpaint import inpainting_unet
-from .schedulers import comfy_schedule_problem
+from .schedulers import comfy_schedule_problem, takes_custom_sigmas
 from .values import Latent, NoiseSource, SchedulerSpec, UNetModel
 
 
@@ -40,9 +43,10 @@ def run_sigmas(spec: SchedulerSpec, config: dict[str, Any], denoise: float, star
 
 def begin(model: UNetModel, scheduler, spec: SchedulerSpec, latent: Latent, noise: NoiseSource, generator,
           denoise: float, start_step: int, end_step: int, add_noise: bool, leftover_noise: bool,
-          device, dtype) -> tuple[Any, Any] | None:
-    """Set ``scheduler`` to the run's sigmas and return ``(first latents, the UNet's timestep per
-    step)``, or None when there is nothing to sample (the latent passes through)."""
+          device, dtype) -> tuple[Any, Any, Any] | None:
+    """``(the scheduler to step with, first latents, the UNet's timestep per call)``: ``scheduler``
+    set to the run's sigmas, or ComfyUI's sampler in its place; None when there is nothing to
+    sample (the latent passes through)."""
     import torch
 
     problem = comfy_schedule_problem(spec.name, spec.schedule)
@@ -57,20 +61,25 @@ def begin(model: UNetModel, scheduler, spec: SchedulerSpec, latent: Latent, nois
     table, sigmas = run_sigmas(spec, model.scheduler_config, denoise, start_step, end_step, leftover_noise)
     if sigmas is None:
         return None
-    scheduler.set_timesteps(sigmas=[float(s) for s in sigmas], device=device)
-    kept = scheduler.sigmas.to("cpu", torch.float32)
-    if kept.shape != sigmas.shape or not torch.allclose(kept, sigmas, rtol=1e-6, atol=0):
-        raise ValueError(f"input 'scheduler': {spec.name} did not keep the custom sigmas it was given")
-    scheduler.set_begin_index(0)
-    unet_timesteps = table.timestep(sigmas[:-1]).to(device)
+    if takes_custom_sigmas(spec.name):
+        scheduler.set_timesteps(sigmas=[float(s) for s in sigmas], device=device)
+        kept = scheduler.sigmas.to("cpu", torch.float32)
+        if kept.shape != sigmas.shape or not torch.allclose(kept, sigmas, rtol=1e-6, atol=0):
+            raise ValueError(f"input 'scheduler': {spec.name} did not keep the custom sigmas it was given")
+        scheduler.set_begin_index(0)
+        call_sigmas = sigmas[:-1]
+    else:
+        scheduler = KDiffusionSteps(STEPPERS[spec.name], sigmas, scheduler.config.prediction_type, noise.seed, device)
+        call_sigmas = scheduler.call_sigmas
+    unet_timesteps = table.timestep(call_sigmas).to(device)
 
     samples = latent.samples.to(device=device, dtype=dtype)
     if latent.empty:
         samples = torch.zeros_like(samples)
     if not add_noise:
-        return samples, unet_timesteps
+        return scheduler, samples, unet_timesteps
     drawn = noise.initial_noise(tuple(samples.shape), generator, device, torch.float32)
     first = sigmas[0]
     scale = (1.0 + first ** 2) ** 0.5 if max_denoise(first, table) else first
     latents = (samples.float() + drawn * scale.to(device)).to(dtype)
-    return latents, unet_timesteps
+    return scheduler, latents, unet_timesteps

@@ -274,8 +274,9 @@ SCHEDULER = NodeType(
               tooltip="model default: the diffusers scheduler's own sigmas (with karras and spacing above). "
                       "Any other: ComfyUI's sigma schedule of that name, from the model's betas, and UNet "
                       "denoise then samples as ComfyUI's KSampler does (its denoise, start/end step and "
-                      "timesteps), for graphs imported from ComfyUI; only schedulers that take custom "
-                      "sigmas can run it (Euler)"),
+                      "timesteps), for graphs imported from ComfyUI. Euler runs it in diffusers (custom "
+                      "sigmas); Euler a, Heun, DPM2, DPM2 a, LMS and DPM++ 2M step as ComfyUI's own samplers; "
+                      "the others are refused"),
     ),
     aliases=("BasicScheduler", "KarrasScheduler", "sigmas", "steps", "sampler name"),
     description="Picks a diffusers scheduler, built from the model's own scheduler config.",

@@ -143,7 +143,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
                                     end_step, add_noise, leftover_noise, device, dtype)
         if started is None:  # denoise 0, or a start past the last step: nothing to do
             return latent, LatentTrace()
-        latents, unet_timesteps = started
+        scheduler, latents, unet_timesteps = started
         timesteps = scheduler.timesteps
     else:
         if not leftover_noise and end_step is not None and end_step >= 0:

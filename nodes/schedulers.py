@@ -65,10 +65,13 @@ def takes_custom_sigmas(name: str) -> bool:
 
 
 def comfy_schedule_problem(name: str, schedule: str) -> str | None:
-    """Why ComfyUI's ``schedule`` cannot run on the scheduler ``name`` (None: it can)."""
-    if schedule == "model default" or takes_custom_sigmas(name):
+    """Why ComfyUI's ``schedule`` cannot run on the scheduler ``name`` (None: it can: its diffusers
+    class takes the sigmas, or it steps as one of ComfyUI's own samplers, nodes/comfy_samplers.py)."""
+    from .comfy_samplers import STEPPERS
+
+    if schedule == "model default" or takes_custom_sigmas(name) or name in STEPPERS:
         return None
-    usable = ", ".join(n for n in SCHEDULERS if takes_custom_sigmas(n)) or "none"
+    usable = ", ".join(n for n in SCHEDULERS if takes_custom_sigmas(n) or n in STEPPERS)
     return (f"the {name} scheduler (diffusers' {SCHEDULERS[name][0]}) cannot take custom sigmas, so it cannot "
             f"run ComfyUI's '{schedule}' schedule; use a scheduler that can ({usable}), or the "
             f"'model default' schedule")

@@ -70,11 +70,18 @@ def comfy_schedule(name, steps, config=SD1):
     return np.array(out + [0.0])
 
 
-def comfy_ksampler_sigmas(name, steps, denoise=1.0):
-    """KSampler.set_steps: below denoise 1, the last steps + 1 of a schedule of int(steps / denoise)."""
+def comfy_ksampler_sigmas(name, steps, denoise=1.0, discard_penultimate=False):
+    """KSampler.set_steps: below denoise 1, the last steps + 1 of a schedule of int(steps / denoise);
+    for dpm_2, dpm_2_ancestral and uni_pc a schedule one step longer without its penultimate sigma."""
+    def full(count):
+        if discard_penultimate:
+            sigmas = comfy_schedule(name, count + 1)
+            return np.concatenate([sigmas[:-2], sigmas[-1:]])
+        return comfy_schedule(name, count)
+
     if denoise > 0.9999:
-        return comfy_schedule(name, steps)
-    return comfy_schedule(name, int(steps / denoise))[-(steps + 1):]
+        return full(steps)
+    return full(int(steps / denoise))[-(steps + 1):]
 
 
 # ----- (a) schedules ------------------------------------------------------------------------
@@ -173,22 +180,105 @@ def pipe(tiny_sd):
     return pipe
 
 
-def comfy_euler(pipe, x, sigmas, prompt, negative, cfg):
-    """ComfyUI's sample_euler over its EPS model: model input x / sqrt(sigma^2 + 1) at the nearest-log-sigma
-    timestep, denoised = x - eps * sigma for each prompt, cfg on the denoised, then x += (x - denoised) / sigma
-    * (sigma_next - sigma)."""
+def comfy_model(pipe, prompt, negative, cfg):
+    """ComfyUI's EPS model under CFG, as a k-diffusion denoiser: model input x / sqrt(sigma^2 + 1) at the
+    nearest-log-sigma timestep, denoised = x - eps * sigma for each prompt, cfg applied to the denoised."""
     _, logs = comfy_table(dict(pipe.scheduler.config))
     cond, uncond = pipe.encode_prompt(prompt, "cpu", 1, True, negative)
     embeds = torch.cat([uncond, cond])
-    sigmas = [float(s) for s in sigmas]
-    with torch.no_grad():
-        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
-            model_input = torch.cat([x, x]) / (sigma ** 2 + 1) ** 0.5
-            t = torch.tensor(float(comfy_timestep(sigma, logs)))
+
+    def model(x, sigma):
+        sigma = torch.tensor(float(sigma), dtype=torch.float32)
+        model_input = torch.cat([x, x]) / (sigma ** 2 + 1) ** 0.5
+        t = torch.tensor(float(comfy_timestep(float(sigma), logs)))
+        with torch.no_grad():
             eps_uncond, eps_cond = pipe.unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
-            denoised_uncond, denoised_cond = x - eps_uncond * sigma, x - eps_cond * sigma
-            denoised = denoised_uncond + (denoised_cond - denoised_uncond) * cfg
-            x = x + (x - denoised) / sigma * (sigma_next - sigma)
+        denoised_uncond, denoised_cond = x - eps_uncond * sigma, x - eps_cond * sigma
+        return denoised_uncond + (denoised_cond - denoised_uncond) * cfg
+    return model
+
+
+def comfy_euler(pipe, x, sigmas, prompt, negative, cfg):
+    """sample_euler: x += (x - denoised) / sigma * (sigma_next - sigma)."""
+    model = comfy_model(pipe, prompt, negative, cfg)
+    sigmas = torch.tensor(sigmas, dtype=torch.float32)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i])
+        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+def ancestral_step(sigma_from, sigma_to):
+    """get_ancestral_step, eta 1: (sigma_down, sigma_up)."""
+    up = min(sigma_to, (sigma_to ** 2 * (sigma_from ** 2 - sigma_to ** 2) / sigma_from ** 2) ** 0.5)
+    return (sigma_to ** 2 - up ** 2) ** 0.5, up
+
+
+def lms_coefficient(order, sigmas, i, j):
+    """linear_multistep_coeff: the integral from sigmas[i] to sigmas[i + 1] of the Lagrange basis
+    polynomial j over sigmas[i], sigmas[i - 1], ..., by quadrature."""
+    from scipy import integrate
+
+    def basis(tau):
+        return math.prod((tau - sigmas[i - k]) / (sigmas[i - j] - sigmas[i - k]) for k in range(order) if k != j)
+    return integrate.quad(basis, sigmas[i], sigmas[i + 1], epsrel=1e-4)[0]
+
+
+def comfy_sampler(kind, model, x, sigmas, seed):
+    """ComfyUI's k-diffusion samplers (comfy/k_diffusion/sampling.py), over float32 sigmas."""
+    s = torch.tensor(sigmas, dtype=torch.float32)
+    generator = torch.Generator("cpu").manual_seed(seed + 1)  # default_noise_sampler: seed + 1 on the CPU
+
+    def noise():
+        return torch.randn(x.shape, dtype=torch.float32, generator=generator)
+
+    old, ds = None, []
+    for i in range(len(s) - 1):
+        denoised = model(x, s[i])
+        d = (x - denoised) / s[i]
+        if kind == "heun":
+            dt = s[i + 1] - s[i]
+            if s[i + 1] == 0:
+                x = x + d * dt
+            else:
+                x_2 = x + d * dt
+                d_2 = (x_2 - model(x_2, s[i + 1])) / s[i + 1]
+                x = x + (d + d_2) / 2 * dt
+        elif kind == "dpm_2":
+            if s[i + 1] == 0:
+                x = x + d * (s[i + 1] - s[i])
+            else:
+                mid = s[i].log().lerp(s[i + 1].log(), 0.5).exp()
+                x_2 = x + d * (mid - s[i])
+                x = x + (x_2 - model(x_2, mid)) / mid * (s[i + 1] - s[i])
+        elif kind == "dpm_2_ancestral":
+            down, up = ancestral_step(s[i], s[i + 1])
+            if down == 0:
+                x = x + d * (down - s[i])
+            else:
+                mid = s[i].log().lerp(down.log(), 0.5).exp()
+                x_2 = x + d * (mid - s[i])
+                x = x + (x_2 - model(x_2, mid)) / mid * (down - s[i])
+                x = x + noise() * up
+        elif kind == "euler_ancestral":
+            down, up = ancestral_step(s[i], s[i + 1])
+            x = denoised if down == 0 else x + d * (down - s[i])
+            if s[i + 1] > 0:
+                x = x + noise() * up
+        elif kind == "lms":  # linear multistep, order 4
+            ds = (ds + [d])[-4:]
+            order = min(i + 1, 4)
+            x = x + sum(lms_coefficient(order, s.numpy(), i, j) * dj for j, dj in enumerate(reversed(ds)))
+        elif kind == "dpmpp_2m":  # in t = -log sigma
+            t, t_next = -s[i].log(), -s[i + 1].log()
+            h = t_next - t
+            if old is None or s[i + 1] == 0:
+                x = ((-t_next).exp() / (-t).exp()) * x - (-h).expm1() * denoised
+            else:
+                r = (t + s[i - 1].log()) / h
+                blended = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+                x = ((-t_next).exp() / (-t).exp()) * x - (-h).expm1() * blended
+            old = denoised
     return x
 
 
@@ -244,6 +334,36 @@ def test_txt2img_matches_comfyui_euler(tiny_sd, pipe, schedule):
     assert result.outputs[ids["unet"]]["trace"].timesteps == [comfy_timestep(s, logs) for s in sigmas[:-1]]
 
 
+@pytest.mark.parametrize("name,kind", [("Heun", "heun"), ("DPM2", "dpm_2"), ("DPM2 a", "dpm_2_ancestral"),
+                                       ("LMS", "lms"), ("DPM++ 2M", "dpmpp_2m"), ("Euler a", "euler_ancestral")])
+def test_comfyuis_own_samplers_match_comfyui(tiny_sd, pipe, name, kind):
+    """Schedulers whose diffusers class takes no custom sigmas step as ComfyUI's samplers; the
+    ancestral ones draw their per-step noise as ComfyUI's default noise sampler does."""
+    graph, ids = comfy_graph(*txt2img_graph(str(tiny_sd), prompt="a blue star", negative="blurry", seed=7,
+                                            scheduler=name, steps=5, cfg=6.5), "karras")
+    sigmas = comfy_ksampler_sigmas("karras", 5, discard_penultimate=kind.startswith("dpm_2"))
+    x = prepare_noise(7, latent_shape(pipe)) * (1 + sigmas[0] ** 2) ** 0.5
+    model = comfy_model(pipe, "a blue star", "blurry", 6.5)
+    run_comfy(graph, ids, pipe, comfy_sampler(kind, model, x, sigmas, 7))
+
+
+@pytest.mark.parametrize("name,kind", [("DPM++ 2M", "dpmpp_2m"), ("Heun", "heun")])
+def test_comfyuis_samplers_with_denoise_and_a_window(tiny_sd, pipe, tmp_path, name, kind):
+    """img2img at denoise 0.5, then KSamplerAdvanced's steps 2 to 5 of it with the noise left."""
+    path = tmp_path / "input.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+    graph, ids = comfy_graph(*img2img_graph(str(tiny_sd), str(path), strength=0.5, seed=3, steps=6,
+                                            scheduler=name), "normal")
+    graph.set_param(ids["unet"], "start_step", 2)
+    graph.set_param(ids["unet"], "end_step", 5)
+    pixels = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        latent = pipe.vae.encode(pixels * 2 - 1).latent_dist.mean * pipe.vae.config.scaling_factor
+    sigmas = comfy_ksampler_sigmas("normal", 6, 0.5)[2:6]
+    x = latent + prepare_noise(3, tuple(latent.shape)) * sigmas[0]
+    run_comfy(graph, ids, pipe, comfy_sampler(kind, comfy_model(pipe, "a red circle", "", 7.5), x, sigmas, 3))
+
+
 def test_img2img_denoise_matches_comfyui(tiny_sd, pipe, tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "input.png"
@@ -289,19 +409,23 @@ def test_a_split_run_equals_the_whole_run(tiny_sd):
 
 
 def test_a_scheduler_without_custom_sigmas_is_refused(tiny_sd):
-    graph, ids = comfy_graph(*txt2img_graph(str(tiny_sd), scheduler="DPM++ 2M", steps=4), "karras")
+    graph, ids = comfy_graph(*txt2img_graph(str(tiny_sd), scheduler="UniPC", steps=4), "karras")
     result = Executor().run(graph)
     assert result.status == "failed"
     error = result.error
     assert error.node_id == ids["scheduler"]
-    assert "DPM++ 2M" in error.message and "'karras'" in error.message and "Euler" in error.message
+    assert "UniPC" in error.message and "'karras'" in error.message and "Euler" in error.message
 
 
-def test_which_schedulers_take_custom_sigmas():
+def test_which_schedulers_run_comfyui_schedules():
+    from nodes.comfy_samplers import STEPPERS
     from nodes.schedulers import SCHEDULERS, comfy_schedule_problem, takes_custom_sigmas
 
     assert takes_custom_sigmas("Euler")
     assert not takes_custom_sigmas("UniPC")  # its sigmas= is for flow-matching models only
+    refused = {name for name in SCHEDULERS if comfy_schedule_problem(name, "normal")}
+    assert refused == {"DDIM", "DPM++ 2M SDE", "DPM++ 2M SDE Karras", "DPM++ SDE", "DPM++ SDE Karras", "UniPC",
+                       "DEIS", "PNDM", "DDPM"}
     for name in SCHEDULERS:
-        assert (comfy_schedule_problem(name, "normal") is None) == takes_custom_sigmas(name)
+        assert (name in refused) == (not takes_custom_sigmas(name) and name not in STEPPERS)
         assert comfy_schedule_problem(name, "model default") is None
