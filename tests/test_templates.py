@@ -66,7 +66,7 @@ def test_small_things_new_clears_the_image_dialogs_suggest_and_bypass_is_logged(
     asked = []
     monkeypatch.setattr(window.document, "ask_open_path", lambda title, filters: asked.append(filters))
     window.document.open_dialog()
-    assert asked[0].startswith("Workflows and images (*.json *.png)")
+    assert asked[0].startswith("Workflows and images (*.json *.png *.webp)")
     # Save of an imported or template copy suggests its own name
     suggested = []
     def fake_dialog(parent, title, path, filters):
