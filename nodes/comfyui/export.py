@@ -163,7 +163,7 @@ def _sampler(graph: Graph, node, values: dict[str, Any], meta: dict[str, Any]) -
         meta["control_after_generate"] = n["control"]
     schedule = s.get("schedule", "model default")
     common = {"steps": int(s["steps"]), "cfg": float(values["cfg"]), "sampler_name": sampler,
-              "scheduler": "normal" if schedule == "model default" else schedule}
+              "scheduler": schedule if schedule != "model default" else "karras" if s["karras"] else "normal"}
     advanced = values["start_step"] or values["end_step"] != -1 or not values["add_noise"]
     if not advanced:
         return {"class_type": "KSampler", "inputs": {"seed": int(n["seed"]), **common, "denoise": float(values["denoise"])}}

@@ -60,21 +60,31 @@ def _schedule(build: NodeBuild, name: Any) -> str:
     return "normal"
 
 
-def _has(build: NodeBuild, type_id: str, param: str) -> bool:
-    return any(p.name == param for p in build.builder.registry.nodes.get(type_id).params)
+def comfy_schedule_ready(scheduler: str) -> bool:
+    """Whether our scheduler runs ComfyUI's sigma schedules (diffusers' Euler takes them; the
+    others step as ComfyUI's own samplers do, nodes/comfy_samplers.py)."""
+    from ..comfy_samplers import STEPPERS
+
+    return scheduler == "Euler" or scheduler in STEPPERS
 
 
 def sampler_nodes(build: NodeBuild, seed: Any, control: Any, steps: Any, cfg: Any, sampler: str,
                   schedule: str, denoise: Any = 1.0, unet_params: dict[str, Any] | None = None,
                   add_noise: bool = True) -> tuple[str, str, str]:
-    """Noise, Scheduler and UNet denoise for one ComfyUI sampler node, wired to each other."""
+    """Noise, Scheduler and UNet denoise for one ComfyUI sampler node, wired to each other, in the
+    ComfyUI-compatible mode where our scheduler can run it; else in diffusers' own (said in the report)."""
+    comfy = comfy_schedule_ready(sampler)
     noise_params: dict[str, Any] = {"seed": int(seed) % 2**64 if isinstance(seed, int) else 0,
-                                    "control": SEED_CONTROLS.get(str(control), "fixed")}
-    if _has(build, "sd.noise", "method"):
-        noise_params["method"] = "comfyui"
+                                    "control": SEED_CONTROLS.get(str(control), "fixed"),
+                                    "method": "comfyui" if comfy else "diffusers"}
     scheduler_params: dict[str, Any] = {"name": sampler, "steps": int(steps)}
-    if _has(build, "sd.scheduler", "schedule"):
+    if comfy:
         scheduler_params["schedule"] = schedule
+    else:
+        scheduler_params["karras"] = schedule == "karras"
+        build.sampler_note(f"{sampler} cannot run ComfyUI's schedules here: it runs diffusers' own "
+                           f"{'Karras ' if schedule == 'karras' else ''}schedule and noise, so the image differs "
+                           "from ComfyUI's")
     unet = build.add("sd.unet_denoise", {"cfg": float(cfg), "denoise": float(denoise), "add_noise": add_noise,
                                          **(unet_params or {})}, key="", title=build.node.title or "UNet denoise",
                      offset=(SAMPLER_COLUMN, 0.0))
@@ -104,11 +114,7 @@ def map_ksampler_advanced(build: NodeBuild) -> None:
     end = int(v["end_at_step"])
     unet = {"start_step": int(v["start_at_step"]), "end_step": -1 if end >= steps else end}
     if unet["end_step"] != -1:
-        leftover = v["return_with_leftover_noise"] == "enable"
-        if _has(build, "sd.unet_denoise", "leftover_noise"):
-            unet["leftover_noise"] = leftover
-        elif not leftover:
-            build.guess("return_with_leftover_noise 'disable' is not supported here: the latent keeps its noise")
+        unet["leftover_noise"] = v["return_with_leftover_noise"] == "enable"
     sampler_nodes(build, v["noise_seed"], v.get("control_after_generate"), steps, v["cfg"],
                   _sampler(build, v["sampler_name"]), _schedule(build, v["scheduler"]), 1.0, unet,
                   add_noise=v["add_noise"] == "enable")
@@ -135,8 +141,9 @@ def map_sampler_custom(build: NodeBuild) -> bool | None:
         build.guess(f"KarrasScheduler's own sigma range ({gv['sigma_min']}..{gv['sigma_max']}, rho {gv['rho']}) "
                     "is the model's range here")
     else:
-        schedule, steps = "sgm_uniform", gv["steps"]
-        build.sampler_note("SDTurboScheduler: its 999, 899, ... timesteps are approximated by sgm_uniform")
+        schedule, steps = "simple", gv["steps"]
+        build.sampler_note("SDTurboScheduler: its 999, 899, ... timesteps are ComfyUI's 'simple' schedule "
+                           "here (the same at 1 and 10 steps, close between)")
     sampler_nodes(build, v["noise_seed"], v.get("control_after_generate"), steps, v["cfg"],
                   _sampler(build, sv["sampler_name"]), schedule, denoise, add_noise=bool(v["add_noise"]))
     build.absorbed_names.update(("sampler", "sigmas"))
