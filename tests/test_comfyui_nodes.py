@@ -166,3 +166,18 @@ def test_a_webp_written_by_comfyui_opens(tmp_path):
     Image.new("RGB", (8, 8)).save(path, exif=exif)
     graph, report = load_any(path)
     assert [n.params["text"] for n in graph.nodes.values()] == ["hi"]
+
+
+def test_a_custom_node_from_a_node_pack_refuses_to_run_naming_the_pack():
+    from graphs import Executor
+
+    custom = {"id": 1, "type": "IPAdapterAdvanced", "pos": [0, 0], "widgets_values": [0.8, "linear"],
+              "properties": {"cnr_id": "comfyui_ipadapter_plus", "ver": "2.0.0"},
+              "outputs": [{"name": "MODEL", "type": "MODEL", "links": []}]}
+    graph, report = import_data(_ui([custom], []))
+    node = graph.nodes["c1"]
+    assert node.params["widgets_values"] == [0.8, "linear"] and graph.node_type(node).package == "comfyui_ipadapter_plus"
+    assert report.placeholders == ["IPAdapterAdvanced (#1): IPAdapterAdvanced from the 'comfyui_ipadapter_plus' node "
+                                   "pack has no LatentGraph node"]
+    result = Executor().run(graph, targets=["c1"])
+    assert result.status == "failed" and "comfyui_ipadapter_plus" in result.error.message
