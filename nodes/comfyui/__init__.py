@@ -39,6 +39,7 @@ def import_data(data: Any, registry: Registry | None = None, file: str | None = 
     from graphs.workflow import from_dict
 
     from .build import Builder
+    from .node_map import MAPPINGS
 
     registry = registry or default_registry()
     kind = detect(data)
@@ -53,7 +54,7 @@ def import_data(data: Any, registry: Registry | None = None, file: str | None = 
     source = (f"ComfyUI workflow (frontend {graph.frontend})" if kind == "ui" and graph.frontend
               else "ComfyUI workflow" if kind == "ui" else "ComfyUI API prompt")
     report = ImportReport(source, len(graph.nodes), dropped=list(graph.notes))
-    ours = Builder(graph, registry, report).build()
+    ours = Builder(graph, registry, report, MAPPINGS).build()
     return from_dict(ours, registry, file), report
 
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from graphs.placeholders import add_placeholder, make_placeholder
@@ -72,8 +73,10 @@ class NodeBuild:
 
 
 class Builder:
-    def __init__(self, graph: ComfyGraph, registry: Registry, report: ImportReport) -> None:
-        self.graph, self.registry, self.report = graph, registry, report
+    def __init__(self, graph: ComfyGraph, registry: Registry, report: ImportReport,
+                 mappings: dict[str, Callable[[NodeBuild], Any]]) -> None:
+        """``mappings``: ComfyUI class -> what makes our nodes for it (nodes/comfyui/node_map.py)."""
+        self.graph, self.registry, self.report, self.mappings = graph, registry, report, mappings
         self.nodes: list[dict[str, Any]] = []
         self.links: list[dict[str, Any]] = []
         self.frames: list[dict[str, Any]] = []
@@ -109,8 +112,6 @@ class Builder:
                              for title, (x, y, w, h), color in self.graph.groups]
 
     def build(self) -> dict[str, Any]:
-        from .node_map import MAPPINGS
-
         self._make_room()
 
         for node in self.graph.nodes.values():
@@ -119,7 +120,7 @@ class Builder:
             build = NodeBuild(self, node, values)
             for message in guessed:
                 build.guess(message)
-            mapping = MAPPINGS.get(node.class_type)
+            mapping = self.mappings.get(node.class_type)
             marks = (len(self.nodes), len(self.links), len(self.extra_links), len(self.report.guessed),
                      len(self.report.samplers))
             try:
