@@ -181,3 +181,30 @@ def test_a_custom_node_from_a_node_pack_refuses_to_run_naming_the_pack():
                                    "pack has no LatentGraph node"]
     result = Executor().run(graph, targets=["c1"])
     assert result.status == "failed" and "comfyui_ipadapter_plus" in result.error.message
+
+
+def test_an_imported_inpaint_workflow_runs_on_the_bundled_model(tmp_path):
+    """ComfyUI's inpainting KSampler: our inpaint steps follow diffusers', so it runs in diffusers'
+    mode, said in the report, and makes an image."""
+    from PIL import Image
+
+    from graphs import Executor
+
+    Image.new("RGBA", (64, 64), (200, 30, 30, 255)).save(tmp_path / "in.png")
+    prompt = {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "bundled"}},
+              "img": {"class_type": "LoadImage", "inputs": {"image": str(tmp_path / "in.png")}},
+              "mask": {"class_type": "LoadImageMask", "inputs": {"image": str(tmp_path / "in.png"), "channel": "red"}},
+              "enc": {"class_type": "VAEEncodeForInpaint", "inputs": {"grow_mask_by": 2, "pixels": ["img", 0],
+                                                                       "vae": ["ckpt", 2], "mask": ["mask", 0]}},
+              "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue square", "clip": ["ckpt", 1]}},
+              "ks": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 3, "cfg": 2.5, "sampler_name": "euler",
+                                                          "scheduler": "normal", "denoise": 1.0, "model": ["ckpt", 0],
+                                                          "positive": ["pos", 0], "negative": ["pos", 0],
+                                                          "latent_image": ["enc", 0]}},
+              "dec": {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["ckpt", 2]}},
+              "out": {"class_type": "PreviewImage", "inputs": {"images": ["dec", 0]}}}
+    graph, report = import_data(prompt)
+    assert graph.nodes["cks.scheduler"].params.get("schedule", "model default") == "model default"
+    assert any("inpainting latent" in line for line in report.samplers)
+    result = Executor().run(graph)
+    assert result.status == "finished", result.error and result.error.message

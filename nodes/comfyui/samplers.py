@@ -43,6 +43,7 @@ SAMPLERS: dict[str, tuple[str, str]] = {
     "dpm_adaptive": ("DPM++ 2M", "no dpm_adaptive here: DPM++ 2M instead"),
 }
 SCHEDULES = ("normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta")
+INPAINT_LATENTS = ("VAEEncodeForInpaint", "SetLatentNoiseMask")
 SEED_CONTROLS = {"fixed": "fixed", "increment": "increment", "decrement": "decrement", "randomize": "randomize"}
 
 
@@ -74,6 +75,15 @@ def sampler_nodes(build: NodeBuild, seed: Any, control: Any, steps: Any, cfg: An
     """Noise, Scheduler and UNet denoise for one ComfyUI sampler node, wired to each other, in the
     ComfyUI-compatible mode where our scheduler can run it; else in diffusers' own (said in the report)."""
     comfy = comfy_schedule_ready(sampler)
+    latent_source = build.source("latent_image")
+    if comfy and latent_source is not None and latent_source.class_type in INPAINT_LATENTS:
+        comfy = False  # our inpainting follows diffusers' pipelines, which ComfyUI's schedules cannot drive
+        build.sampler_note("an inpainting latent runs with diffusers' inpaint steps and schedule here, so the "
+                           "image differs from ComfyUI's")
+    elif not comfy:
+        build.sampler_note(f"{sampler} cannot run ComfyUI's schedules here: it runs diffusers' own "
+                           f"{'Karras ' if schedule == 'karras' else ''}schedule and noise, so the image differs "
+                           "from ComfyUI's")
     noise_params: dict[str, Any] = {"seed": int(seed) % 2**64 if isinstance(seed, int) else 0,
                                     "control": SEED_CONTROLS.get(str(control), "fixed"),
                                     "method": "comfyui" if comfy else "diffusers"}
@@ -82,9 +92,6 @@ def sampler_nodes(build: NodeBuild, seed: Any, control: Any, steps: Any, cfg: An
         scheduler_params["schedule"] = schedule
     else:
         scheduler_params["karras"] = schedule == "karras"
-        build.sampler_note(f"{sampler} cannot run ComfyUI's schedules here: it runs diffusers' own "
-                           f"{'Karras ' if schedule == 'karras' else ''}schedule and noise, so the image differs "
-                           "from ComfyUI's")
     unet = build.add("sd.unet_denoise", {"cfg": float(cfg), "denoise": float(denoise), "add_noise": add_noise,
                                          **(unet_params or {})}, key="", title=build.node.title or "UNet denoise",
                      offset=(SAMPLER_COLUMN, 0.0))
