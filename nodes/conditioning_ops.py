@@ -1,5 +1,7 @@
 """Operations on a CONDITIONING: Zero conditioning (ComfyUI's ConditioningZeroOut), the negative
-SDXL-turbo and SD3-style workflows use instead of an encoded empty prompt."""
+SDXL-turbo and SD3-style workflows use instead of an encoded empty prompt; Combine conditioning
+(ComfyUI's ConditioningCombine): UNet denoise averages the predictions for both prompts
+(nodes/combined_prompts.py)."""
 
 from __future__ import annotations
 
@@ -29,4 +31,20 @@ ZERO_CONDITIONING = NodeType(
     description="The same conditioning with every embedding zero (ComfyUI's ConditioningZeroOut).",
 )
 
-NODE_TYPES = (ZERO_CONDITIONING,)
+def run_combine_conditioning(ctx, conditioning_1: Conditioning, conditioning_2: Conditioning) -> dict[str, Any]:
+    if conditioning_2.controls:
+        ctx.warn("conditioning_2's ControlNet hints are not used: apply ControlNet after combining")
+    extra = (dataclasses.replace(conditioning_2, combined=(), controls=()), *conditioning_2.combined)
+    return {"conditioning": dataclasses.replace(conditioning_1, combined=(*conditioning_1.combined, *extra))}
+
+
+COMBINE_CONDITIONING = NodeType(
+    "sd.combine_conditioning", "Combine conditioning", "conditioning", run_combine_conditioning,
+    inputs=(Socket("conditioning_1", "CONDITIONING"), Socket("conditioning_2", "CONDITIONING")),
+    outputs=(Socket("conditioning", "CONDITIONING"),),
+    aliases=("ConditioningCombine", "combine", "mix prompts", "blend prompts"),
+    description="Both prompts at once: UNet denoise runs the UNet for each and averages the predictions "
+                "(one more UNet call per step for each prompt added).",
+)
+
+NODE_TYPES = (ZERO_CONDITIONING, COMBINE_CONDITIONING)

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .combined_prompts import CombinedPrompts
 from .control_steps import ControlSteps
 from .families.catalog import SD1_LATENT_RGB
 from .inpaint import inpainting_unet
 from .prompts import pad_to_same_length
 from .schedulers import build_scheduler
 from .transfer import HostCopier
+from .unet_inputs import added_conditioning, expand_batch
 from .values import Conditioning, Latent, LatentTrace, NoiseSource, SchedulerSpec, UNetModel
 
 
@@ -29,15 +31,6 @@ class StepHooks:
     warn: Callable[[str], None] = lambda message: None  # a note for the node (a resized hint)
 
 
-def _expand(embeds, batch: int):
-    if embeds.shape[0] == batch:
-        return embeds
-    if batch % embeds.shape[0]:
-        raise ValueError(f"conditioning batch {embeds.shape[0]} does not divide latent batch {batch}")
-    repeat = batch // embeds.shape[0]
-    return embeds.repeat_interleave(repeat, dim=0)
-
-
 def predict_x0(scheduler, sample, model_output, timestep):
     """x0 implied by a VP-space model output (for schedulers that don't report it)."""
     alphas = scheduler.alphas_cumprod.to(sample.device)
@@ -51,44 +44,6 @@ def predict_x0(scheduler, sample, model_output, timestep):
     if kind == "v_prediction":
         return alpha.sqrt() * sample - beta.sqrt() * model_output
     return model_output  # "sample"
-
-
-def added_conditioning(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
-                       zero_negative: bool, shape: tuple, device, dtype) -> tuple:
-    """SDXL's ``(text_embeds, time_ids)`` for the batch, as the SDXL pipelines build them: the
-    pooled embeddings, and per prompt original size + crop top-left + target size (the refiner:
-    + aesthetic score instead of the target size), in pixels of the image being made unless the
-    conditioning says otherwise. A negative without sizes of its own takes the positive's."""
-    import torch
-
-    if positive.pooled is None:
-        raise ValueError(f"input 'positive': a {model.family.title} model needs the pooled text embedding; "
-                         "encode the prompt with this model's CLIP")
-    batch = shape[0]
-    size = (shape[-2] * model.vae_scale, shape[-1] * model.vae_scale)
-
-    def time_ids(sizes: Conditioning, aesthetic: float | None, default_aesthetic: float) -> list:
-        ids = list(sizes.original_size or size) + list(sizes.crop_top_left)
-        if model.family.aesthetic_score:
-            return ids + [aesthetic if aesthetic is not None else default_aesthetic]
-        return ids + list(sizes.target_size or size)
-
-    pooled = _expand(positive.pooled.to(device=device, dtype=dtype), batch)
-    ids = torch.tensor([time_ids(positive, positive.aesthetic_score, 6.0)], dtype=dtype, device=device)
-    ids = ids.expand(batch, -1)
-    if negative is None:
-        return pooled, ids
-    if zero_negative:
-        negative_pooled = torch.zeros_like(pooled)
-    elif negative.pooled is None:
-        raise ValueError(f"input 'negative': a {model.family.title} model needs the pooled text embedding; "
-                         "encode the prompt with this model's CLIP")
-    else:
-        negative_pooled = _expand(negative.pooled.to(device=device, dtype=dtype), batch)
-    own_sizes = negative.original_size is not None or negative.target_size is not None
-    negative_ids = torch.tensor([time_ids(negative if own_sizes else positive, negative.aesthetic_score, 2.5)],
-                                dtype=dtype, device=device).expand(batch, -1)
-    return torch.cat([negative_pooled, pooled]), torch.cat([negative_ids, ids])
 
 
 def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | None,
@@ -124,9 +79,10 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
     # in a graph, an empty negative Text encode is how one says "no negative prompt".
     # ComfyUI encodes an empty prompt like any other.
     zero_negative = do_cfg and not comfy and model.zero_empty_negative and negative.empty_prompt
-    cond = _expand(positive.embeds.to(device=device, dtype=dtype), batch)
+    cond = expand_batch(positive.embeds.to(device=device, dtype=dtype), batch)
     if do_cfg:
-        uncond = torch.zeros_like(cond) if zero_negative else _expand(negative.embeds.to(device=device, dtype=dtype), batch)
+        uncond = (torch.zeros_like(cond) if zero_negative
+                  else expand_batch(negative.embeds.to(device=device, dtype=dtype), batch))
         pad_chunk = positive.pad_chunk if positive.pad_chunk is not None else negative.pad_chunk
         cond, uncond = pad_to_same_length(cond, uncond, pad_chunk)
         embeds = torch.cat([uncond, cond])
@@ -156,6 +112,7 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
         latents, timesteps, inpaint_steps = started
 
     controls = ControlSteps(model, positive, negative, do_cfg, tuple(latents.shape), hooks.warn)
+    combined = CombinedPrompts(model, positive, negative, do_cfg, tuple(latents.shape), device, dtype, batch)
     step_params = inspect.signature(scheduler.step).parameters
     extra: dict[str, Any] = {}
     if "generator" in step_params:
@@ -198,6 +155,8 @@ def denoise(model: UNetModel, positive: Conditioning, negative: Conditioning | N
             if inpaint_steps is not None:
                 model_input = inpaint_steps.unet_input(model_input, do_cfg)
             noise_pred = model.predict(model_input, unet_t, embeds, added, residuals)
+            if combined.active:
+                noise_pred = combined.average(noise_pred, model_input, unet_t)
             if do_cfg:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 noise_pred = noise_uncond + cfg * (noise_text - noise_uncond)

@@ -34,13 +34,15 @@ class Conditioning:
     aesthetic_score: float | None = None  # the refiner's; None: 6.0 positive, 2.5 negative
     # Apply ControlNet's hints (nodes/controlnet.py ControlHint), run inside UNet denoise each step
     controls: tuple = ()
+    # Combine conditioning's other prompts: the UNet's predictions for this one and these are averaged
+    combined: tuple = ()
 
     @property
     def empty_prompt(self) -> bool:
         return not self.text.strip()
 
     def cache_size_bytes(self) -> int:
-        return _tensor_bytes(self.embeds, self.pooled, self.pad_chunk)
+        return _tensor_bytes(self.embeds, self.pooled, self.pad_chunk) + sum(c.cache_size_bytes() for c in self.combined)
 
 
 @dataclass(eq=False)

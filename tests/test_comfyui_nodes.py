@@ -32,6 +32,8 @@ CASES = {
                        {"sd.text_encode": {"text": "a (cat:1.2)", "weighting": "comfy"}}),
     "CLIPSetLastLayer": ({"stop_at_clip_layer": -2, "clip": ["ckpt", 1]}, {"graph.reroute": {}}),
     "ConditioningZeroOut": ({"conditioning": ["enc", 0]}, {"sd.zero_conditioning": {}}),
+    "ConditioningCombine": ({"conditioning_1": ["enc", 0], "conditioning_2": ["enc", 0]},
+                            {"sd.combine_conditioning": {}}),
     "EmptyLatentImage": ({"width": 768, "height": 512, "batch_size": 4},
                          {"sd.empty_latent": {"width": 768, "height": 512, "batch": 4}}),
     "VAEDecode": ({"samples": ["lat", 0], "vae": ["ckpt", 2]}, {"sd.vae_decode": {}}),

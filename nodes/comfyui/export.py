@@ -26,6 +26,8 @@ SIMPLE: dict[str, tuple[str, dict[str, str], dict[str, str], tuple[str, ...]]] =
                             {"positive": "positive", "negative": "negative", "control_net": "control_net",
                              "image": "image"}, ("positive", "negative")),
     "sd.zero_conditioning": ("ConditioningZeroOut", {}, {"conditioning": "conditioning"}, ("conditioning",)),
+    "sd.combine_conditioning": ("ConditioningCombine", {}, {"conditioning_1": "conditioning_1",
+                                                            "conditioning_2": "conditioning_2"}, ("conditioning",)),
     "sd.empty_latent": ("EmptyLatentImage", {"width": "width", "height": "height", "batch": "batch_size"}, {},
                         ("latent",)),
     "sd.vae_decode": ("VAEDecode", {}, {"latent": "samples", "vae": "vae"}, ("image",)),
