@@ -24,7 +24,7 @@ from graphs.registry import NodeType, Param, Socket
 
 from .families.catalog import Family
 from .model_folders import find
-from .model_sources import ModelLoadError, checked_source, files_fingerprint, path_fingerprint
+from .model_sources import ModelLoadError, checked_file, files_fingerprint, path_fingerprint
 from .values import ClipModel, UNetModel
 from .weight_patches import Patch, base_module
 
@@ -153,12 +153,7 @@ class LoraFile:
 
 def resolve_lora_file(source: str) -> Path:
     """A LoRA file by path; a folder, a FIFO or a device is refused naming the path."""
-    if Path(source).expanduser().is_dir():
-        raise ModelLoadError(f"{Path(source).expanduser()}: a folder; point file at a LoRA .safetensors file")
-    path = checked_source(source, "LoRA", "", "point file at a LoRA .safetensors file")
-    if path.suffix.lower() not in LORA_SUFFIXES:
-        raise ModelLoadError(f"{path.name}: not a LoRA file (expected .safetensors)")
-    return path
+    return checked_file(source, "LoRA", "file", LORA_SUFFIXES)
 
 
 def _read_tensors(path: Path) -> dict[str, Any]:

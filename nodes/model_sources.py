@@ -59,6 +59,18 @@ def checked_source(source: str, what: str, marker: str, hint: str) -> Path:
     return path
 
 
+def checked_file(source: str, what: str, param: str, suffixes: tuple[str, ...]) -> Path:
+    """``source`` as one model file of ``suffixes``; a folder, a FIFO, a device or another kind of
+    file is refused naming the path and the param to set."""
+    kinds = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+    if Path(source).expanduser().is_dir():
+        raise ModelLoadError(f"{Path(source).expanduser()}: a folder; point {param} at a {what} {kinds} file")
+    path = checked_source(source, what, "", f"point {param} at a {what} {kinds} file")
+    if path.suffix.lower() not in suffixes:
+        raise ModelLoadError(f"{path.name}: not a {what} file (expected {kinds})")
+    return path
+
+
 def read_json(file: Path) -> Any:
     """A small JSON settings file of a model; ModelLoadError naming it when it is not one."""
     try:

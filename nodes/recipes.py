@@ -45,9 +45,16 @@ def img2img_graph(source: str, image_path: str, strength: float = 0.6,
     g, ids = txt2img_graph(source, **kwargs)
     ids["image"] = g.add_node(g.create_node("image.load", title="image",
                                             params={"path": image_path})).id
-    ids["encode"] = g.add_node(g.create_node("sd.vae_encode", title="encode")).id
+    return _encoded_start(g, ids, "sd.vae_encode", {}, strength)
+
+
+def _encoded_start(g: Graph, ids: dict[str, str], encode_type: str, params: dict, strength: float,
+                   inputs: tuple[str, ...] = ("image",)) -> tuple[Graph, dict[str, str]]:
+    """The image node's outputs through a VAE encode node into UNet denoise, in place of Empty latent."""
+    ids["encode"] = g.add_node(g.create_node(encode_type, title="encode", params=params)).id
     g.connect(ids["load"], "vae", ids["encode"], "vae")
-    g.connect(ids["image"], "image", ids["encode"], "image")
+    for name in inputs:
+        g.connect(ids["image"], name, ids["encode"], name)
     g.connect(ids["encode"], "latent", ids["unet"], "latent")
     g.set_param(ids["unet"], "denoise", strength)
     g.remove_node(ids.pop("empty"))
@@ -81,12 +88,5 @@ def inpaint_graph(source: str, image_path: str, mask_path: str, strength: float 
     g, ids = txt2img_graph(source, **kwargs)
     ids["image"] = g.add_node(g.create_node("image.load", title="image", params={
         "path": image_path, "mask": mask_path})).id
-    ids["encode"] = g.add_node(g.create_node("sd.vae_encode_inpaint", title="encode",
-                                             params={"grow_mask_by": grow_mask_by})).id
-    g.connect(ids["load"], "vae", ids["encode"], "vae")
-    g.connect(ids["image"], "image", ids["encode"], "image")
-    g.connect(ids["image"], "mask", ids["encode"], "mask")
-    g.connect(ids["encode"], "latent", ids["unet"], "latent")
-    g.set_param(ids["unet"], "denoise", strength)
-    g.remove_node(ids.pop("empty"))
-    return g, ids
+    return _encoded_start(g, ids, "sd.vae_encode_inpaint", {"grow_mask_by": grow_mask_by}, strength,
+                          ("image", "mask"))

@@ -20,7 +20,7 @@ from graphs.registry import NodeType, Param, Socket
 
 from .images import MAX_IMAGE_SIDE
 from .model_folders import resolve_named
-from .model_sources import ModelLoadError, checked_source, files_fingerprint, path_fingerprint
+from .model_sources import ModelLoadError, checked_file, files_fingerprint, path_fingerprint
 
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 DEVICES = ("auto", "cpu", "cuda")
@@ -58,12 +58,7 @@ def resolve_upscale_file(source: str) -> Path:
     """An upscale model file; a folder, a FIFO, a device or another kind of file is refused."""
     if not source.strip():
         raise ModelLoadError("no upscale model set: choose one (a path, or a name in your upscale_models folder)")
-    if Path(source).expanduser().is_dir():
-        raise ModelLoadError(f"{Path(source).expanduser()}: a folder; point model at a .safetensors or .pth file")
-    path = checked_source(source, "upscale model", "", "point model at a .safetensors or .pth file")
-    if path.suffix.lower() not in SUFFIXES:
-        raise ModelLoadError(f"{path.name}: not an upscale model file (expected .safetensors or .pth)")
-    return path
+    return checked_file(source, "upscale model", "model", SUFFIXES)
 
 
 def upscale_model_path(value: str, settings: dict[str, Any]) -> Path:
