@@ -330,6 +330,29 @@ def build_editor_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CACHE_SETTING = "models/cache_gb"  # the editor's model cache budget in GiB (QSettings)
+
+
+def apply_cache_setting() -> None:
+    """The editor's model cache budget from its settings, unless the environment sets one."""
+    from nodes.model_cache import BUDGET_ENV, set_budget_gb
+
+    if os.environ.get(BUDGET_ENV):
+        return
+    try:
+        from PySide6.QtCore import QSettings
+
+        from .document import APP_NAME
+    except ImportError:
+        return
+    value = QSettings(APP_NAME, APP_NAME).value(CACHE_SETTING)
+    if value not in (None, ""):
+        try:
+            set_budget_gb(str(value))
+        except ValueError as exc:
+            print_error(f"settings {CACHE_SETTING}: {exc}; using the default")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -355,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_editor_parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    apply_cache_setting()
     try:
         from nodeeditor.app import run_app
     except ImportError as exc:

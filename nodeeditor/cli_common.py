@@ -97,6 +97,8 @@ def add_model_folder_args(parser) -> None:
                         help="a models folder in ComfyUI's layout (checkpoints/, loras/, vae/, embeddings/...): "
                              "file params may name files in it")
     parser.add_argument("--extra-model-paths", metavar="YAML", help="ComfyUI's extra_model_paths.yaml")
+    parser.add_argument("--model-cache-gb", metavar="GIB",
+                        help="memory the loaded models may keep (least recently used go first; default: half the RAM)")
 
 
 def apply_model_folder_args(args) -> None:
@@ -113,3 +115,10 @@ def apply_model_folder_args(args) -> None:
         if not os.path.isfile(os.path.expanduser(args.extra_model_paths)):
             raise BadInput(f"--extra-model-paths {args.extra_model_paths}: not a file")
         os.environ[ENV_EXTRA] = os.path.expanduser(args.extra_model_paths)
+    if getattr(args, "model_cache_gb", None) is not None:
+        from nodes.model_cache import set_budget_gb
+
+        try:
+            set_budget_gb(args.model_cache_gb)
+        except ValueError as exc:
+            raise BadInput(f"--model-cache-gb: {exc}") from None

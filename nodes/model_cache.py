@@ -3,11 +3,18 @@
 An entry is keyed by (source, device, dtype, config, compile mode, offload) and remembers the
 fingerprint of the files it was loaded from; when those files change on disk (retrained, copied
 over) the next request drops the old entry and loads again, so a cache never serves stale weights.
+
+The cache keeps models within a memory budget (bytes of their weights, wherever they live), never a
+count: after a load, the least recently used entries go until the rest fit. The budget is
+``LATENTGRAPH_MODEL_CACHE_GB`` (set by the CLI's ``--model-cache-gb`` and by the editor from its
+settings), else half the machine's RAM. The newest model always stays, even alone over budget.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,16 +45,77 @@ def resolve_dtype(dtype: str, device: str):
 
 # load(path, key, device, torch dtype, config, compile, offload) -> the loaded models
 Loader = Callable[[Path, tuple, str, Any, str, str, str], Any]
+BUDGET_ENV = "LATENTGRAPH_MODEL_CACHE_GB"
+GIB = 1024**3
+
+
+def default_budget_bytes() -> int:
+    """Half the machine's RAM (4 GiB when it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * GIB
+
+
+def parse_budget_gb(value: str) -> float:
+    """A budget in GiB (> 0); ValueError naming the value otherwise."""
+    try:
+        gib = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"model cache budget {value!r}: expected a number of GiB") from None
+    if not gib > 0 or gib == float("inf"):
+        raise ValueError(f"model cache budget {value!r}: expected a number of GiB above 0")
+    return gib
+
+
+def budget_bytes() -> int:
+    """The budget: the environment's (GiB) when set and valid, else the default."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    if value:
+        try:
+            return int(parse_budget_gb(value) * GIB)
+        except ValueError:
+            pass
+    return default_budget_bytes()
+
+
+def set_budget_gb(value: float | str) -> None:
+    """Set the budget for this process and the processes it starts."""
+    os.environ[BUDGET_ENV] = repr(parse_budget_gb(str(value)))
+
+
+def model_bytes(loaded: Any) -> int:
+    """Bytes of the weights (parameters and buffers) of a loaded model's torch modules, each
+    tensor counted once; ``nbytes`` when the value says it itself (tests' stand-ins)."""
+    if hasattr(loaded, "nbytes"):
+        return int(loaded.nbytes)
+    unet, vae = getattr(loaded, "unet", None), getattr(loaded, "vae", None)
+    modules = [getattr(unet, "unet", None), getattr(vae, "vae", None)]
+    modules += [e.encoder for e in getattr(getattr(loaded, "clip", None), "encoders", ())]
+    seen, total = set(), 0
+    for module in modules:
+        if not hasattr(module, "parameters"):
+            continue
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 class ModelCache:
     """Loaded models by key, each valid while its files' fingerprint is unchanged."""
 
-    def __init__(self, load: Loader) -> None:
+    def __init__(self, load: Loader, budget: Callable[[], int] = budget_bytes,
+                 size: Callable[[Any], int] = model_bytes) -> None:
         self._load = load
-        self._models: dict[tuple, tuple[str, Any]] = {}
+        self._budget = budget
+        self._size = size
+        # key -> (fingerprint, models, bytes), least recently used first
+        self._models: OrderedDict[tuple, tuple[str, Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # how many times weights were actually read (for tests and logs)
+        self.evictions = 0
 
     def get(self, source: str, device: str = "auto", dtype: str = "auto",
             config: str = "", compile: str = "off", offload: str = "none") -> Any:
@@ -63,13 +131,35 @@ class ModelCache:
             cached = self._models.get(key)
             if cached is not None:
                 if cached[0] == fingerprint:
+                    self._models.move_to_end(key)
                     return cached[1]
                 del self._models[key]  # the files changed: the old weights must not be served
                 self._empty_device_cache()
             loaded = self._load(path, key, device_name, torch_dtype, config, compile, offload)
-            self._models[key] = (fingerprint, loaded)
+            self._models[key] = (fingerprint, loaded, self._size(loaded))
             self.loads += 1
+            self._evict()
             return loaded
+
+    def _evict(self) -> None:
+        """Drop the least recently used models until the rest fit the budget (the newest stays)."""
+        budget = self._budget()
+        evicted = False
+        while len(self._models) > 1 and self.bytes > budget:
+            self._models.popitem(last=False)
+            self.evictions += 1
+            evicted = True
+        if evicted:
+            self._empty_device_cache()
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of the cached models' weights."""
+        return sum(entry[2] for entry in self._models.values())
+
+    def keys(self) -> list[tuple]:
+        """The cached keys, least recently used first."""
+        return list(self._models)
 
     @staticmethod
     def _fingerprint(path: Path, config: str) -> str:
