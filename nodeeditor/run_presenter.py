@@ -171,4 +171,7 @@ class RunPresenter(QObject):
                   if isinstance(out, dict) and out.get("trace") is not None}
         if traces:
             self.inspector.set_traces(traces, {n: self.title(n) for n in traces})
+        elif result.status != "finished":  # never show an older run's trace as this one's
+            self.inspector.set_traces({}, {})
+            self.inspector.picture.setText(f"no trace: the last run {result.status}")
         self.last_result = result
