@@ -19,6 +19,7 @@ from . import theme, widgets
 from .context_menu import ContextMenus
 from .controller import Controller
 from .document import APP_NAME, Document
+from .gallery import install_gallery
 from .library import NodeLibrary
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self, self.document)
         self._build_actions()
         self._build_menus()
+        install_gallery(self)
 
         self.view.file_dropped.connect(self.document.open_path)
         self.document.imported.connect(self.show_import_report)
