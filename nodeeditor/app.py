@@ -21,6 +21,7 @@ from .controller import Controller
 from .document import APP_NAME, Document
 from .gallery import install_gallery
 from .library import NodeLibrary
+from .minimap import install_minimap
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
 from .run_presenter import RunPresenter
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         install_gallery(self)
+        install_minimap(self)
 
         self.view.file_dropped.connect(self.document.open_path)
         self.document.imported.connect(self.show_import_report)
