@@ -22,7 +22,7 @@ def test_minimap_draws_the_nodes_and_the_visible_part(window, qtbot, registry):
     assert minimap.isVisible()
     assert minimap.parent() is window.view and minimap.geometry().bottom() < window.view.height()
     qtbot.waitUntil(lambda: len(minimap.rects) == 20, timeout=3000)
-    assert minimap.bounds.contains(window.scene.items_rect().adjusted(1, 1, -1, -1))
+    assert minimap.bounds.contains(window.scene.items_rect().adjusted(12, 12, -12, -12))  # bodies: no socket margins
     # an edit redraws the cached rects once, a little later (throttled)
     before = minimap.rebuilds
     for _ in range(5):
