@@ -26,6 +26,7 @@ from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
 from .run_presenter import RunPresenter
 from .scene import GraphScene
+from .ui_scale import install_ui_scale
 from .view import GraphView
 from .worker import RunWorker
 
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self, self.document)
         self._build_actions()
         self._build_menus()
+        install_ui_scale(self)  # before any node is laid out
         install_gallery(self)
         install_minimap(self)
 

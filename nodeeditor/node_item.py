@@ -172,7 +172,7 @@ class NodeItem(QGraphicsItem):
             row_layout.addWidget(editor.widget, 1)
             if companion is not None:
                 comp = self._make_editor(companion, row)
-                comp.widget.setFixedWidth(86)
+                comp.widget.setFixedWidth(round(theme.scaled(86)))
                 row_layout.addWidget(comp.widget)
             layout.addWidget(row)
         layout.addStretch(1)

@@ -56,7 +56,7 @@ def companions(node_type: NodeType) -> set[str]:
 
 
 def default_width(node_type: NodeType) -> float:
-    return theme.NODE_WIDTH + (COMPANION_EXTRA_W if companions(node_type) else 0.0)
+    return theme.NODE_WIDTH + (theme.scaled(COMPANION_EXTRA_W) if companions(node_type) else 0.0)
 
 
 def layout_node(node_type: NodeType, node: Node, size: tuple[float, float] | None,
@@ -92,7 +92,7 @@ def layout_node(node_type: NodeType, node: Node, size: tuple[float, float] | Non
         h = row_height(param)
         lay.rows.append(ParamRow(param, y, h, seed_control(node_type, param)))
         if param.linkable:
-            lay.inputs[param.name] = (0.0, y + min(h, 22) / 2)
+            lay.inputs[param.name] = (0.0, y + min(h, theme.scaled(22)) / 2)
         y += h + 2
     lay.params_bottom = y
     if image_size is not None:

@@ -133,7 +133,7 @@ def _paint_rows(item, painter: QPainter, lod: float, top: float, bottom: float) 
         if py + h < top or py > bottom:
             continue
         painter.setPen(theme.TEXT_DIM)
-        painter.drawText(QRectF(theme.PAD, py, theme.LABEL_W, min(h, 22)), left,
+        painter.drawText(QRectF(theme.PAD, py, theme.LABEL_W, min(h, theme.scaled(22))), left,
                          param.label or param.name.replace("_", " "))
         box = QRectF(theme.PAD + theme.LABEL_W + 4, py + 1, width - 2 * theme.PAD - theme.LABEL_W - 4, h - 2)
         if lod >= 0.45:

@@ -53,13 +53,47 @@ SOCKET_ROW_H = 20.0
 SOCKET_R = 5.5
 PAD = 8.0
 LABEL_W = 86.0
+# View → UI scale (nodeeditor/ui_scale.py) scales every font() below. The rows have room for text
+# up to 125%, so node geometry stays as it is up to there (saved layouts keep their spacing: no
+# node grows over its neighbour) and grows with the text past it (GEOMETRY_SCALE); the label
+# column widens with its text. The default, 125%, keeps node text legible at the zoom that shows
+# a whole bundled workflow on a 1600×1000 screen (about 57%).
+UI_SCALE = DEFAULT_UI_SCALE = 1.25  # set_ui_scale(DEFAULT_UI_SCALE) runs at the end of this module
+GEOMETRY_SCALE = 1.0
+UI_SCALES = (0.9, 1.0, 1.1, 1.25, 1.5)
+TEXT_ROOM = 1.25  # the text scale the base geometry has room for
+_BASE_SIZES = {"NODE_WIDTH": NODE_WIDTH, "HEADER_H": HEADER_H, "SOCKET_ROW_H": SOCKET_ROW_H,
+               "LABEL_W": LABEL_W}
 LOD_WIDGETS = 0.55  # below this zoom the inline widgets hide and values are painted
 LOD_TEXT = 0.3  # below this, no text at all
 ZOOM_MIN, ZOOM_MAX = 0.1, 4.0
 
 
-@lru_cache(maxsize=8)
+def set_ui_scale(scale: float) -> float:
+    """Scale node text and node sizes by ``scale`` (clamped to 0.9..1.5); nodes laid out after
+    this use it (the window rebuilds its canvas). Returns the scale set."""
+    global UI_SCALE, GEOMETRY_SCALE
+    UI_SCALE = max(UI_SCALES[0], min(UI_SCALES[-1], float(scale)))
+    GEOMETRY_SCALE = max(1.0, UI_SCALE / TEXT_ROOM)
+    for name, base in _BASE_SIZES.items():
+        globals()[name] = round(base * GEOMETRY_SCALE, 2)
+    globals()["LABEL_W"] = round(_BASE_SIZES["LABEL_W"] * min(UI_SCALE, TEXT_ROOM) * GEOMETRY_SCALE, 2)
+    _font.cache_clear()
+    return UI_SCALE
+
+
+def scaled(value: float) -> float:
+    """A node-geometry size at the UI scale."""
+    return value * GEOMETRY_SCALE
+
+
 def font(size: float = 9.0, bold: bool = False) -> QFont:
+    """The canvas font at ``size`` points times the UI scale."""
+    return _font(round(size * UI_SCALE, 2), bold)
+
+
+@lru_cache(maxsize=16)
+def _font(size: float, bold: bool) -> QFont:
     f = QFont("DejaVu Sans")
     f.setPointSizeF(size)
     f.setBold(bold)
@@ -82,7 +116,8 @@ def stylesheet() -> str:
 
 def node_widget_stylesheet() -> str:
     return (
-        "QWidget{background:transparent;color:#dcdfe4;font-family:'DejaVu Sans';font-size:8.5pt;}"
+        "QWidget{background:transparent;color:#dcdfe4;font-family:'DejaVu Sans';"
+        f"font-size:{8.5 * UI_SCALE:.2f}pt;}}"
         "QLabel{color:#9aa1ab;}"
         "QLineEdit,QSpinBox,QDoubleSpinBox,QComboBox,QPlainTextEdit{background:#1f2226;"
         "border:1px solid #3f444c;border-radius:3px;padding:0 3px;selection-background-color:#2f80ed;}"
@@ -94,3 +129,6 @@ def node_widget_stylesheet() -> str:
         "background:#1f2226;}"
         "QCheckBox::indicator:checked{background:#2f80ed;border-color:#2f80ed;}"
     )
+
+
+set_ui_scale(DEFAULT_UI_SCALE)

@@ -44,7 +44,9 @@ TEXT_ROW_H = 66
 
 
 def row_height(param: Param) -> int:
-    return TEXT_ROW_H if param.kind == "text" else ROW_H
+    from .theme import scaled  # View → UI scale: past 125% the rows grow with their text
+
+    return round(scaled(TEXT_ROW_H if param.kind == "text" else ROW_H))
 
 
 def seed_control(node_type: NodeType, param: Param) -> Param | None:
