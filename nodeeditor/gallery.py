@@ -314,16 +314,15 @@ class Gallery(QWidget):
 
 
 def install_gallery(window) -> Gallery:
-    """Add the gallery dock (bottom, beside the run log) and its View menu toggle."""
+    """Add the gallery dock (left, below the node library) and its View menu toggle."""
     gallery = Gallery(window)
     dock = QDockWidget("Gallery", window)
     dock.setObjectName("dock_gallery")
     dock.setWidget(gallery)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock, Qt.Orientation.Horizontal)
-    log = window.docks.get("log")
-    if log is not None:
-        window.resizeDocks([log, dock], [1, 1], Qt.Orientation.Horizontal)  # half each
-    window.resizeDocks([dock], [THUMB + 50], Qt.Orientation.Vertical)  # a row of thumbnails
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock, Qt.Orientation.Vertical)
+    library = window.docks.get("library")
+    if library is not None:
+        window.resizeDocks([library, dock], [3, 2], Qt.Orientation.Vertical)
     window.docks["gallery"] = dock
     window.gallery = gallery
     menu = view_menu(window)

@@ -1,6 +1,7 @@
 """The minimap: a small overlay in the canvas's bottom-right corner that draws every node as a
 rectangle (never its widgets) and the part of the graph on screen; a click or a drag on it centres
-the canvas there. Toggled in View → Minimap (kept in QSettings).
+the canvas there. Toggled in View → Minimap (kept in QSettings); while the whole graph is on
+screen it hides, as it would only cover a corner of it.
 
 Cheap to draw: the node rectangles are drawn once into a pixmap, again only after the graph
 changed (model events, a run's events, a new document), at most every ``REFRESH_MS``; an ordinary
@@ -40,6 +41,7 @@ class Minimap(QWidget):
         self.pixmap: QPixmap | None = None
         self.boxes: list[tuple] = []  # (x, y, w, h, selected) of each node, as last drawn
         self.rebuilds = 0
+        self.enabled = True  # View → Minimap; shown only while part of the graph is off screen
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -48,9 +50,9 @@ class Minimap(QWidget):
         scene.structure_changed.connect(self.schedule)
         scene.bridge.event.connect(self.schedule)
         scene.selectionChanged.connect(self.schedule)
-        view.zoom_changed.connect(self.update)
-        view.horizontalScrollBar().valueChanged.connect(self.update)
-        view.verticalScrollBar().valueChanged.connect(self.update)
+        view.zoom_changed.connect(self.view_moved)
+        view.horizontalScrollBar().valueChanged.connect(self.view_moved)
+        view.verticalScrollBar().valueChanged.connect(self.view_moved)
         view.installEventFilter(self)
         self.place()
 
@@ -61,9 +63,27 @@ class Minimap(QWidget):
         self.raise_()
 
     # ----- the cached node rectangles -----------------------------------------------
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = on
+        if on:
+            self.rebuild()
+        else:
+            self.hide()
+
+    def view_moved(self, *_args) -> None:
+        self.sync_visibility()
+        if self.isVisible():
+            self.update()
+
+    def sync_visibility(self) -> None:
+        """Shown while enabled and some of the graph is off screen (else it would only cover it)."""
+        show = self.enabled and not self.bounds.isEmpty() and not self.visible_scene_rect().contains(self.bounds)
+        if show == self.isHidden():
+            self.setVisible(show)
+
     def schedule(self, *_args) -> None:
         """The graph changed: redraw the rectangles soon (at most every REFRESH_MS)."""
-        if self.isVisible() and not self._timer.isActive():
+        if self.enabled and not self._timer.isActive():
             self._timer.start()
 
     def rebuild(self) -> None:
@@ -84,7 +104,7 @@ class Minimap(QWidget):
         lefts = [b[0] for b in boxes] + [f.left() for f in frames]
         if not lefts:
             self.bounds, self.pixmap = QRectF(), pixmap
-            self.update()
+            self.sync_visibility()
             return
         tops = [b[1] for b in boxes] + [f.top() for f in frames]
         right = max([b[0] + b[2] for b in boxes] + [f.right() for f in frames])
@@ -112,6 +132,7 @@ class Minimap(QWidget):
                 painter.drawRects(group)
         painter.end()
         self.pixmap = pixmap
+        self.sync_visibility()
         self.update()
 
     @property
@@ -135,7 +156,6 @@ class Minimap(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         self.place()
-        self.rebuild()
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
@@ -200,10 +220,11 @@ def install_minimap(window) -> Minimap:
     action.setCheckable(True)
     on = str(window.settings.value(SETTING, "true")).lower() in ("true", "1")
     action.setChecked(on)
-    minimap.setVisible(on)
+    minimap.enabled = on
+    minimap.hide()  # until a graph is drawn that does not fit on screen
 
     def toggled(checked: bool) -> None:
-        minimap.setVisible(checked)
+        minimap.set_enabled(checked)
         window.settings.setValue(SETTING, "true" if checked else "false")
 
     action.toggled.connect(toggled)
