@@ -39,7 +39,7 @@ def reference(folder, prompts, negative):
 def graph_image(folder, prompts, negative):
     graph, ids = txt2img_graph(str(folder), prompt=prompts[0], negative=negative, seed=SEED, steps=STEPS, cfg=CFG)
     feed = (ids["positive"], "conditioning")
-    for i, text in enumerate(prompts[1:]):
+    for text in prompts[1:]:
         encode = graph.add_node(graph.create_node("sd.text_encode", params={"text": text})).id
         graph.connect(ids["load"], "clip", encode, "clip")
         combine = graph.add_node(graph.create_node("sd.combine_conditioning")).id

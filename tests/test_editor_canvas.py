@@ -215,7 +215,7 @@ def test_png_and_json_drop_restore_graph(window, tmp_path, registry):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
     _drop(window, plain)
-    assert "no LatentGraph workflow" in window.errors[-1]
+    assert "carries no LatentGraph or ComfyUI workflow" in window.errors[-1]
     assert dumps(window.graph) == text
     other = image_workflow(registry)
     other.set_param("c0nst", "value", 3)
