@@ -141,7 +141,7 @@ class Controller(QObject):
                 detached: Link | None = None) -> bool:
         ok, why = self.graph.can_connect(src_node, src_output, dst_node, dst_input)
         if not ok:
-            self.status(f"Cannot connect: {why}")
+            self.view.say_at_cursor(f"Cannot connect: {why}")
             return False
         if detached is not None and (detached.src_node, detached.src_output, detached.dst_node,
                                      detached.dst_input) == (src_node, src_output, dst_node, dst_input):

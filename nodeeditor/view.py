@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView
+from PySide6.QtGui import QColor, QCursor, QPainter
+from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView, QToolTip
 
 from . import theme
 from .frame_item import FrameItem
@@ -43,6 +43,7 @@ class GraphView(QGraphicsView):
         self._right_press: QPoint | None = None
         self._right_moved = False
         self.search_popup = None
+        self.last_cursor_message = ""  # the last refusal shown at the cursor (tests read it)
         # type id -> how often the user added it from the search (the window keeps it in settings)
         self.search_usage: dict[str, int] = {}
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
@@ -131,6 +132,12 @@ class GraphView(QGraphicsView):
         self.centerOn(rect.center())
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.schedule_widgets()
+
+    def say_at_cursor(self, text: str) -> None:
+        """A refusal where the user is looking (the socket just let go of), not only in the status bar."""
+        self.last_cursor_message = text
+        self.status_message.emit(text)
+        QToolTip.showText(QCursor.pos(), text, self.viewport(), self.viewport().rect(), 4000)
 
     def frame_all(self) -> None:
         self.frame_rect(self.scene().items_rect())

@@ -134,7 +134,7 @@ class EdgeDragMode:
             if hot:
                 self._connect((free or hot)[0])  # rather an empty input than replacing a link
             else:
-                view.status_message.emit(f"{node_item.node.title} has no socket that fits {self.type}")
+                view.say_at_cursor(f"{node_item.node.title} has no socket that fits {self.type}")
             return
         view.open_search(pos, wire=(self.origin.node_id, self.origin.name, self.origin.is_output, self.type))
 
