@@ -24,7 +24,9 @@ from .library import NodeLibrary
 from .minimap import install_minimap
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
+from .queue_panel import QueuePanel, run_toolbar
 from .run_presenter import RunPresenter
+from .run_queue import RunQueue
 from .scene import GraphScene
 from .ui_scale import install_ui_scale
 from .view import GraphView
@@ -45,7 +47,7 @@ SHORTCUTS = [
     ("Copy / paste / duplicate", "Ctrl+C / Ctrl+V / Ctrl+D (Ctrl+Shift+V keeps input links)"),
     ("Delete", "Delete / Backspace"),
     ("Undo / redo", "Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y"),
-    ("Run / cancel", "Ctrl+Enter / Ctrl+Alt+Enter, Esc while running"),
+    ("Run (queues while running) / cancel", "Ctrl+Enter / Ctrl+Alt+Enter, Esc while running"),
     ("Open / save", "Ctrl+O / Ctrl+S; drop a .json or an output .png"),
 ]
 
@@ -67,7 +69,7 @@ def _load_nodes() -> bool:
 
 
 class MainWindow(QMainWindow):
-    """``document`` (file, dirty state, recovery), ``runs`` (running and its display),
+    """``document`` (file, dirty state, recovery), ``runs`` (the run queue and its display),
     ``controller`` (edits), ``scene``/``view`` (the canvas), ``context_menus``."""
 
     def __init__(self, registry: Registry | None = None, executor: Executor | None = None,
@@ -96,10 +98,12 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self._build_status()
         self.runs = RunPresenter(self.graph, self.scene, self.worker, self.run_log, self.image_viewer,
-                                 self.inspector, self.progress, self.status, self._run_settings, self)
+                                 self.inspector, self.progress, self.status, self._run_settings, self,
+                                 self.run_queue)
         self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self, self.document)
         self._build_actions()
         self._build_menus()
+        self.addToolBar(run_toolbar(self))
         install_ui_scale(self)  # before any node is laid out
         install_gallery(self)
         install_minimap(self)
@@ -157,6 +161,8 @@ class MainWindow(QMainWindow):
         self.image_viewer = ImageViewer(self)
         self.inspector = LatentInspector(self)
         self.run_log = RunLog()
+        self.run_queue = RunQueue(self)
+        self.queue_panel = QueuePanel(self.run_queue)
         self.library = NodeLibrary(self.registry, self._add_at_centre)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (
@@ -164,18 +170,21 @@ class MainWindow(QMainWindow):
                 ("properties", "Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("image", "Image", self.image_viewer, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("inspector", "Latent inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
-                ("log", "Run log", self.run_log, Qt.DockWidgetArea.BottomDockWidgetArea)):
+                ("log", "Run log", self.run_log, Qt.DockWidgetArea.BottomDockWidgetArea),
+                ("queue", "Queue", self.queue_panel, Qt.DockWidgetArea.BottomDockWidgetArea)):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
         self.tabifyDockWidget(self.docks["image"], self.docks["inspector"])
+        self.splitDockWidget(self.docks["log"], self.docks["queue"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["log"], self.docks["queue"]], [2, 3], Qt.Orientation.Horizontal)
         self.docks["image"].raise_()
         self.resizeDocks([self.docks["properties"]], [360], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["properties"], self.docks["image"]], [420, 360],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["log"]], [120], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["log"]], [170], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["library"]], [210], Qt.Orientation.Horizontal)
 
     def _add_at_centre(self, type_id: str) -> None:
@@ -362,8 +371,7 @@ class MainWindow(QMainWindow):
         self.properties.show_node(ids[0] if len(ids) == 1 else None)
         images = self.runs.node_images
         if len(ids) == 1 and ids[0] in images:  # the viewer follows the selection
-            self.image_viewer.show_image(images[ids[0]], self.runs.title(ids[0]),
-                                         self.runs.run_workflow_text)
+            self.image_viewer.show_image(images[ids[0]], self.runs.title(ids[0]), self.runs.workflow_of(ids[0]))
 
     def _set_running_ui(self, running: bool) -> None:
         self.actions_by_name["cancel"].setEnabled(running)

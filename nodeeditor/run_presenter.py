@@ -1,6 +1,10 @@
-"""Runs, as the user sees them: starting and cancelling a run on the worker, and turning
-the executor's events into node badges, thumbnails, the run log, the progress bar and
-the status bar. One handler per event class (``graphs.events``).
+"""Runs, as the user sees them: queueing runs and starting them on the worker one at a time
+(``run_queue.py``), cancelling, and turning the executor's events into node badges, thumbnails,
+the run log, the progress bar and the status bar. One handler per event class (``graphs.events``).
+
+A run is a snapshot taken when Run is pressed; while one runs, Run queues the next. Each image
+shown keeps the workflow of the run that made it (``workflow_of``), and each run that ends is
+announced with what the history keeps of it (``run_ended``).
 """
 
 from __future__ import annotations
@@ -14,25 +18,36 @@ from PySide6.QtWidgets import QProgressBar
 from graphs import Graph, workflow
 from graphs import events as ev
 
+from .history import RunRecord
 from .panels import ImageViewer, LatentInspector, RunLog, pil_to_qimage
+from .run_queue import QueuedRun, RunQueue
 from .worker import RunWorker
 
 
 class RunPresenter(QObject):
     running_changed = Signal(bool)
+    run_ended = Signal(object)  # RunRecord of a run that finished or failed
 
     def __init__(self, graph: Graph, scene, worker: RunWorker, log: RunLog, image_viewer: ImageViewer,
                  inspector: LatentInspector, progress: QProgressBar, status: Callable[..., None],
-                 settings: Callable[[], dict[str, Any]], parent: QObject | None = None) -> None:
-        """``settings()`` gives the run's settings (output_dir, base_dir) when it starts."""
+                 settings: Callable[[], dict[str, Any]], parent: QObject | None = None,
+                 queue: RunQueue | None = None) -> None:
+        """``settings()`` gives the run's settings (output_dir, base_dir) when it is queued."""
         super().__init__(parent)
         self.graph, self.scene, self.worker, self.log = graph, scene, worker, log
         self.image_viewer, self.inspector, self.progress = image_viewer, inspector, progress
         self.status, self.settings = status, settings
+        self.queue = queue or RunQueue(self)
+        self.queue.starter, self.queue.canceller = self._start, self._cancel_running
+        self.batch_count = 1  # runs per Run (the seed controls applied between them)
         self.running = False
         self.last_result = None
-        self.run_workflow_text: str | None = None  # what the shown images were made by
+        self.run_graph: Graph | None = None  # the snapshot running (or run last)
+        self.run_workflow_text: str | None = None  # ... as workflow text
         self.node_images: dict[str, Any] = {}  # node id -> last PIL image shown on it
+        self.node_workflows: dict[str, str] = {}  # node id -> workflow text of the run that made it
+        self._entry: QueuedRun | None = None
+        self._run_images: list[tuple[str, list[Any]]] = []  # (node id, images) this run showed
         self.on_event = ev.Dispatcher({
             ev.RunStarted: self._run_started, ev.NodeStarted: self._node_started,
             ev.NodeCached: lambda e: self._badge(e.node_id, "cached", "cached"),
@@ -46,18 +61,26 @@ class RunPresenter(QObject):
         worker.events.connect(self.on_event)
         worker.run_done.connect(self._run_done)
 
-    # ----- starting and stopping ------------------------------------------------------
-    def run(self, targets: list[str] | None = None) -> bool:
-        if self.worker.busy:
-            self.status("A run is already in progress")
-            return False
-        snap = self.graph.copy()
-        self.run_workflow_text = workflow.dumps(snap)
-        for item in self.scene.node_items.values():
-            item.set_badge(None)
-        self._set_running(True)
-        self.log.log("run requested" + (f" to {len(targets)} node(s)" if targets else ""))
-        return self.worker.request(snap, targets, self.settings())
+    # ----- queueing, starting and stopping ------------------------------------------------
+    def run(self, targets: list[str] | None = None, count: int | None = None) -> bool:
+        """Queue a snapshot of the graph as it is now, ``count`` times (default: the batch
+        count); it starts at once when nothing runs, else after the runs queued before it."""
+        label = "Run" if not targets else "Run to " + ", ".join(self.title(t) for t in targets[:2]) + (
+            "…" if len(targets) > 2 else "")
+        self.enqueue(self.graph.copy(), targets, self.settings(), label, count or self.batch_count)
+        return True
+
+    def enqueue(self, graph: Graph, targets: list[str] | None = None, settings: dict[str, Any] | None = None,
+                label: str = "Run", count: int = 1) -> QueuedRun:
+        """Queue ``graph`` (a snapshot nobody else changes) with its run settings."""
+        waiting = self.queue.busy() or self.queue.held
+        entry = self.queue.submit(QueuedRun(graph, list(targets) if targets else None,
+                                            dict(settings if settings is not None else self.settings()),
+                                            label, max(1, int(count))))
+        if waiting:
+            self.status(f"Queued run #{entry.id}: {len(self.queue.pending)} waiting")
+            self.log.log(f"run #{entry.id} queued ({len(self.queue.pending)} waiting)")
+        return entry
 
     def run_selected(self) -> bool:
         ids = self.scene.selected_node_ids()
@@ -67,12 +90,41 @@ class RunPresenter(QObject):
         return self.run(targets=ids)
 
     def cancel(self) -> None:
+        """Cancel the running run (and the rest of its batch); queued runs go on."""
+        if self.queue.current is not None:
+            self.queue.cancel(self.queue.current.id)
+        elif self.worker.busy:
+            self._cancel_running()
+
+    def _cancel_running(self) -> None:
         if self.worker.busy:
             self.worker.cancel()
             self.status("Cancelling…")
 
+    def _start(self, entry: QueuedRun) -> bool:
+        """Send one run of ``entry`` to the worker (the queue calls this)."""
+        self._entry, self.run_graph = entry, entry.graph
+        self.run_workflow_text = workflow.dumps(entry.graph)
+        self._run_images = []
+        for item in self.scene.node_items.values():
+            item.set_badge(None)
+        self._set_running(True)
+        batch = f" ({entry.done + 1}/{entry.count})" if entry.count > 1 else ""
+        self.log.log(f"run #{entry.id}{batch} requested" + (f" to {len(entry.targets)} node(s)"
+                                                            if entry.targets else ""))
+        if not self.worker.request(entry.graph, entry.targets, entry.settings):
+            self._entry = None
+            self._set_running(False)
+            return False
+        return True
+
     def clear_images(self) -> None:
         self.node_images.clear()
+        self.node_workflows.clear()
+
+    def workflow_of(self, node_id: str) -> str | None:
+        """The workflow of the run that made the image shown on ``node_id``."""
+        return self.node_workflows.get(node_id, self.run_workflow_text)
 
     def _set_running(self, running: bool) -> None:
         self.running = running
@@ -82,7 +134,7 @@ class RunPresenter(QObject):
 
     # ----- helpers --------------------------------------------------------------------
     def title(self, node_id: str) -> str:
-        node = self.graph.nodes.get(node_id)
+        node = self.graph.nodes.get(node_id) or (self.run_graph.nodes.get(node_id) if self.run_graph else None)
         return node.title if node else node_id[:8]
 
     def _badge(self, node_id: str, state: str, text: str, tooltip: str = "") -> None:
@@ -93,6 +145,7 @@ class RunPresenter(QObject):
     def _node_image(self, node_id: str, image: Any) -> None:
         item = self.scene.node_items.get(node_id)
         self.node_images[node_id] = image
+        self.node_workflows[node_id] = self.run_workflow_text
         if item is not None:
             item.set_image(pil_to_qimage(image))
 
@@ -115,6 +168,7 @@ class RunPresenter(QObject):
 
     def _images(self, e: ev.NodeImages) -> None:
         if e.images:
+            self._run_images.append((e.node_id, e.images))
             self._node_image(e.node_id, e.images[0])
             self.image_viewer.show_image(e.images[0], self.title(e.node_id), self.run_workflow_text)
 
@@ -124,7 +178,7 @@ class RunPresenter(QObject):
         self.log.log(line)
 
     def _node_finished(self, e: ev.NodeFinished) -> None:
-        node = self.graph.nodes.get(e.node_id)
+        node = (self.run_graph or self.graph).nodes.get(e.node_id)
         if node is not None and node.flags.get("bypass"):  # it forwarded its inputs, nothing more
             self._badge(e.node_id, "skipped", "bypassed")
             self.log.log(f"{self.title(e.node_id)} bypassed")
@@ -158,14 +212,10 @@ class RunPresenter(QObject):
             self.status(f"Run failed: {result.error}", 0)
 
     def _run_done(self, result) -> None:
+        entry, ran = self._entry, self.run_graph
+        self._entry = None
         self._set_running(False)
-        for node_id, updates in (result.param_updates or {}).items():
-            if node_id in self.graph.nodes:
-                for name, value in updates.items():
-                    try:
-                        self.graph.set_param(node_id, name, value)  # not undoable, by design
-                    except (ValueError, KeyError):
-                        pass
+        self._apply_updates(ran, result.param_updates)
         # Any node that outputs a "trace" (UNet denoise does) can be scrubbed in the inspector.
         traces = {n: out["trace"] for n, out in result.outputs.items()
                   if isinstance(out, dict) and out.get("trace") is not None}
@@ -175,3 +225,32 @@ class RunPresenter(QObject):
             self.inspector.set_traces({}, {})
             self.inspector.picture.setText(f"no trace: the last run {result.status}")
         self.last_result = result
+        if entry is not None and result.status in ("finished", "failed"):
+            wrote = {n: (result.outputs.get(n) or {}).get("paths") or [] for n in result.executed}
+            files = [str(p) for n in result.executed for p in wrote[n]]
+            # thumbnails: what was saved first, then the other images the run showed
+            shown = sorted(self._run_images, key=lambda item: not wrote.get(item[0]))
+            batch = f" {entry.done + 1}/{entry.count}" if entry.count > 1 else ""
+            self.run_ended.emit(RunRecord(
+                f"{entry.label}{batch}", self.run_workflow_text or "", dict(entry.settings), result.status,
+                float(result.seconds), "" if result.error is None else str(result.error), files,
+                [image for _node, images in shown for image in images], entry.targets))
+        self._run_images = []
+        if entry is not None:
+            self.queue.run_ended(entry, result)  # may start the next run at once
+
+    def _apply_updates(self, ran: Graph | None, updates: dict[str, dict[str, Any]]) -> None:
+        """After-run param updates (seed controls) reach the live graph, not undoable by design;
+        a param the user changed since the run was queued keeps the user's value."""
+        for node_id, changes in (updates or {}).items():
+            live = self.graph.nodes.get(node_id)
+            snap = ran.nodes.get(node_id) if ran is not None else None
+            if live is None:
+                continue
+            for name, value in changes.items():
+                if snap is not None and live.params.get(name) != snap.params.get(name):
+                    continue
+                try:
+                    self.graph.set_param(node_id, name, value)
+                except (ValueError, KeyError):
+                    pass
