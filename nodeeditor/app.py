@@ -20,11 +20,12 @@ from .context_menu import ContextMenus
 from .controller import Controller
 from .document import APP_NAME, Document
 from .gallery import install_gallery
+from .history_panel import HistoryPanel, HistoryService
 from .library import NodeLibrary
 from .minimap import install_minimap
 from .panels import ImageViewer, LatentInspector, PropertiesPanel, RunLog
 from .plugins_dialog import PluginsDialog
-from .queue_panel import QueuePanel, run_toolbar
+from .queue_panel import QueuePanel, run_toolbar, runs_tabs
 from .run_presenter import RunPresenter
 from .run_queue import RunQueue
 from .scene import GraphScene
@@ -70,11 +71,12 @@ def _load_nodes() -> bool:
 
 class MainWindow(QMainWindow):
     """``document`` (file, dirty state, recovery), ``runs`` (the run queue and its display),
-    ``controller`` (edits), ``scene``/``view`` (the canvas), ``context_menus``."""
+    ``history`` (past runs, shared by the windows using its folder: by default ``history/``
+    beside the recovery file), ``controller`` (edits), ``scene``/``view`` (the canvas)."""
 
     def __init__(self, registry: Registry | None = None, executor: Executor | None = None,
                  output_dir: str | None = None, settings: QSettings | None = None,
-                 recovery_path: str | None = None) -> None:
+                 recovery_path: str | None = None, history_path: str | None = None) -> None:
         super().__init__()
         self.registry = registry or default_registry()
         self.graph = Graph(self.registry)
@@ -83,6 +85,8 @@ class MainWindow(QMainWindow):
         recovery_path = recovery_path or os.path.join(
             QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation),
             "recovery.json")
+        self.history = HistoryService.for_folder(history_path or os.path.join(os.path.dirname(recovery_path),
+                                                                               "history"))
 
         self.undo_stack = QUndoStack(self)
         self.scene = GraphScene(self.graph, self)
@@ -100,6 +104,8 @@ class MainWindow(QMainWindow):
         self.runs = RunPresenter(self.graph, self.scene, self.worker, self.run_log, self.image_viewer,
                                  self.inspector, self.progress, self.status, self._run_settings, self,
                                  self.run_queue)
+        self.runs.run_ended.connect(self.history.record)
+        self.history_panel.attach(self.history)
         self.context_menus = ContextMenus(self.view, self.controller, self.runs.run, self, self.document)
         self._build_actions()
         self._build_menus()
@@ -163,6 +169,7 @@ class MainWindow(QMainWindow):
         self.run_log = RunLog()
         self.run_queue = RunQueue(self)
         self.queue_panel = QueuePanel(self.run_queue)
+        self.history_panel = HistoryPanel(self)
         self.library = NodeLibrary(self.registry, self._add_at_centre)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (
@@ -171,15 +178,16 @@ class MainWindow(QMainWindow):
                 ("image", "Image", self.image_viewer, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("inspector", "Latent inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("log", "Run log", self.run_log, Qt.DockWidgetArea.BottomDockWidgetArea),
-                ("queue", "Queue", self.queue_panel, Qt.DockWidgetArea.BottomDockWidgetArea)):
+                ("runs", "Queue and history", runs_tabs(self.queue_panel, self.history_panel),
+                 Qt.DockWidgetArea.BottomDockWidgetArea)):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
         self.tabifyDockWidget(self.docks["image"], self.docks["inspector"])
-        self.splitDockWidget(self.docks["log"], self.docks["queue"], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"], self.docks["queue"]], [2, 3], Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.docks["log"], self.docks["runs"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["log"], self.docks["runs"]], [2, 3], Qt.Orientation.Horizontal)
         self.docks["image"].raise_()
         self.resizeDocks([self.docks["properties"]], [360], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["properties"], self.docks["image"]], [420, 360],
@@ -405,6 +413,7 @@ class MainWindow(QMainWindow):
             widgets.model_folder_settings = dict
         self.autosave_timer.stop()
         self.worker.shutdown()
+        self.history.release()
         self.document.remove_recovery()
         self.scene.bridge.detach()
         event.accept()
