@@ -29,6 +29,7 @@ from .queue_panel import QueuePanel, run_toolbar, runs_tabs
 from .run_presenter import RunPresenter
 from .run_queue import RunQueue
 from .scene import GraphScene
+from .sweep_dialog import open_sweep_dialog
 from .ui_scale import install_ui_scale
 from .view import GraphView
 from .worker import RunWorker
@@ -262,6 +263,7 @@ class MainWindow(QMainWindow):
         a("run", "&Run", r.run, ["Ctrl+Return", "Ctrl+Enter"])
         a("run_selected", "Run to &selected node", r.run_selected, ["Ctrl+Shift+Return"])
         a("cancel", "&Cancel", r.cancel, ["Ctrl+Alt+Return", "Ctrl+Alt+Enter"])
+        a("sweep", "S&weep…", lambda: open_sweep_dialog(self))
         esc = a("cancel_esc", "Cancel (Esc)", r.cancel, ["Esc"])
         esc.setEnabled(False)
         self.actions_by_name["cancel"].setEnabled(False)
@@ -299,8 +301,8 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         run_menu = bar.addMenu("&Run")
-        for name in ("run", "run_selected", "cancel"):
-            run_menu.addAction(n[name])
+        for name in ("run", "run_selected", "cancel", None, "sweep"):
+            run_menu.addSeparator() if name is None else run_menu.addAction(n[name])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(n["shortcuts"])
         help_menu.addAction(n["plugins"])
@@ -412,6 +414,8 @@ class MainWindow(QMainWindow):
         if widgets.model_folder_settings == self._model_folder_settings:
             widgets.model_folder_settings = dict
         self.autosave_timer.stop()
+        if getattr(self, "sweep_dialog", None) is not None:
+            self.sweep_dialog.shutdown()
         self.worker.shutdown()
         self.history.release()
         self.document.remove_recovery()

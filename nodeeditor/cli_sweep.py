@@ -1,6 +1,11 @@
 """``latentgraph sweep``: run a workflow over axes of param values, locally (one process,
 one Executor) or on a Ray cluster, into a folder with a ``sweep.json`` manifest and grids.
 
+The pieces the editor's sweep dialog shares: ``parse_sweep`` (axes -> Sweep, or BadInput),
+``make_backend`` (local or Ray, or BadInput saying how to install Ray), ``SweepJob`` (one sweep
+run on whichever thread calls ``run``), ``SweepPrinter`` (the per-cell progress lines) and
+``summary``.
+
 Exit codes as ``latentgraph run``: 0 every cell done, 1 a cell failed, 2 bad input (or Ray
 missing), 130 cancelled (rerun the same command to resume).
 """
@@ -11,6 +16,7 @@ import argparse
 import os
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from .cli_common import (
@@ -50,9 +56,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return sweep
 
 
+def parse_sweep(graph, specs: list[str], base_dir: str | None, grid: bool):
+    """The Sweep of ``specs`` over ``graph``; BadInput names the axis and the problem."""
+    from graphs.sweep import Sweep, SweepError
+
+    try:
+        return Sweep.parse(graph, specs, base_dir, grid)
+    except SweepError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _prepare(args: argparse.Namespace):
     from graphs import workflow
-    from graphs.sweep import Sweep, SweepError, store_in_metadata, sweep_from_metadata
+    from graphs.sweep import SweepError, store_in_metadata, sweep_from_metadata
 
     apply_model_folder_args(args)
     graph = load_workflow(args.workflow)
@@ -64,9 +80,9 @@ def _prepare(args: argparse.Namespace):
             if saved is None:
                 raise BadInput(f"{args.workflow}: no --axis given and no sweep saved in the workflow")
             specs, grid = saved[0], grid or saved[1]
-        sweep = Sweep.parse(graph, specs, base_dir, grid)
     except SweepError as exc:
         raise BadInput(str(exc)) from None
+    sweep = parse_sweep(graph, specs, base_dir, grid)
     if args.save_sweep:
         store_in_metadata(graph, sweep)
         workflow.save(graph, args.workflow)
@@ -78,19 +94,66 @@ def _prepare(args: argparse.Namespace):
     return graph, sweep, base_dir
 
 
-def _backend(args: argparse.Namespace):
-    if not args.ray:
+def make_backend(ray: str | None = None, cpus_per_worker: int = 1):
+    """Where the cells run: this process (``ray`` None), or a Ray cluster (``auto``, ``local``
+    or an address); BadInput when Ray is not installed (with how to install it) or the cluster
+    cannot be joined. Joining can take seconds: call it off the GUI thread."""
+    if not ray:
         from nodes.sweep_cells import LocalBackend
 
         return LocalBackend()
     from nodes.ray_backend import RayBackend, RayUnavailable
 
     try:
-        return RayBackend(args.ray, cpus_per_worker=args.cpus_per_worker)
+        return RayBackend(ray, cpus_per_worker=cpus_per_worker)
     except RayUnavailable as exc:
         raise BadInput(str(exc)) from None
     except ConnectionError as exc:
-        raise BadInput(f"--ray {args.ray}: cannot join the cluster: {exc}") from None
+        raise BadInput(f"--ray {ray}: cannot join the cluster: {exc}") from None
+
+
+@dataclass
+class SweepJob:
+    """One sweep: ``run()`` (on any thread) fills ``report`` or ``error`` and sets ``finished``;
+    ``cancel()`` (any thread) stops it between cells or mid-cell; rerun to resume."""
+
+    graph: Any
+    sweep: Any
+    folder: str
+    backend: Any
+    base_dir: str = ""
+    workflow_name: str = ""
+    on_progress: Any = None
+    report: Any = None
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        from nodes.sweep_cells import run_sweep
+
+        try:
+            self.report = run_sweep(self.graph, self.sweep, self.folder, self.backend, self.base_dir,
+                                    self.workflow_name, self.on_progress)
+        except Exception as exc:  # reported by the caller, never a hang
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="latentgraph-sweep", daemon=True)
+        thread.start()
+        return thread
+
+    def cancel(self) -> None:
+        self.backend.cancel()
+
+
+def summary(report) -> str:
+    """``4 cells: 4 done, 0 already done, 0 failed in 3.10s (1.29 cells/s); node runs: ...``."""
+    runs = ", ".join(f"{k} {v}" for k, v in sorted(report.node_runs.items())) or "none"
+    rate = report.done / report.seconds if report.seconds else 0.0
+    return (f"{report.total} cells: {report.done} done, {report.skipped} already done, "
+            f"{report.failed} failed in {report.seconds:.2f}s ({rate:.2f} cells/s); node runs: {runs}")
 
 
 class SweepPrinter:
@@ -118,45 +181,31 @@ class SweepPrinter:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from nodes.sweep_cells import run_sweep
-
     try:
         graph, sweep, base_dir = _prepare(args)
-        backend = _backend(args)
+        backend = make_backend(args.ray, args.cpus_per_worker)
     except BadInput as exc:
         print_error(str(exc))
         return EXIT_BAD_INPUT
     printer = SweepPrinter(len(sweep.cells), args.quiet)
-    outcome: dict[str, Any] = {}
+    job = SweepJob(graph, sweep, args.output_dir, backend, base_dir, os.path.abspath(args.workflow), printer)
     # An Event, not Thread.join: a KeyboardInterrupt landing inside join() can leave the thread
     # marked as stopped while it still runs (CPython gh-90882), and the exit then aborts.
-    finished = threading.Event()
-
-    def work() -> None:
-        try:
-            outcome["report"] = run_sweep(graph, sweep, args.output_dir, backend, base_dir,
-                                          os.path.abspath(args.workflow), printer)
-        except Exception as exc:  # reported below, never a hang
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    thread = threading.Thread(target=work, name="latentgraph-sweep", daemon=True)
-    thread.start()
+    job.start_thread()
     try:
         try:
-            while not finished.wait(0.1):
+            while not job.finished.wait(0.1):
                 pass
         except KeyboardInterrupt:
-            backend.cancel()
-            finished.wait()
+            job.cancel()
+            job.finished.wait()
     finally:
         backend.close()
-    if "error" in outcome:
-        exc = outcome["error"]
+    if job.error is not None:
+        exc = job.error
         print_error(f"{args.output_dir}: {exc}")
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError)) else EXIT_NODE_FAILED
-    report = outcome.get("report")
+    report = job.report
     if report is None or report.cancelled:
         done = report.skipped + report.done + report.failed if report else 0
         print(f"cancelled: {done} of {len(sweep.cells)} cells finished; rerun the same command "
@@ -166,9 +215,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for name in report.grids:
         print(os.path.join(args.output_dir, name))
     if not args.quiet:
-        runs = ", ".join(f"{k} {v}" for k, v in sorted(report.node_runs.items())) or "none"
-        rate = report.done / report.seconds if report.seconds else 0.0
-        print(f"{report.total} cells: {report.done} done, {report.skipped} already done, "
-              f"{report.failed} failed in {report.seconds:.2f}s ({rate:.2f} cells/s); "
-              f"node runs: {runs}", file=sys.stderr)
+        print(summary(report), file=sys.stderr)
     return EXIT_NODE_FAILED if report.failed else EXIT_OK
