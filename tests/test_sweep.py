@@ -53,7 +53,7 @@ def test_axis_values_lists_ranges_and_prompt_files(graph, tmp_path):
 @pytest.mark.parametrize("spec, message", [
     ("Noise.seed", "expected TITLE.PARAM=VALUES"),
     ("Nope.seed=1,2", "no node with id or title 'Nope'"),
-    ("Noise.sead=1,2", "Noise has no param 'sead' (params: seed, control, source)"),
+    ("Noise.sead=1,2", "Noise has no param 'sead' (params: seed, control, source, method)"),
     ("Noise.seed=1,x", "value 'x'"),
     ("Noise.seed=1,,2", "an empty value"),
     ("Noise.seed=1:5:0", "non-zero"),
