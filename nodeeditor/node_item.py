@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from graphs import REROUTE, Node, NodeType, Param
 
 from . import theme
+from .make_room import push_aside
 from .node_layout import MIN_RESIZE_W, NodeLayout, layout_node
 from .node_painter import paint_node, paint_reroute
 from .socket_item import HIT_RADIUS, SocketItem
@@ -258,10 +259,12 @@ class NodeItem(QGraphicsItem):
         self.update()
 
     def set_image(self, image: QImage | None) -> None:
+        before = self.sceneBoundingRect()
         self.image = image
         self._image_scaled = None
         self.relayout()
         self.update()
+        push_aside(self.graph_scene, self.node_id, before)  # a taller node covers no neighbour
 
     # ----- painting (node_painter) ---------------------------------------------------
     def paint(self, painter: QPainter, option, widget=None) -> None:
