@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view)
         self.controller = Controller(self.graph, self.undo_stack, self.scene, self.view,
                                      status=self.status, parent=self)
+        self.controller.model_settings = self._model_folder_settings
         self.document = Document(self.graph, self.undo_stack, self.scene.bridge, self.settings,
                                  recovery_path, self.view.current_view, self.status, self)
         self.worker = RunWorker(executor or Executor(), self)

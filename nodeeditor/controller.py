@@ -40,6 +40,7 @@ from graphs import (
 )
 from graphs.clipboard import fragment_from_text, fragment_to_text
 
+from .model_defaults import fitting_params
 from .search import wire_socket
 from .undo import push
 
@@ -52,6 +53,8 @@ class Controller(QObject):
         super().__init__(parent)
         self.graph, self.stack, self.scene, self.view = graph, stack, scene, view
         self.status = status
+        # the settings model file params resolve in (models folder, workflow folder); the window sets it
+        self.model_settings: Callable[[], dict] = lambda: {}
         # ask_text(title, label, current) -> str | None; replace in tests
         self.ask_text: Callable[[str, str, str], str | None] = self._ask_text
         scene.param_requested.connect(self.set_param)
@@ -86,6 +89,8 @@ class Controller(QObject):
         except (KeyError, ValueError) as exc:
             self.status(str(exc))
             return None
+        # settings that fit the graph's model (its CFG, its sampler), not the generic defaults
+        node.params.update(fitting_params(self.graph, type_id, self.model_settings()))
         links: list[Link] = []
         if wire is not None and wire[0] not in self.graph.nodes:
             wire = None  # the node the wire came from is gone
