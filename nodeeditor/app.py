@@ -332,11 +332,12 @@ class MainWindow(QMainWindow):
     def _fill_templates(self) -> None:
         """The bundled workflows; each opens as an untitled copy."""
         from .document import templates
+        from .template_icons import workflow_icon
 
         self.templates_menu.clear()
         for file, title, description in templates():
-            action = self.templates_menu.addAction(f"{title} — {description}" if description else title,
-                                                   lambda path=str(file): self.document.open_path(path))
+            action = self.templates_menu.addAction(workflow_icon(file), f"{title} — {description}" if description
+                                                   else title, lambda path=str(file): self.document.open_path(path))
             action.setToolTip(description or title)
         if self.templates_menu.isEmpty():
             self.templates_menu.addAction("(none)").setEnabled(False)

@@ -22,9 +22,13 @@ def sd_window(qtbot, tmp_path):
 def test_templates_menu_opens_untitled_copies_that_never_save_into_the_app(sd_window, tmp_path, monkeypatch):
     win = sd_window
     found = {title: (file, description) for file, title, description in templates()}
-    assert {"Text to image", "Image to image", "Hires fix", "SDXL text to image", "SDXL base + refiner"} <= set(found)
+    assert {"Text to image", "Image to image", "Hires fix", "SDXL text to image", "SDXL base + refiner", "Inpaint",
+            "ControlNet (Canny)"} <= set(found)
     assert all(description for _, description in found.values())
     actions = {a.text().split(" — ")[0]: a for a in win.templates_menu.actions()}
+    icons = {title: action.icon().pixmap(96, 60).toImage() for title, action in actions.items()}
+    assert all(not image.isNull() for image in icons.values())  # each with a picture of its layout
+    assert icons["Hires fix"] != icons["Text to image"]  # drawn from each file's own nodes
     before = {f: f.read_bytes() for f in templates_dir().glob("*")}
     actions["Hires fix"].trigger()
     assert win.document.path is None and win.document.display_name == "hires_fix"
