@@ -229,11 +229,10 @@ class HistoryPanel(QWidget):
         """A new window on the run's graph (its params as they were); this window's graph stays."""
         if run is None or (graph := self._graph(run)) is None:
             return None
-        from .app import MainWindow  # the window module imports this one
-
         window = self.window
         recovery = os.path.join(os.path.dirname(window.document.recovery_path), f"recovery-run-{run.id}.json")
-        child = MainWindow(registry=window.registry, output_dir=window.output_dir, settings=window.settings,
+        # another window of this window's own class (importing it here would tie the two modules in a circle)
+        child = type(window)(registry=window.registry, output_dir=window.output_dir, settings=window.settings,
                            recovery_path=recovery, history_path=self.service.key)
         child.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         child.document.load_graph(graph)
