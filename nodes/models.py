@@ -47,9 +47,9 @@ def import_libraries() -> None:
     """Import what a first run needs (torch, diffusers' pipeline, transformers' CLIP: seconds of
     imports) ahead of time: the editor does it on its run thread while the window opens."""
     import torch  # noqa: F401
-    from diffusers import StableDiffusionPipeline  # noqa: F401
 
-    _quiet_libraries()
+    _quiet_libraries()  # first: importing the pipelines logs transformers' torchvision notices otherwise
+    from diffusers import StableDiffusionPipeline  # noqa: F401
 
 
 def _quiet_libraries() -> None:
