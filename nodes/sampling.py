@@ -219,34 +219,31 @@ def _diffusers_begin(model: UNetModel, scheduler, spec: SchedulerSpec, latent: L
         scheduler.set_begin_index(first)
     if len(timesteps) == 0:
         return None
+    if latent.noise_mask is not None and not inpainting:
+        raise ValueError("input 'latent': a masked latent continued without new noise (add_noise off) "
+                         "cannot keep its unmasked part; turn add_noise on")
+    if not inpainting and inpainting_unet(model, samples.shape[1]):
+        raise ValueError("input 'latent': this is an inpainting model (9 input channels): encode the image "
+                         "and its mask with 'VAE encode (for inpaint)'")
     inpaint_steps = None
     if inpainting:
         from . import inpaint
 
+        if noise.method != "diffusers":
+            hooks.warn("an inpainting run draws its noise as diffusers' inpaint pipelines do, "
+                       f"not by the noise's {noise.method} method")
         latents, inpaint_steps = inpaint.begin(model, latent, scheduler, generator, timesteps,
                                                first == 0 and denoise_strength >= 1.0, device, dtype)
-    elif latent.noise_mask is not None:
-        raise ValueError("input 'latent': a masked latent continued without new noise (add_noise off) "
-                         "cannot keep its unmasked part; turn add_noise on")
-    elif inpainting_unet(model, samples.shape[1]):
-        raise ValueError("input 'latent': this is an inpainting model (9 input channels): encode the image "
-                         "and its mask with 'VAE encode (for inpaint)'")
-    if inpainting and noise.method != "diffusers":
-        hooks.warn("an inpainting run draws its noise as diffusers' inpaint pipelines do, "
-                   f"not by the noise's {noise.method} method")
-    initial_noise = None if continuing or inpainting else noise.initial_noise(
-        tuple(samples.shape), generator, device, dtype)
-    if inpainting:
-        pass  # begun above
     elif continuing:
         latents = samples
-    elif img2img:
-        latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
-    elif first > 0:
-        latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise,
-                                      timesteps[:1].repeat(batch))
     else:
-        latents = initial_noise * scheduler.init_noise_sigma
+        initial_noise = noise.initial_noise(tuple(samples.shape), generator, device, dtype)
+        if img2img:
+            latents = scheduler.add_noise(samples, initial_noise, timesteps[:1].repeat(batch))
+        elif first > 0:
+            latents = scheduler.add_noise(torch.zeros_like(samples), initial_noise, timesteps[:1].repeat(batch))
+        else:
+            latents = initial_noise * scheduler.init_noise_sigma
 
     if end_step is not None and end_step >= 0:
         timesteps = timesteps[: max(0, end_step * order - first)]
