@@ -22,27 +22,17 @@ def latent_mask(mask, size: tuple[int, int], binarize: bool):
     return F.interpolate(mask, size=size, mode="area").clamp(0, 1)
 
 
-def grow(mask, pixels: int):
-    """The mask grown by ``pixels`` in every direction (a square max filter)."""
-    import torch.nn.functional as F
-
-    if pixels <= 0:
-        return mask
-    return F.max_pool2d(mask.unsqueeze(1), 2 * pixels + 1, stride=1, padding=pixels)[:, 0]
-
-
 def run_vae_encode_inpaint(ctx, vae: VaeModel, image, mask, grow_mask_by: int) -> dict[str, Any]:
     import torch
 
     from .diffusion import run_vae_encode
     from .images import fit_mask
+    from .masks import check_mask, grow
 
-    if mask.ndim == 2:
-        mask = mask.unsqueeze(0)
-    mask = fit_mask(ctx, mask.float().cpu(), image.shape[-2:])
+    mask = fit_mask(ctx, check_mask(mask).cpu(), image.shape[-2:])
     if mask.shape[0] not in (1, image.shape[0]):
         raise ValueError(f"input 'mask': {mask.shape[0]} masks for {image.shape[0]} images")
-    mask = grow(mask, grow_mask_by)
+    mask = grow(mask, grow_mask_by, tapered_corners=False)  # ComfyUI's grow_mask_by is a square
     full = run_vae_encode(ctx, vae, image)["latent"]
     height, width = full.samples.shape[-2] * vae.scale_factor, full.samples.shape[-1] * vae.scale_factor
     if (height, width) != tuple(image.shape[-2:]):  # VAE encode cropped to a multiple of its factor
@@ -63,10 +53,10 @@ def run_vae_encode_inpaint(ctx, vae: VaeModel, image, mask, grow_mask_by: int) -
 def run_set_noise_mask(ctx, latent: Latent, mask) -> dict[str, Any]:
     import dataclasses
 
-    if mask.ndim == 2:
-        mask = mask.unsqueeze(0)
+    from .masks import check_mask
+
     return {"latent": dataclasses.replace(
-        latent, noise_mask=latent_mask(mask.cpu(), tuple(latent.samples.shape[-2:]), binarize=False),
+        latent, noise_mask=latent_mask(check_mask(mask).cpu(), tuple(latent.samples.shape[-2:]), binarize=False),
         masked_mean=None, masked_std=None)}
 
 
