@@ -355,7 +355,7 @@ def open_mask_editor(node_id: str, controller, document, parent: QWidget | None 
         image, mask, note = load_pictures(image_file, mask_file)
     except ValueError as exc:
         QApplication.restoreOverrideCursor()
-        show_error("Cannot edit mask", f"{image_file}: {exc}")
+        show_error("Cannot edit mask", str(exc))  # names the file
         return None
     QApplication.restoreOverrideCursor()
     dialog = MaskEditor(node_id, image_file, image, mask, controller, document, note, parent)

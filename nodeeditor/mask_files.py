@@ -14,29 +14,17 @@ from PySide6.QtGui import QImage
 
 from graphs import safe_io
 
-MAX_SIDE = 8192  # what Load image accepts
-MAX_FILE_BYTES = 1024**3
 MASKS_FOLDER = "masks"
 
 
 def read_image(file: Path, what: str = "image"):
-    """A decoded PIL image, read the way Load image reads it (no FIFOs, size checked first)."""
-    from PIL import Image, UnidentifiedImageError
+    """A decoded PIL image, read as Load image reads it (``nodes.images.open_image``); ValueError."""
+    from nodes.images import open_image
 
     try:
-        with safe_io.open_regular(file, MAX_FILE_BYTES) as handle:
-            image = Image.open(handle)
-            if image.width > MAX_SIDE or image.height > MAX_SIDE:
-                raise ValueError(f"the {what} is {image.width}x{image.height}; the largest this app "
-                                 f"takes is {MAX_SIDE}x{MAX_SIDE}")
-            image.load()
-            return image
-    except FileNotFoundError:
-        raise ValueError(f"{what} not found") from None
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"refused, far larger than {MAX_SIDE}x{MAX_SIDE} ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"cannot read the {what}: {getattr(exc, 'strerror', None) or exc}") from None
+        return open_image(file, what)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _eight_bit(image):

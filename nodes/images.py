@@ -50,11 +50,17 @@ def file_fingerprint(value: str, settings: dict[str, Any]) -> str:
 
 
 def open_image_file(ctx, path: str, what: str = "image"):
+    """``(loaded PIL image, its path)`` for a file param's value (see :func:`open_image`)."""
+    file = Path(ctx.resolve_path(path))
+    return open_image(file, what), file
+
+
+def open_image(file: Path, what: str = "image"):
     """The pixels of an image file as a loaded PIL image (its size checked before decoding), through
-    the app's safe open: no links, no devices, nothing over the file-size limit."""
+    the app's safe open: no links, no devices, nothing over the file-size limit. FileNotFoundError
+    or ValueError naming the file. The mask editor reads images with it, so it sees what the node sees."""
     from PIL import Image, UnidentifiedImageError
 
-    file = Path(ctx.resolve_path(path))
     try:
         handle = safe_io.open_regular(file, MAX_IMAGE_FILE_BYTES)
     except FileNotFoundError:
@@ -69,7 +75,7 @@ def open_image_file(ctx, path: str, what: str = "image"):
                 raise ValueError(f"{file}: the {what} is {width}x{height}; the largest this "
                                  f"app takes is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}")
             image.load()
-            return image, file
+            return image
         except Image.DecompressionBombError as exc:
             raise ValueError(f"{file}: refused, far larger than {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} "
                              f"({exc})") from None

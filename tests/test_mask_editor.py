@@ -318,7 +318,7 @@ def test_unreadable_image_and_empty_path(window, qtbot, tmp_path, registry):
     action = menu_action(window, empty)
     assert not action.isEnabled() and "path is empty" in action.toolTip()
     assert window.context_menus.edit_mask(load) is None
-    assert window.errors and "cannot read the image" in window.errors[-1]
+    assert window.errors and f"cannot read image {tmp_path / 'photo.png'}" in window.errors[-1]
     (tmp_path / "photo.png").unlink()
     assert window.context_menus.edit_mask(load) is None
-    assert "not found" in window.errors[-1]
+    assert "image not found: photo.png" in window.errors[-1]
