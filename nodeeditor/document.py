@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from graphs import Graph, WorkflowError, workflow
+from graphs import Graph, View, WorkflowError, workflow
 
 OPENABLE_IMAGES = (".png", ".webp")  # images whose text carries a workflow, ours or ComfyUI's
 
@@ -181,9 +181,11 @@ class Document(QObject):
             return False
         if ask and not self.maybe_save():
             return False
-        self.load_graph(loaded)
         is_image = Path(path).suffix.lower() in OPENABLE_IMAGES
         template = is_template(path)
+        if template:  # its saved view was made for another window: the canvas shows it whole instead
+            loaded.view = View()
+        self.load_graph(loaded)
         # A bundled template, an image or a ComfyUI file opens as an untitled copy: Save asks where,
         # never over the app's files or the other program's.
         untitled = is_image or template or report is not None

@@ -32,6 +32,8 @@ def test_templates_menu_opens_untitled_copies_that_never_save_into_the_app(sd_wi
     before = {f: f.read_bytes() for f in templates_dir().glob("*")}
     actions["Hires fix"].trigger()
     assert win.document.path is None and win.document.display_name == "hires_fix"
+    visible = win.view.mapToScene(win.view.viewport().rect()).boundingRect()
+    assert all(visible.contains(item.sceneBoundingRect()) for item in win.scene.node_items.values())
     assert "hires_fix.json" not in " ".join(win.document.recent_files())
     assert any(n.type_id == "sd.upscale_latent" for n in win.graph.nodes.values())
     # Save asks where (here: the bundled file itself, as a user might pick it) and refuses
