@@ -29,6 +29,19 @@ def gray_view(image: QImage) -> np.ndarray:
     return rows[:, :image.width()]
 
 
+def contrasting_tint(image: QImage, mask: QImage) -> str:
+    """The tint (of ``TINTS``) farthest from the colours under the mask (the whole image when the
+    mask is empty): a red tint over a red object, the mask painted on it, cannot be seen."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.ndarray((rgb.height(), rgb.bytesPerLine()), np.uint8, buffer=rgb.constBits())
+    pixels = rows[:, :rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3).astype(np.float32)
+    weight = gray_view(mask).astype(np.float32)
+    if weight.sum() == 0:
+        weight = np.ones_like(weight)
+    mean = (pixels * weight[..., None]).sum(axis=(0, 1)) / weight.sum()
+    return max(TINTS, key=lambda name: float(np.linalg.norm(np.array(TINTS[name], np.float32) - mean)))
+
+
 def segment_coverage(p0: tuple[float, float], p1: tuple[float, float], radius: float, hardness: float,
                      width: int, height: int) -> tuple[int, int, np.ndarray] | None:
     """Coverage 0..255 of a round brush (``radius`` in pixels; ``hardness`` 0..1: the part of the

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from graphs import safe_io
 from graphs.executor import resolve_path
 
-from .mask_canvas import TINTS, MaskCanvas
+from .mask_canvas import TINTS, MaskCanvas, contrasting_tint
 from .mask_files import MASKS_FOLDER, load_pictures, mask_stem, masks_folder, png_bytes
 
 MASKABLE_TYPES = ("image.load",)  # node types with an image ``path`` and a painted ``mask`` param
@@ -181,6 +181,7 @@ class MaskEditor(QDialog):
         self.tint_box.setToolTip("the colour the mask is shown in (it is saved as white)")
         self.tint_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.tint_box.currentTextChanged.connect(self.set_tint)
+        self.tint_box.setCurrentText(contrasting_tint(self.canvas.image, self.canvas.mask))
         bottom = QHBoxLayout()
         bottom.addWidget(self.status_label)
         bottom.addWidget(self.note, 1)

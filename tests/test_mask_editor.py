@@ -322,3 +322,25 @@ def test_unreadable_image_and_empty_path(window, qtbot, tmp_path, registry):
     (tmp_path / "photo.png").unlink()
     assert window.context_menus.edit_mask(load) is None
     assert "image not found: photo.png" in window.errors[-1]
+
+
+def test_the_mask_is_shown_in_a_colour_that_stands_out_from_what_it_covers(qtbot):
+    """A red tint over a red object painted as the mask cannot be seen: the editor starts with the
+    tint farthest from the colours under the mask."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    from nodeeditor.mask_canvas import contrasting_tint, gray_view
+
+    image = QImage(40, 20, QImage.Format.Format_RGB888)
+    image.fill(0xFFFFFF)
+    for x in range(20):
+        for y in range(20):
+            image.setPixel(x, y, 0xEE2828)  # the left half red
+    mask = QImage(40, 20, QImage.Format.Format_Grayscale8)
+    mask.fill(0)
+    gray_view(mask)[:, :20] = 255  # over the red half
+    assert contrasting_tint(image, mask) != "Red"
+    gray_view(mask)[:] = np.uint8(0)
+    image.fill(0x2040FF)  # all blue, nothing masked: the whole image counts
+    assert contrasting_tint(image, mask) != "Blue"
