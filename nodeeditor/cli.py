@@ -387,5 +387,24 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(args.workflow, args.output_dir)
 
 
+def entry() -> None:
+    """The ``latentgraph`` command. After ``run`` it leaves without the interpreter's teardown:
+    unloading torch, diffusers and transformers (thousands of modules) kept the shell waiting
+    most of a second after the image was saved and printed. Only ``run``: its work is done and
+    flushed when it returns, whereas a sweep's Ray cluster needs its exit hooks."""
+    code = main()
+    copies = sys.modules.get("nodes.converted_copies")
+    if copies is not None and sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        copies.wait_for_copies()  # a checkpoint's converted copy, so the next run maps it
+    if sys.argv[1:2] == ["run"]:
+        import logging
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
