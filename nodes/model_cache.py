@@ -103,14 +103,45 @@ def model_bytes(loaded: Any) -> int:
     return total
 
 
+_FLOATING = {"F16", "BF16", "F32", "F64"}
+
+
+def estimated_bytes(path: Path, dtype: Any) -> int:
+    """Bytes a model's weights will take in ``dtype``, from its safetensors headers alone (a
+    single file, or a diffusers folder's component files); 0 when it cannot tell."""
+    from .families.detect import CheckpointError, read_header
+    from .model_sources import model_files
+
+    try:
+        files = [path] if path.is_file() else model_files(path, (".safetensors",))
+        itemsize = getattr(dtype, "itemsize", 4)
+        total = 0
+        for file in files:
+            if file.suffix.lower() != ".safetensors":
+                return 0
+            for kind, shape in read_header(file).values():
+                count = 1
+                for size in shape:
+                    count *= size
+                total += count * (itemsize if kind in _FLOATING else _ITEMSIZE.get(kind, 4))
+        return total
+    except (OSError, CheckpointError, ModelLoadError):
+        return 0
+
+
+_ITEMSIZE = {"I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
 class ModelCache:
     """Loaded models by key, each valid while its files' fingerprint is unchanged."""
 
     def __init__(self, load: Loader, budget: Callable[[], int] = budget_bytes,
-                 size: Callable[[Any], int] = model_bytes) -> None:
+                 size: Callable[[Any], int] = model_bytes,
+                 estimate: Callable[[Path, Any], int] = lambda path, dtype: estimated_bytes(path, dtype)) -> None:
         self._load = load
         self._budget = budget
         self._size = size
+        self._estimate = estimate
         # key -> (fingerprint, models, bytes), least recently used first
         self._models: OrderedDict[tuple, tuple[str, Any, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,11 +166,28 @@ class ModelCache:
                     return cached[1]
                 del self._models[key]  # the files changed: the old weights must not be served
                 self._empty_device_cache()
+            self._make_room(self._estimate(path, torch_dtype))
             loaded = self._load(path, key, device_name, torch_dtype, config, compile, offload)
             self._models[key] = (fingerprint, loaded, self._size(loaded))
             self.loads += 1
             self._evict()
             return loaded
+
+    def _make_room(self, incoming: int) -> None:
+        """Before a load: drop the least recently used models the new one will not fit beside, so
+        it is not read while memory still holds what it replaces (a load under that pressure
+        took twice as long)."""
+        budget = self._budget()
+        evicted = False
+        while self._models and incoming and self.bytes + incoming > budget:
+            self._models.popitem(last=False)
+            self.evictions += 1
+            evicted = True
+        if evicted:
+            import gc
+
+            gc.collect()  # the evicted modules' reference cycles hold their weights otherwise
+            self._empty_device_cache()
 
     def _evict(self) -> None:
         """Drop the least recently used models until the rest fit the budget (the newest stays)."""

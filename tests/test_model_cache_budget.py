@@ -91,6 +91,45 @@ def test_tiny_models_evicted_by_their_weight_bytes(tmp_path):
     assert cache.get(str(first), "cpu", "fp32") is not one and cache.loads == 3
 
 
+def test_a_model_that_will_not_fit_evicts_before_it_is_read(files):
+    """Its size known from its header, the models it replaces go first, so it is not read while
+    memory still holds them."""
+    sizes = {"a": 6, "b": 6, "c": 6}
+    cached_while_loading = []
+
+    def load(path, key, device, dtype, config, compile, offload):
+        cached_while_loading.append([key[0].rsplit("/", 1)[-1] for key in cache.keys()])
+        return SimpleNamespace(nbytes=sizes[path.name])
+
+    cache = ModelCache(load, budget=lambda: 13, estimate=lambda path, dtype: sizes[path.name])
+    for name in "abc":
+        cache.get(files[name], "cpu")
+    assert cached_while_loading == [[], ["a"], ["b"]] and cache.evictions == 1
+
+
+def test_the_estimate_from_headers_is_the_loaded_size(tmp_path):
+    """For a folder in its own dtype and for an fp16 single file loaded in fp32 (within what the
+    models build themselves, such as CLIP's position ids)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from nodes.ldm_export import folder_to_ldm
+    from nodes.model_cache import estimated_bytes
+    from nodes.models import load_models
+    from nodes.tiny_models import make_tiny_sd
+
+    folder = make_tiny_sd(tmp_path / "tiny")
+    cache = ModelCache(load_models)
+    assert estimated_bytes(folder, torch.float32) == pytest.approx(
+        model_bytes(cache.get(str(folder), "cpu", "fp32")), rel=1e-3)
+    file = tmp_path / "tiny-fp16.safetensors"
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in folder_to_ldm(folder).items()}, str(file))
+    loaded = cache.get(str(file), "cpu", "fp32", config=str(folder))
+    assert estimated_bytes(file, torch.float32) == pytest.approx(model_bytes(loaded), rel=1e-3)
+    assert estimated_bytes(file, torch.float16) == pytest.approx(model_bytes(loaded) / 2, rel=1e-2)
+    assert estimated_bytes(tmp_path / "missing.safetensors", torch.float32) == 0
+
+
 def test_cli_flag_parsed_and_applied(monkeypatch, tmp_path):
     from nodeeditor.cli import build_parser
     from nodeeditor.cli_common import BadInput, apply_model_folder_args
