@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import converted_copies
 from .accelerators import accelerator, fuse_qkv
 from .families.catalog import FAMILIES, Family, family_for_folder
 from .families.detect import CheckpointError, detect, predicts_v, read_header
@@ -157,6 +158,41 @@ def _load_single_file(file: Path, dtype, config: str) -> tuple[Any, Family]:
     return pipe, family
 
 
+def _load_single_file_or_copy(file: Path, dtype, config: str) -> tuple[Any, Family]:
+    """A single file stored in another dtype than ``dtype`` is loaded from its converted copy when
+    one is on disk (nodes/converted_copies.py); otherwise converted now and a copy written after."""
+    stored = _stored_dtype(file)
+    if stored is None or stored == dtype:
+        return _load_single_file(file, dtype, config)
+    copy = converted_copies.find_copy(file, dtype, config)
+    if copy is not None:
+        try:
+            pipe, family = _load_folder(copy, dtype)
+            converted_copies.used_copy()
+            return pipe, family
+        except Exception:  # noqa: BLE001 - a damaged copy: convert the file as if there were none
+            pass
+    pipe, family = _load_single_file(file, dtype, config)
+    converted_copies.schedule_copy(file, dtype, config, lambda: _load_single_file(file, stored, config)[0])
+    return pipe, family
+
+
+def _stored_dtype(file: Path):
+    """The dtype of a .safetensors file's UNet weights (the bulk of it); None if unknown."""
+    import torch
+
+    from .families.detect import UNET
+
+    if file.suffix.lower() != ".safetensors":
+        return None
+    try:
+        header = read_header(file)
+    except CheckpointError:
+        return None
+    stored = header.get(UNET + "input_blocks.0.0.weight", header.get("conv_in.weight", (None, ())))[0]
+    return {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}.get(stored)
+
+
 def _unet_input_channels(file: Path) -> int | None:
     """The UNet's input channels from a safetensors header (4 normal, 9 inpainting); None if unknown."""
     from .families.detect import UNET
@@ -223,7 +259,7 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
     speed_path.check(device, offload)  # refused before the weights are read
     _quiet_libraries()
     try:
-        pipe, family = _load_folder(path, dtype) if path.is_dir() else _load_single_file(path, dtype, config)
+        pipe, family = _load_folder(path, dtype) if path.is_dir() else _load_single_file_or_copy(path, dtype, config)
     except ModelLoadError:
         raise
     except Exception as exc:  # corrupt files, wrong architecture, missing configs

@@ -1,9 +1,16 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Converted copies of checkpoints (nodes/converted_copies.py) go to a folder of this run, not the
+# user's cache; subprocesses (the CLI tests) inherit it.
+os.environ.setdefault("LATENTGRAPH_CONVERTED_DIR", tempfile.mkdtemp(prefix="latentgraph_test_copies_"))
+atexit.register(shutil.rmtree, os.environ["LATENTGRAPH_CONVERTED_DIR"], ignore_errors=True)
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402

@@ -1,0 +1,162 @@
+"""A single file stored in fp16 and loaded in fp32 is converted once; later loads map its converted
+copy (nodes/converted_copies.py): the same weights, read from the page cache, and never the copy of
+a file that has changed since."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import nodes  # noqa: F401
+from nodes import converted_copies
+from nodes.ldm_export import folder_to_ldm, sdxl_folder_to_sgm
+from nodes.model_cache import ModelCache
+from nodes.models import load_models
+from nodes.tiny_models import make_tiny_sd
+
+
+@pytest.fixture
+def copies(tmp_path, monkeypatch):
+    monkeypatch.setenv(converted_copies.DIR_ENV, str(tmp_path / "copies"))
+    monkeypatch.delenv(converted_copies.BUDGET_ENV, raising=False)
+    return tmp_path / "copies"
+
+
+def write_fp16(folder, file, convert=folder_to_ldm):
+    """The folder's weights as one original-layout file in fp16, as checkpoints are shipped."""
+    tensors = {key: value.half() if value.is_floating_point() else value for key, value in convert(folder).items()}
+    save_file(tensors, str(file))
+    return file
+
+
+def fresh_load(file, config):
+    """A load in a new cache, as a new process does it."""
+    return ModelCache(load_models).get(str(file), "cpu", "fp32", config=str(config))
+
+
+def weights(loaded) -> dict[str, torch.Tensor]:
+    out = {f"unet.{k}": v for k, v in loaded.unet.unet.state_dict().items()}
+    out.update({f"vae.{k}": v for k, v in loaded.vae.vae.state_dict().items()})
+    for index, encoder in enumerate(loaded.clip.encoders):
+        out.update({f"encoder{index}.{k}": v for k, v in encoder.encoder.state_dict().items()})
+    return out
+
+
+def folder_weights_through_fp16(folder, encoders) -> dict[str, torch.Tensor]:
+    """The reference: diffusers' and transformers' own loads of the folder, rounded through fp16
+    as the file stores them, then widened back to fp32."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    def rounded(state):
+        return {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
+
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    out = {f"unet.{k}": v for k, v in rounded(unet.state_dict()).items()}
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    out.update({f"vae.{k}": v for k, v in rounded(vae.state_dict()).items()})
+    for index, (sub, cls) in enumerate(encoders):
+        cls = CLIPTextModelWithProjection if cls == "projection" else CLIPTextModel
+        out.update({f"encoder{index}.{k}": v for k, v in rounded(cls.from_pretrained(folder / sub).state_dict()).items()})
+    return out
+
+
+def assert_same(ours: dict, reference: dict) -> None:
+    missing = set(reference) - set(ours)
+    assert not missing, sorted(missing)[:5]
+    for key, value in reference.items():
+        assert ours[key].dtype == torch.float32, key
+        assert torch.equal(ours[key], value), key
+
+
+def mapped_from(folder) -> bool:
+    """Whether this process maps a file under ``folder`` (its weights are the page cache's pages)."""
+    with open("/proc/self/maps") as maps:
+        return any(str(folder) in line for line in maps)
+
+
+def test_the_second_load_maps_the_converted_copy_with_the_same_weights(tiny_sd, tmp_path, copies):
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    hits = converted_copies.hits
+    first = fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    assert converted_copies.hits == hits  # converted from the file
+    (copy, size, _), = converted_copies.copies()
+    assert copy.parent == copies and size == sum(v.numel() * v.element_size() for v in weights(first).values())
+
+    second = fresh_load(file, tiny_sd)
+    assert converted_copies.hits == hits + 1
+    reference = folder_weights_through_fp16(tiny_sd, [("text_encoder", "plain")])
+    assert_same(weights(first), reference)
+    assert_same(weights(second), reference)
+    assert dict(second.unet.scheduler_config) == dict(first.unet.scheduler_config)
+    if os.path.exists("/proc/self/maps"):
+        assert mapped_from(copy)
+
+
+def test_an_sdxl_file_copy_keeps_both_text_encoders(tiny_sdxl, tmp_path, copies):
+    file = write_fp16(tiny_sdxl, tmp_path / "tiny-xl-fp16.safetensors", sdxl_folder_to_sgm)
+    fresh_load(file, tiny_sdxl)
+    converted_copies.wait_for_copies()
+    hits = converted_copies.hits
+    loaded = fresh_load(file, tiny_sdxl)
+    assert converted_copies.hits == hits + 1 and loaded.family.id == "sdxl_base"
+    assert_same(weights(loaded), folder_weights_through_fp16(
+        tiny_sdxl, [("text_encoder", "plain"), ("text_encoder_2", "projection")]))
+
+
+def test_a_changed_file_is_never_served_from_its_old_copy(tiny_sd, tmp_path, copies):
+    """Rewritten in place with other weights of the same size, its mtime put back: the copy of the
+    old weights stays on disk but is not used."""
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    assert len(converted_copies.copies()) == 1
+    before = os.stat(file)
+    other = make_tiny_sd(tmp_path / "other", seed=7)
+    write_fp16(other, tmp_path / "other.safetensors")
+    with open(tmp_path / "other.safetensors", "rb") as new, open(file, "r+b") as old:
+        old.write(new.read())
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(file).st_size == before.st_size and os.stat(file).st_mtime_ns == before.st_mtime_ns
+
+    hits = converted_copies.hits
+    loaded = fresh_load(file, tiny_sd)
+    assert converted_copies.hits == hits
+    assert_same(weights(loaded), folder_weights_through_fp16(other, [("text_encoder", "plain")]))
+    converted_copies.wait_for_copies()
+    assert len(converted_copies.copies()) == 2  # the new weights' copy beside the old one
+
+
+def test_a_budget_of_zero_writes_no_copy(tiny_sd, tmp_path, copies, monkeypatch):
+    monkeypatch.setenv(converted_copies.BUDGET_ENV, "0")
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    assert converted_copies.copies() == [] and not copies.exists()
+
+
+def test_the_least_recently_used_copy_goes_when_the_budget_is_full(tiny_sd, tmp_path, copies, monkeypatch):
+    files = [write_fp16(make_tiny_sd(tmp_path / f"m{seed}", seed=seed), tmp_path / f"m{seed}.safetensors")
+             for seed in (1, 2)]
+    fresh_load(files[0], tmp_path / "m1")
+    converted_copies.wait_for_copies()
+    (first, size, _), = converted_copies.copies()
+    monkeypatch.setenv(converted_copies.BUDGET_ENV, repr(1.5 * size / converted_copies.GIB))
+    (copies / "1234.part-999999999-1").mkdir()  # an unfinished copy of a process that is gone
+    fresh_load(files[1], tmp_path / "m2")
+    converted_copies.wait_for_copies()
+    (kept, _, _), = converted_copies.copies()
+    assert kept != first and not first.exists()
+    assert not (copies / "1234.part-999999999-1").exists()
+
+
+def test_a_file_stored_in_the_dtype_it_loads_in_needs_no_copy(tiny_sd, tmp_path, copies):
+    file = tmp_path / "tiny-fp32.safetensors"
+    save_file(folder_to_ldm(tiny_sd), str(file))
+    fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    assert converted_copies.copies() == []
