@@ -260,6 +260,15 @@ def copies() -> list[tuple[Path, int, float]]:
     return sorted(found, key=lambda entry: entry[2])
 
 
+def remove_all() -> int:
+    """Remove every finished copy (copies being written are left to finish); the bytes freed."""
+    freed = 0
+    for folder, size, _ in copies():
+        shutil.rmtree(folder, ignore_errors=True)
+        freed += size
+    return freed
+
+
 def _evict(root: Path, keep: str) -> None:
     found = copies()
     total = sum(size for _, size, _ in found)

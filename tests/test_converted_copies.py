@@ -154,6 +154,14 @@ def test_the_least_recently_used_copy_goes_when_the_budget_is_full(tiny_sd, tmp_
     assert not (copies / "1234.part-999999999-1").exists()
 
 
+def test_remove_all_frees_the_copies(tiny_sd, tmp_path, copies):
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    (folder, size, _), = converted_copies.copies()
+    assert converted_copies.remove_all() == size and not folder.exists() and converted_copies.copies() == []
+
+
 def test_a_file_stored_in_the_dtype_it_loads_in_needs_no_copy(tiny_sd, tmp_path, copies):
     file = tmp_path / "tiny-fp32.safetensors"
     save_file(folder_to_ldm(tiny_sd), str(file))
