@@ -97,15 +97,17 @@ def test_the_second_load_maps_the_converted_copy_with_the_same_weights(tiny_sd, 
         assert mapped_from(copy)
 
 
-def test_an_sdxl_file_copy_keeps_both_text_encoders(tiny_sdxl, tmp_path, copies):
-    file = write_fp16(tiny_sdxl, tmp_path / "tiny-xl-fp16.safetensors", sdxl_folder_to_sgm)
-    fresh_load(file, tiny_sdxl)
+@pytest.mark.parametrize("kind", ["base", "refiner"])
+def test_an_sdxl_file_copy_keeps_its_text_encoders_and_family(tiny_sdxl, tiny_sdxl_refiner, tmp_path, copies, kind):
+    folder = tiny_sdxl if kind == "base" else tiny_sdxl_refiner
+    file = write_fp16(folder, tmp_path / f"tiny-xl-{kind}-fp16.safetensors", sdxl_folder_to_sgm)
+    first = fresh_load(file, folder)
     converted_copies.wait_for_copies()
     hits = converted_copies.hits
-    loaded = fresh_load(file, tiny_sdxl)
-    assert converted_copies.hits == hits + 1 and loaded.family.id == "sdxl_base"
-    assert_same(weights(loaded), folder_weights_through_fp16(
-        tiny_sdxl, [("text_encoder", "plain"), ("text_encoder_2", "projection")]))
+    loaded = fresh_load(file, folder)
+    assert converted_copies.hits == hits + 1 and loaded.family.id == first.family.id == f"sdxl_{kind}"
+    encoders = [("text_encoder", "plain"), ("text_encoder_2", "projection")][0 if kind == "base" else 1:]
+    assert_same(weights(loaded), folder_weights_through_fp16(folder, encoders))
 
 
 def test_a_changed_file_is_never_served_from_its_old_copy(tiny_sd, tmp_path, copies):
