@@ -375,9 +375,9 @@ def editor_child(out_dir: str) -> dict:
 
     app = QApplication([])
     QStandardPaths.setTestModeEnabled(True)
-    from nodeeditor.app import open_main_window
-
     from PySide6.QtCore import QTimer
+
+    from nodeeditor.app import open_main_window
 
     window = open_main_window(output_dir=out_dir)
     shown = time.time() - spawned
