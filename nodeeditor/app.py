@@ -163,6 +163,11 @@ class MainWindow(QMainWindow):
         if folder:
             self.set_models_dir(folder)
 
+    def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog  # here: most sessions never open it
+
+        SettingsDialog(self).exec()
+
     # ----- construction ---------------------------------------------------------------
     def _build_panels(self) -> None:
         self.properties = PropertiesPanel(self)
@@ -236,6 +241,7 @@ class MainWindow(QMainWindow):
         a("save_as", "Save &as…", d.save_as, ["Ctrl+Shift+S"])
         a("import_image", "&Import image with workflow…", d.import_image)
         a("models_dir", "&Models folder…", self.choose_models_dir)
+        a("settings", "Settin&gs…", self.open_settings, ["Ctrl+,"])
         a("quit", "&Quit", self.close, ["Ctrl+Q"])
         undo = self.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcuts([QKeySequence("Ctrl+Z")])
@@ -287,7 +293,7 @@ class MainWindow(QMainWindow):
         self.templates_menu = file_menu.addMenu("&Templates")
         self.templates_menu.setToolTipsVisible(True)
         self._fill_templates()
-        for name in ("save", "save_as", "import_image", None, "models_dir"):
+        for name in ("save", "save_as", "import_image", None, "models_dir", "settings"):
             file_menu.addSeparator() if name is None else file_menu.addAction(n[name])
         file_menu.addSeparator()
         file_menu.addAction(n["quit"])
