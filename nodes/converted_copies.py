@@ -21,6 +21,7 @@ the versions of diffusers and transformers that converted it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ GIB = 1024**3
 
 _writers: dict[str, threading.Thread] = {}
 _writers_lock = threading.Lock()
+_stopping = threading.Event()
 hits = 0  # loads served from a copy in this process (for tests and logs)
 
 
@@ -131,6 +133,21 @@ def wait_for_copies(timeout: float | None = None) -> None:
         threads = list(_writers.values())
     for thread in threads:
         thread.join(timeout)
+
+
+class _Stopped(Exception):
+    pass
+
+
+@atexit.register
+def _stop_writers() -> None:
+    """At exit, a copy being written stops after its current tensor and removes what it wrote: a
+    thread still inside torch while the interpreter finalizes aborts the process."""
+    _stopping.set()
+    with _writers_lock:
+        threads = list(_writers.values())
+    for thread in threads:
+        thread.join(10)
 
 
 def _write_copy(file: Path, dtype: Any, key: str, pipe: Any) -> None:
@@ -224,9 +241,15 @@ def write_safetensors(path: Path, tensors: Iterable[tuple[str, Any]], dtype) -> 
     with os.fdopen(fd, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         for _, tensor in tensors:
-            data = tensor.detach().to(device="cpu", dtype=_output_dtype(tensor, dtype)).contiguous()
+            if _stopping.is_set():
+                raise _Stopped
+            data = _widened(tensor, dtype)
             if data.numel():
                 handle.write(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
+
+
+def _widened(tensor, dtype):
+    return tensor.detach().to(device="cpu", dtype=_output_dtype(tensor, dtype)).contiguous()
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -170,3 +170,34 @@ def test_a_file_stored_in_the_dtype_it_loads_in_needs_no_copy(tiny_sd, tmp_path,
     fresh_load(file, tiny_sd)
     converted_copies.wait_for_copies()
     assert converted_copies.copies() == []
+
+
+def test_leaving_while_a_copy_is_written_stops_it_cleanly(tiny_sd, tmp_path, copies):
+    """The app closed mid-write: the process exits normally (a writer thread left inside torch
+    while the interpreter finalizes aborts it) and leaves no unfinished copy behind."""
+    import subprocess
+    import sys
+    import textwrap
+
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    script = textwrap.dedent(f"""
+        import time
+        import nodes
+        from nodes import converted_copies
+        from nodes.model_cache import ModelCache
+        from nodes.models import load_models
+
+        widen = converted_copies._widened
+        def slow_widen(tensor, dtype):  # a real-size write: seconds, not milliseconds
+            time.sleep(0.02)
+            return widen(tensor, dtype)
+        converted_copies._widened = slow_widen
+        ModelCache(load_models).get({str(file)!r}, "cpu", "fp32", config={str(tiny_sd)!r})
+        assert any(t.is_alive() for t in converted_copies._writers.values())
+        print("left while writing")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, converted_copies.DIR_ENV: str(copies)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "left while writing" in done.stdout and "terminate called" not in done.stderr
+    assert converted_copies.copies() == [] and not list(copies.glob("*.part-*"))
