@@ -32,14 +32,7 @@ from nodes.model_cache import BUDGET_ENV, GIB, default_budget_bytes, parse_budge
 from .cli import CACHE_SETTING, CONVERTED_SETTING, parse_converted_gb
 
 NOTE_STYLE = "color:#8d939c"  # theme.TEXT_DIM: explanations read as secondary to the values
-# The dark theme draws disabled spin boxes and buttons as enabled ones (the default budget's box
-# seemed editable, "Remove all copies" clickable with none on disk) and spin arrows dark on dark:
-# here disabled ones are dimmed, and the spin boxes get +/- symbols.
-STYLE = """
-QDoubleSpinBox:disabled { color: #6b7280; background: #26292d; }
-QPushButton:disabled { color: #6b7280; background: #2b2e33; border-color: #3f444c; }
-QLineEdit#path_text { border: none; background: transparent; padding: 0; }
-"""
+STYLE = "QLineEdit#path_text { border: none; background: transparent; padding: 0; }"  # a path, not a field
 
 
 def size_text(size: int) -> str:
@@ -97,7 +90,6 @@ def _gib_box(minimum: float, maximum: float, step: float, tooltip: str) -> QDoub
     box.setSingleStep(step)
     box.setDecimals(1)
     box.setSuffix(" GiB")
-    box.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.PlusMinus)
     box.setToolTip(tooltip)
     return box
 

@@ -107,9 +107,9 @@ def resources_dir() -> Path:
 
 
 def stylesheet() -> str:
-    path = resources_dir() / "styles" / "dark.qss"
+    folder = resources_dir() / "styles"
     try:
-        return path.read_text(encoding="utf-8")
+        return (folder / "dark.qss").read_text(encoding="utf-8").replace("@STYLES@", folder.as_posix())
     except OSError:
         return ""
 
