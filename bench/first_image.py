@@ -42,38 +42,11 @@ PROMPT = "a red circle and a blue square on a white background"
 
 
 # ----- the checkpoints -------------------------------------------------------------------
-def random_family_folder(folder: Path, family_id: str, seed: int) -> Path:
-    """A diffusers folder of ``family_id`` from our bundled configs, random fp16 weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from sdxl_single_file import random_fp16
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from nodes.families.catalog import FAMILIES
-    from nodes.models import bundled_tokenizer
-
-    family = FAMILIES[family_id]
-    shutil.copytree(family.configs, folder, dirs_exist_ok=True)
-    parts = {
-        "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
-        "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-    }
-    for spec in family.text_encoders:
-        cls = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
-        parts[spec.subfolder] = (lambda c=cls, s=spec.subfolder:
-                                 c(CLIPTextConfig.from_pretrained(folder / s)))
-    for index, (name, factory) in enumerate(parts.items()):
-        model = random_fp16(factory, seed * 10 + index)
-        model.save_pretrained(folder / name, safe_serialization=True, max_shard_size="20GB")
-        del model
-    for spec in family.text_encoders:
-        bundled_tokenizer(spec.pad_token).save_pretrained(str(folder / spec.tokenizer))
-    return folder
-
-
 def build_file(out: Path, family_id: str, seed: int) -> Path:
     if out.is_file():
         return out
     from safetensors.torch import save_file
+    from sdxl_single_file import random_family_folder
 
     from nodes.ldm_export import folder_to_ldm, sdxl_folder_to_sgm
 

@@ -153,6 +153,7 @@ def main() -> int:
 
     # ----- LoRA --------------------------------------------------------------------------------
     def lora_phase(row: dict) -> None:
+        from nodes.recipes import add_lora
         from nodes.tiny_loras import make_random_lora
 
         started = time.perf_counter()
@@ -161,13 +162,7 @@ def main() -> int:
         row.update(lora_build_s=round(time.perf_counter() - started, 1),
                    lora_file_mib=round(first.stat().st_size / 2**20, 2))
         graph, ids = new_graph()
-        lora = graph.add_node(graph.create_node("sd.load_lora", params={"file": str(files[0])})).id
-        graph.connect(ids["load"], "model", lora, "model")
-        graph.connect(ids["load"], "clip", lora, "clip")
-        graph.set_flag(lora, "bypass", False)
-        graph.connect(lora, "model", ids["unet"], "model")
-        for encode in ("positive", "negative"):
-            graph.connect(lora, "clip", ids[encode], "clip")
+        lora = add_lora(graph, ids, str(files[0]))["lora"]
         run = runner(graph)
         started = time.perf_counter()
         run()  # loads the model (captures its graphs) and reads the first LoRA

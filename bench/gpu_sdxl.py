@@ -51,6 +51,7 @@ import nodes  # noqa: E402,F401
 from graphs import Executor, Graph  # noqa: E402
 from nodes.accelerators import AOT, CUDA_GRAPHS, OFF, REGIONAL  # noqa: E402
 from nodes.models import MODEL_CACHE  # noqa: E402
+from nodes.recipes import base_refiner_graph  # noqa: E402
 
 PROMPT = "a photograph of an astronaut riding a horse"
 TINY_PROMPT = "an astronaut"  # the tiny models' character tokenizer holds 22 characters
@@ -71,31 +72,6 @@ def built_once(folder: Path, build) -> Path:
     return folder
 
 
-def random_refiner_folder(folder: Path) -> Path:
-    """An SDXL refiner diffusers folder: our bundled configs and tokenizer, random fp16 weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from sdxl_single_file import random_fp16
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    from nodes.families.catalog import FAMILIES
-    from nodes.models import bundled_tokenizer
-
-    family = FAMILIES["sdxl_refiner"]
-    shutil.copytree(family.configs, folder, dirs_exist_ok=True)
-    parts = {
-        "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
-        "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-        "text_encoder_2": lambda: CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2")),
-    }
-    for seed, (name, factory) in enumerate(parts.items(), 10):
-        model = random_fp16(factory, seed)
-        model.save_pretrained(folder / name, safe_serialization=True, max_shard_size="20GB")
-        del model
-    for spec in family.text_encoders:
-        bundled_tokenizer(spec.pad_token).save_pretrained(str(folder / spec.tokenizer))
-    return folder
-
-
 def sdxl_folder(tiny: bool, refiner: bool = False, model_dir: Path | None = None) -> Path:
     """The base (or refiner) folder the SDXL benches share: tiny random models for a CPU try, the
     real architecture with random fp16 weights otherwise; ``model_dir`` is used as it is."""
@@ -107,10 +83,10 @@ def sdxl_folder(tiny: bool, refiner: bool = False, model_dir: Path | None = None
         from nodes.tiny_models import make_tiny_sdxl
 
         return built_once(folder, lambda f: make_tiny_sdxl(f, refiner=refiner))
-    if refiner:
-        return built_once(folder, random_refiner_folder)
-    from sdxl_single_file import random_sdxl_folder
+    from sdxl_single_file import random_family_folder, random_sdxl_folder
 
+    if refiner:
+        return built_once(folder, lambda f: random_family_folder(f, "sdxl_refiner", 1))
     return built_once(folder, random_sdxl_folder)
 
 
@@ -123,42 +99,12 @@ def load_params(graph: Graph, node: str, device: str, mode: str, dtype: str = "a
 
 def split_graph(base: Path, refiner: Path, prompt: str, size: int, steps: int, split: int, device: str,
                 mode: str) -> tuple[Graph, dict[str, str]]:
-    """Base for ``split`` steps, then the refiner continues its latent (add noise off), each model
-    with its own Text encodes; as bundled in sdxl_base_refiner.json (and tests/test_sdxl.py)."""
-    g = Graph()
-    n: dict[str, str] = {}
-
-    def add(key, type_id, **params):
-        n[key] = g.add_node(g.create_node(type_id, title=key, params=params)).id
-
-    add("base", "sd.load_model", source=str(base))
-    add("refiner", "sd.load_model", source=str(refiner))
+    """Base for ``split`` steps, then the refiner (nodes.recipes.base_refiner_graph), both loads on
+    ``device`` in ``mode``."""
+    g, n = base_refiner_graph(str(base), str(refiner), prompt=prompt, negative=SPLIT_NEGATIVE, seed=0,
+                              steps=steps, split=split, cfg=CFG, size=size)
     for model in ("base", "refiner"):
         load_params(g, n[model], device, mode)
-        add(f"{model}+", "sd.text_encode", text=prompt)
-        add(f"{model}-", "sd.text_encode", text=SPLIT_NEGATIVE)
-        g.connect(n[model], "clip", n[f"{model}+"], "clip")
-        g.connect(n[model], "clip", n[f"{model}-"], "clip")
-    add("empty", "sd.empty_latent", width=size, height=size)
-    add("noise", "sd.noise", seed=0)
-    add("scheduler", "sd.scheduler", name="Euler", steps=steps)
-    add("base denoise", "sd.unet_denoise", cfg=CFG, end_step=split)
-    add("refiner denoise", "sd.unet_denoise", cfg=CFG, start_step=split, add_noise=False)
-    add("decode", "sd.vae_decode")
-    add("preview", "image.preview")
-    for model in ("base", "refiner"):
-        denoise = n[f"{model} denoise"]
-        g.connect(n[model], "model", denoise, "model")
-        g.connect(n[f"{model}+"], "conditioning", denoise, "positive")
-        g.connect(n[f"{model}-"], "conditioning", denoise, "negative")
-        g.connect(n["noise"], "noise", denoise, "noise")
-        g.connect(n["scheduler"], "scheduler", denoise, "scheduler")
-    g.connect(n["base"], "vae", n["empty"], "vae")
-    g.connect(n["empty"], "latent", n["base denoise"], "latent")
-    g.connect(n["base denoise"], "latent", n["refiner denoise"], "latent")
-    g.connect(n["refiner"], "vae", n["decode"], "vae")
-    g.connect(n["refiner denoise"], "latent", n["decode"], "latent")
-    g.connect(n["decode"], "image", n["preview"], "image")
     n["positive"] = n["base+"]
     return g, n
 

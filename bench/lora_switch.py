@@ -24,7 +24,7 @@ from common import median_time  # noqa: E402
 import nodes  # noqa: E402,F401
 from graphs import Executor  # noqa: E402
 from nodes.models import MODEL_CACHE, model_settings, resolve_source  # noqa: E402
-from nodes.recipes import txt2img_graph  # noqa: E402
+from nodes.recipes import add_lora, txt2img_graph  # noqa: E402
 from nodes.tiny_loras import make_random_lora  # noqa: E402
 from nodes.tiny_models import make_tiny_sdxl  # noqa: E402
 
@@ -35,13 +35,7 @@ def measure(folder: Path, sdxl: bool, device: str, repeats: int, work: Path) -> 
     loras = [make_random_lora(folder, work / f"{folder.name}_{i}.safetensors", i, sdxl=sdxl) for i in range(2)]
     graph, ids = txt2img_graph(str(folder), steps=steps, size=size)
     graph.set_param(ids["load"], "device", device)
-    lora = graph.add_node(graph.create_node("sd.load_lora", params={"file": str(loras[0])})).id
-    graph.connect(ids["load"], "model", lora, "model")
-    graph.connect(ids["load"], "clip", lora, "clip")
-    graph.set_flag(lora, "bypass", False)
-    graph.connect(lora, "model", ids["unet"], "model")
-    for encode in ("positive", "negative"):
-        graph.connect(lora, "clip", ids[encode], "clip")
+    lora = add_lora(graph, ids, str(loras[0]))["lora"]
     executor = Executor()
 
     def run() -> None:

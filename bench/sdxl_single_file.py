@@ -42,9 +42,9 @@ def random_fp16(factory, seed: int):
     return model
 
 
-def random_sdxl_folder(folder: Path) -> Path:
-    """An SDXL base diffusers folder: our bundled configs and tokenizers, random fp16 weights
-    (bench/gpu_sdxl.py loads it as it is; build() below writes it as one file)."""
+def random_family_folder(folder: Path, family_id: str, seed: int = 0) -> Path:
+    """A diffusers folder of ``family_id``: our bundled configs and tokenizers, random fp16 weights
+    (kept when already built)."""
     if (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
         return folder
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -53,21 +53,29 @@ def random_sdxl_folder(folder: Path) -> Path:
     from nodes.families.catalog import FAMILIES
     from nodes.models import bundled_tokenizer
 
-    family = FAMILIES["sdxl_base"]
+    family = FAMILIES[family_id]
     shutil.copytree(family.configs, folder, dirs_exist_ok=True)
     parts = {
         "unet": lambda: UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
         "vae": lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
-        "text_encoder_2": lambda: CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2")),
     }
-    for seed, (name, factory) in enumerate(parts.items()):
-        model = random_fp16(factory, seed)
+    for spec in family.text_encoders:
+        cls = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
+        parts[spec.subfolder] = (lambda c=cls, s=spec.subfolder:
+                                 c(CLIPTextConfig.from_pretrained(folder / s)))
+    for index, (name, factory) in enumerate(parts.items()):
+        model = random_fp16(factory, seed * 10 + index)
         model.save_pretrained(folder / name, safe_serialization=True, max_shard_size="20GB")
         del model
     for spec in family.text_encoders:
         bundled_tokenizer(spec.pad_token).save_pretrained(str(folder / spec.tokenizer))
     return folder
+
+
+def random_sdxl_folder(folder: Path) -> Path:
+    """An SDXL base folder with random fp16 weights (bench/gpu_sdxl.py loads it as it is; build()
+    below writes it as one file)."""
+    return random_family_folder(folder, "sdxl_base")
 
 
 def build(folder: Path) -> Path:

@@ -90,3 +90,57 @@ def inpaint_graph(source: str, image_path: str, mask_path: str, strength: float 
         "path": image_path, "mask": mask_path})).id
     return _encoded_start(g, ids, "sd.vae_encode_inpaint", {"grow_mask_by": grow_mask_by}, strength,
                           ("image", "mask"))
+
+
+def add_lora(g: Graph, ids: dict[str, str], file: str, key: str = "lora") -> dict[str, str]:
+    """Put a Load LoRA between Load model and its users (UNet denoise and both prompts) of a graph
+    from :func:`txt2img_graph`."""
+    ids[key] = g.add_node(g.create_node("sd.load_lora", title=key, params={"file": file})).id
+    g.connect(ids["load"], "model", ids[key], "model")
+    g.connect(ids["load"], "clip", ids[key], "clip")
+    g.connect(ids[key], "model", ids["unet"], "model")
+    for encode in ("positive", "negative"):
+        g.connect(ids[key], "clip", ids[encode], "clip")
+    return ids
+
+
+def base_refiner_graph(base: str, refiner: str, prompt: str = "a red circle", negative: str = "",
+                       seed: int = 42, scheduler: str = "Euler", steps: int = 30, split: int = 25,
+                       cfg: float = 7.5, size: int = 1024) -> tuple[Graph, dict[str, str]]:
+    """SDXL base for the first ``split`` steps, then the refiner continues its latent (add noise
+    off), each model with its own Text encodes: the chain sdxl_base_refiner.json holds, and what the
+    pipelines' ``denoising_end``/``denoising_start`` do."""
+    g = Graph()
+    n: dict[str, str] = {}
+
+    def add(key, type_id, **params):
+        n[key] = g.add_node(g.create_node(type_id, title=key, params=params)).id
+
+    add("base", "sd.load_model", source=base)
+    add("refiner", "sd.load_model", source=refiner)
+    for model in ("base", "refiner"):
+        add(f"{model}+", "sd.text_encode", text=prompt)
+        add(f"{model}-", "sd.text_encode", text=negative)
+        g.connect(n[model], "clip", n[f"{model}+"], "clip")
+        g.connect(n[model], "clip", n[f"{model}-"], "clip")
+    add("empty", "sd.empty_latent", width=size, height=size)
+    add("noise", "sd.noise", seed=seed)
+    add("scheduler", "sd.scheduler", name=scheduler, steps=steps)
+    add("base denoise", "sd.unet_denoise", cfg=cfg, end_step=split)
+    add("refiner denoise", "sd.unet_denoise", cfg=cfg, start_step=split, add_noise=False)
+    add("decode", "sd.vae_decode")
+    add("preview", "image.preview")
+    for model in ("base", "refiner"):
+        denoise = n[f"{model} denoise"]
+        g.connect(n[model], "model", denoise, "model")
+        g.connect(n[f"{model}+"], "conditioning", denoise, "positive")
+        g.connect(n[f"{model}-"], "conditioning", denoise, "negative")
+        g.connect(n["noise"], "noise", denoise, "noise")
+        g.connect(n["scheduler"], "scheduler", denoise, "scheduler")
+    g.connect(n["base"], "vae", n["empty"], "vae")
+    g.connect(n["empty"], "latent", n["base denoise"], "latent")
+    g.connect(n["base denoise"], "latent", n["refiner denoise"], "latent")
+    g.connect(n["refiner"], "vae", n["decode"], "vae")
+    g.connect(n["refiner denoise"], "latent", n["decode"], "latent")
+    g.connect(n["decode"], "image", n["preview"], "image")
+    return g, n

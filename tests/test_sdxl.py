@@ -16,7 +16,7 @@ from test_nodes_exactness import graph_image, reference_scheduler
 import nodes  # noqa: F401
 from graphs import Executor
 from nodes.families.catalog import FAMILIES
-from nodes.recipes import img2img_graph, txt2img_graph
+from nodes.recipes import base_refiner_graph, img2img_graph, txt2img_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 5
@@ -213,47 +213,6 @@ def test_the_size_conditioning_node_gives_the_pipelines_micro_conditioning(tiny_
     assert np.abs(image - expected).max() <= 1 and np.abs(image - default).max() > 2
 
 
-def _split_graph(base, refiner, seed, name, steps, split):
-    """Base for ``split`` steps, then the refiner continues its latent (add noise off), each model
-    with its own Text encodes; as bundled in sdxl_base_refiner.json."""
-    from graphs import Graph
-
-    g = Graph()
-    n = {}
-
-    def add(key, type_id, **params):
-        n[key] = g.add_node(g.create_node(type_id, title=key, params=params)).id
-
-    add("base", "sd.load_model", source=str(base))
-    add("refiner", "sd.load_model", source=str(refiner))
-    for model in ("base", "refiner"):
-        add(f"{model}+", "sd.text_encode", text="a blue star")
-        add(f"{model}-", "sd.text_encode", text="blurry")
-        g.connect(n[model], "clip", n[f"{model}+"], "clip")
-        g.connect(n[model], "clip", n[f"{model}-"], "clip")
-    add("empty", "sd.empty_latent", width=32, height=32)
-    add("noise", "sd.noise", seed=seed)
-    add("scheduler", "sd.scheduler", name=name, steps=steps)
-    add("base denoise", "sd.unet_denoise", cfg=7.5, end_step=split)
-    add("refiner denoise", "sd.unet_denoise", cfg=7.5, start_step=split, add_noise=False)
-    add("decode", "sd.vae_decode")
-    add("preview", "image.preview")
-    for model in ("base", "refiner"):
-        denoise = n[f"{model} denoise"]
-        g.connect(n[model], "model", denoise, "model")
-        g.connect(n[f"{model}+"], "conditioning", denoise, "positive")
-        g.connect(n[f"{model}-"], "conditioning", denoise, "negative")
-        g.connect(n["noise"], "noise", denoise, "noise")
-        g.connect(n["scheduler"], "scheduler", denoise, "scheduler")
-    g.connect(n["base"], "vae", n["empty"], "vae")
-    g.connect(n["empty"], "latent", n["base denoise"], "latent")
-    g.connect(n["base denoise"], "latent", n["refiner denoise"], "latent")
-    g.connect(n["refiner"], "vae", n["decode"], "vae")
-    g.connect(n["refiner denoise"], "latent", n["decode"], "latent")
-    g.connect(n["decode"], "image", n["preview"], "image")
-    return g, n
-
-
 @pytest.mark.parametrize("name", ["Euler", "Euler a"])
 def test_base_then_refiner_matches_the_pipelines_denoising_end_and_start(tiny_sdxl, tiny_sdxl_refiner, pipe, name):
     from diffusers import StableDiffusionXLImg2ImgPipeline
@@ -275,7 +234,8 @@ def test_base_then_refiner_matches_the_pipelines_denoising_end_and_start(tiny_sd
     cutoff = round(pipe.scheduler.config.num_train_timesteps * (1 - fraction))
     split = int((pipe.scheduler.timesteps >= cutoff).sum())
     assert 0 < split < steps
-    graph, ids = _split_graph(tiny_sdxl, tiny_sdxl_refiner, 6, name, steps, split)
+    graph, ids = base_refiner_graph(str(tiny_sdxl), str(tiny_sdxl_refiner), prompt="a blue star", negative="blurry",
+                                    seed=6, scheduler=name, steps=steps, split=split, cfg=7.5, size=32)
     image = graph_image(Executor().run(graph), ids["preview"])
     assert np.abs(image - np.asarray(expected).astype(int)).max() <= 1
 
