@@ -102,29 +102,43 @@ def used_copy() -> None:
     hits += 1
 
 
-def schedule_copy(file: Path, dtype: Any, config: str, load_in_file_dtype: Callable[[], Any]) -> None:
+def schedule_copy(file: Path, dtype: Any, config: str, load_in_file_dtype: Callable[[], Any]) -> str:
     """Write ``file``'s copy in ``dtype`` on a thread (one per copy at a time) from the pipeline
     ``load_in_file_dtype`` returns. That load runs here, on the caller's thread: building models
     patches torch globally (accelerate's empty-weights context), so two threads must never build
-    at once. Failures only mean no copy: the load itself has succeeded."""
-    if budget_bytes() <= 0:
-        return
+    at once. Failures only mean no copy: the load itself has succeeded. Returns what happened, for
+    the Load model node to say."""
+    from .model_cache import estimated_bytes
+
+    budget = budget_bytes()
+    if budget <= 0:
+        return f"converted copies are off ({BUDGET_ENV}=0)"
     try:
         key = copy_key(file, dtype, config)
-    except OSError:
-        return
+        size = estimated_bytes(file, dtype)
+        root = copies_root()
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        usage = shutil.disk_usage(root)
+    except OSError as exc:
+        return f"no converted copy kept ({exc})"
+    if size > budget:
+        return (f"no converted copy kept: {size / GIB:.1f} GiB is over their budget of {budget / GIB:.1f} GiB "
+                f"(Settings, or {BUDGET_ENV})")
+    if usage.free - size < usage.total // 10:
+        return f"no converted copy kept: {size / GIB:.1f} GiB would leave under a tenth of the disk free ({root})"
     with _writers_lock:
         if key in _writers and _writers[key].is_alive():
-            return
+            return "its converted copy is being written"
     try:
         pipe = load_in_file_dtype()  # zero-copy: the file's own pages, mapped
-    except Exception:  # noqa: BLE001 - no copy; the load itself has succeeded
-        return
+    except Exception as exc:  # noqa: BLE001 - no copy; the load itself has succeeded
+        return f"no converted copy kept ({type(exc).__name__}: {exc})"
     with _writers_lock:
         thread = threading.Thread(target=_write_copy, args=(file, dtype, key, pipe),
                                   name="latentgraph-converted-copy", daemon=True)
         _writers[key] = thread
         thread.start()
+    return f"a converted copy is being kept in {root} for faster loads"
 
 
 def wait_for_copies(timeout: float | None = None) -> None:

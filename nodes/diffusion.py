@@ -36,7 +36,8 @@ def run_load_model(ctx, source: str, device: str, dtype: str, config: str, compi
     unet = loaded.unet
     if prediction != "auto":  # this node's view of the shared model; the cached one is untouched
         unet = dataclasses.replace(unet, scheduler_config={**unet.scheduler_config, "prediction_type": prediction})
-    ctx.status(f"{loaded.family.title} model, {unet.scheduler_config.get('prediction_type', 'epsilon')} prediction")
+    ctx.status(f"{loaded.family.title} model, {unet.scheduler_config.get('prediction_type', 'epsilon')} prediction"
+               + (f"; {loaded.note}" if getattr(loaded, "note", "") else ""))
     return {"model": unet, "clip": loaded.clip, "vae": loaded.vae}
 
 

@@ -42,6 +42,7 @@ class LoadedModel:
     vae: VaeModel
     source: str
     family: Family = FAMILIES["sd1"]
+    note: str = ""  # how the weights were read (converted, or from a converted copy), for the node's status
 
 
 def import_libraries() -> None:
@@ -158,23 +159,25 @@ def _load_single_file(file: Path, dtype, config: str) -> tuple[Any, Family]:
     return pipe, family
 
 
-def _load_single_file_or_copy(file: Path, dtype, config: str) -> tuple[Any, Family]:
+def _load_single_file_or_copy(file: Path, dtype, config: str) -> tuple[Any, Family, str]:
     """A single file stored in another dtype than ``dtype`` is loaded from its converted copy when
-    one is on disk (nodes/converted_copies.py); otherwise converted now and a copy written after."""
+    one is on disk (nodes/converted_copies.py); otherwise converted now and a copy written after.
+    The third value says which, for the node's status."""
     stored = _stored_dtype(file)
     if stored is None or stored == dtype:
-        return _load_single_file(file, dtype, config)
+        return (*_load_single_file(file, dtype, config), "")
+    name = str(dtype).removeprefix("torch.")
     copy = converted_copies.find_copy(file, dtype, config)
     if copy is not None:
         try:
             pipe, family = _load_folder(copy, dtype)
             converted_copies.used_copy()
-            return pipe, family
+            return pipe, family, f"{name} from its converted copy"
         except Exception:  # noqa: BLE001 - a damaged copy: convert the file as if there were none
             pass
     pipe, family = _load_single_file(file, dtype, config)
-    converted_copies.schedule_copy(file, dtype, config, lambda: _load_single_file(file, stored, config)[0])
-    return pipe, family
+    kept = converted_copies.schedule_copy(file, dtype, config, lambda: _load_single_file(file, stored, config)[0])
+    return pipe, family, f"converted from {str(stored).removeprefix('torch.')} to {name}; {kept}"
 
 
 def _stored_dtype(file: Path):
@@ -259,7 +262,8 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
     speed_path.check(device, offload)  # refused before the weights are read
     _quiet_libraries()
     try:
-        pipe, family = _load_folder(path, dtype) if path.is_dir() else _load_single_file_or_copy(path, dtype, config)
+        pipe, family, note = (*_load_folder(path, dtype), "") if path.is_dir() else _load_single_file_or_copy(
+            path, dtype, config)
     except ModelLoadError:
         raise
     except Exception as exc:  # corrupt files, wrong architecture, missing configs
@@ -281,7 +285,7 @@ def load_models(path: Path, key: tuple, device: str, dtype, config: str, compile
     vae.default_size = unet.default_size
     clip = ClipModel(tuple(TextEncoder(t, e, spec) for t, e, spec in encoders), key, device, dtype, family)
     speed_path.attach(unet, clip, device, offload, unet_aot)
-    return LoadedModel(unet, clip, vae, str(path), family)
+    return LoadedModel(unet, clip, vae, str(path), family, note)
 
 
 def upcast_vae_if_needed(vae, family: Family) -> None:

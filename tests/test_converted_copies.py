@@ -89,6 +89,8 @@ def test_the_second_load_maps_the_converted_copy_with_the_same_weights(tiny_sd, 
 
     second = fresh_load(file, tiny_sd)
     assert converted_copies.hits == hits + 1
+    assert first.note.startswith("converted from float16 to float32; a converted copy is being kept in")
+    assert second.note == "float32 from its converted copy"
     reference = folder_weights_through_fp16(tiny_sd, [("text_encoder", "plain")])
     assert_same(weights(first), reference)
     assert_same(weights(second), reference)
@@ -136,9 +138,18 @@ def test_a_changed_file_is_never_served_from_its_old_copy(tiny_sd, tmp_path, cop
 def test_a_budget_of_zero_writes_no_copy(tiny_sd, tmp_path, copies, monkeypatch):
     monkeypatch.setenv(converted_copies.BUDGET_ENV, "0")
     file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
-    fresh_load(file, tiny_sd)
+    assert "converted copies are off" in fresh_load(file, tiny_sd).note
     converted_copies.wait_for_copies()
     assert converted_copies.copies() == [] and not copies.exists()
+
+
+def test_a_copy_over_the_budget_is_not_written_and_the_node_says_why(tiny_sd, tmp_path, copies, monkeypatch):
+    monkeypatch.setenv(converted_copies.BUDGET_ENV, "0.0001")  # 105 kB: less than the tiny model
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    note = fresh_load(file, tiny_sd).note
+    converted_copies.wait_for_copies()
+    assert "no converted copy kept" in note and "over their budget" in note
+    assert converted_copies.copies() == []
 
 
 def test_the_least_recently_used_copy_goes_when_the_budget_is_full(tiny_sd, tmp_path, copies, monkeypatch):
