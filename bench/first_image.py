@@ -327,7 +327,9 @@ def measure_decode(file: str, repeats: int, size: int) -> dict:
     for index in range(repeats):
         for name, fn in (("ours", ours), ("pipeline", pipeline))[:: 1 if index % 2 else -1]:
             times[name].append(timed(fn))
-    variants = {"channels_last": layout}
+    threads = torch.get_num_threads()
+    variants = {"channels_last": layout,
+                "one_thread": {"before": lambda: torch.set_num_threads(1), "after": lambda: torch.set_num_threads(threads)}}
     if size >= 768:
         variants["tiled"] = {"before": vae.vae.enable_tiling, "after": vae.vae.disable_tiling}
     for name, switch in variants.items():
@@ -451,9 +453,9 @@ def measure_all(args, files: dict[str, Path]) -> dict:
                      switch_encodes_rerun_to_first_step_s=round(result["uncached_encodes_to_first_step_s"], 3),
                      switch_models_cached=result["models_cached"], switch_loads=result["loads"])
     if "decode" in only:
-        result = child(me + ["--measure-decode", a, str(args.repeats + 2), "256"])
+        result = child(me + ["--measure-decode", a, str(args.repeats + 2), str(args.decode_size)])
         figures["vae_decode_ratio"] = round(result["ratio"], 3)
-        extra.update({f"decode256_{k}": round(v, 3) for k, v in result.items() if k != "ratio"})
+        extra.update({f"decode{args.decode_size}_{k}": round(v, 3) for k, v in result.items() if k != "ratio"})
     if "editor" in only:
         extra.update(editor_runs(args.repeats))
         figures["editor_first_image_s"] = extra["editor_first_image_s"]
@@ -469,6 +471,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sdxl", action="store_true", help="also build and load a real-size SDXL file")
     parser.add_argument("--sdxl-repeats", type=int, default=1)
+    parser.add_argument("--decode-size", type=int, default=256,
+                        help="image size of the decode figure (768 and up also time the tiled decode)")
     parser.add_argument("--only", default="cold,load,sdxl,switch,decode,editor")
     parser.add_argument("--build-one", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--measure-load", nargs=3, help=argparse.SUPPRESS)
