@@ -1,6 +1,6 @@
 """File → Settings: the models folder, the in-memory model cache budget and the on-disk budget of
 converted copies. OK saves them in the window's QSettings (read again at startup by
-``cli.apply_cache_setting``) and applies them to this process at once; Cancel changes nothing."""
+``budget_settings.apply_cache_setting``) and applies them to this process at once; Cancel changes nothing."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from nodes import converted_copies
 from nodes.model_cache import BUDGET_ENV, GIB, default_budget_bytes, parse_budget_gb, set_budget_gb
 
-from .cli import CACHE_SETTING, CONVERTED_SETTING, parse_converted_gb
+from .budget_settings import CACHE_SETTING, CONVERTED_SETTING, parse_converted_gb
 
 NOTE_STYLE = "color:#8d939c"  # theme.TEXT_DIM: explanations read as secondary to the values
 STYLE = "QLineEdit#path_text { border: none; background: transparent; padding: 0; }"  # a path, not a field
