@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import PeakAnon, load_average, reset_peak, rss_gib, warm_page_cache  # noqa: E402
+
 TARGETS = {  # figure: (baseline from the issue, target); seconds unless said
     "cold_run_ratio": (1.09, 0.7),
     "sd15_load_s": (7.4, 3.0),
@@ -81,29 +83,6 @@ def child(argv: list[str], env: dict | None = None) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def warm_page_cache(file: Path) -> None:
-    with open(file, "rb") as handle:
-        while handle.read(1 << 24):
-            pass
-
-
-def rss_gib() -> tuple[float, float]:
-    """(current, peak) resident set size of this process."""
-    fields = {line.split(":")[0]: int(line.split()[1]) for line in open("/proc/self/status")
-              if line.startswith(("VmRSS", "VmHWM"))}
-    return fields["VmRSS"] / 2**20, fields["VmHWM"] / 2**20
-
-
-def reset_peak() -> None:
-    """Reset VmHWM to the current RSS (Linux: writing 5 to clear_refs)."""
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-
-
-def load_average() -> str:
-    return " ".join(open("/proc/loadavg").read().split()[:3])
-
-
 # ----- 1. cold headless run ----------------------------------------------------------------
 DIFFUSERS_SCRIPT = """
 import sys, torch
@@ -136,32 +115,6 @@ def cold_runs(repeats: int, out_dir: Path) -> dict:
             "cold_plain_diffusers_s": round(statistics.median(times["plain"]), 2),
             "cold_run_ratio": round(statistics.median(ratios), 3)}
 
-
-
-class PeakAnon:
-    """Peak anonymous resident memory (the process's own copies, not the page cache it maps),
-    sampled every 5 ms on a thread."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            for line in open("/proc/self/status"):
-                if line.startswith("RssAnon"):
-                    self.peak = max(self.peak, int(line.split()[1]) * 1024)
-            self._stop.wait(0.005)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # ----- 2. single-file loads (a child process each) ------------------------------------------
