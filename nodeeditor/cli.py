@@ -378,7 +378,10 @@ def entry() -> None:
     code = main()
     copies = sys.modules.get("nodes.converted_copies")
     if copies is not None and sys.argv[1:2] and sys.argv[1] in COMMANDS:
-        copies.wait_for_copies()  # a checkpoint's converted copy, so the next run maps it
+        if copies.writing() and "--quiet" not in sys.argv:
+            print(f"finishing a checkpoint's converted copy, so the next run maps it instead of converting "
+                  f"({copies.BUDGET_ENV}=0 turns copies off)", file=sys.stderr, flush=True)
+        copies.wait_for_copies()
     if sys.argv[1:2] == ["run"]:
         import logging
 

@@ -141,6 +141,12 @@ def schedule_copy(file: Path, dtype: Any, config: str, load_in_file_dtype: Calla
     return f"a converted copy is being kept in {root} for faster loads"
 
 
+def writing() -> bool:
+    """Whether a copy is being written now."""
+    with _writers_lock:
+        return any(thread.is_alive() for thread in _writers.values())
+
+
 def wait_for_copies(timeout: float | None = None) -> None:
     """Let copies being written finish (the CLI does before it leaves)."""
     with _writers_lock:

@@ -212,3 +212,37 @@ def test_leaving_while_a_copy_is_written_stops_it_cleanly(tiny_sd, tmp_path, cop
     assert done.returncode == 0, done.stderr[-2000:]
     assert "left while writing" in done.stdout and "terminate called" not in done.stderr
     assert converted_copies.copies() == [] and not list(copies.glob("*.part-*"))
+
+
+def test_the_cli_run_leaves_a_finished_copy_for_the_next_run(tiny_sd, tmp_path, copies):
+    """`latentgraph run` exits without the interpreter's teardown, but only once the copy is written;
+    the next run reads it (Load model says so)."""
+    import subprocess
+    import sys
+
+    from nodes.recipes import txt2img_graph
+
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    graph, ids = txt2img_graph(str(file), steps=2, size=16)
+    graph.set_param(ids["load"], "config", str(tiny_sd))
+    workflow = tmp_path / "wf.json"
+    from graphs import workflow as workflow_file
+
+    workflow_file.save(graph, str(workflow))
+    env = {**os.environ, converted_copies.DIR_ENV: str(copies)}
+    run = ["run", str(workflow), "--output-dir", str(tmp_path / "out")]
+    slow_writer = (  # a real-size copy takes seconds to write: still writing when the run ends
+        "import sys, time\n"
+        "from nodes import converted_copies\n"
+        "widen = converted_copies._widened\n"
+        "converted_copies._widened = lambda t, d: (time.sleep(0.01), widen(t, d))[1]\n"
+        f"sys.argv = ['latentgraph'] + {run!r}\n"
+        "from nodeeditor.cli import entry\n"
+        "entry()\n")
+    first = subprocess.run([sys.executable, "-c", slow_writer], capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "converted from float16 to float32" in first.stderr and "finishing a checkpoint's converted copy" in first.stderr
+    assert len(converted_copies.copies()) == 1 and not list(copies.glob("*.part-*"))
+    second = subprocess.run([sys.executable, "-m", "nodeeditor.cli", *run], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert second.returncode == 0 and "float32 from its converted copy" in second.stderr
