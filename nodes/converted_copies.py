@@ -303,6 +303,12 @@ def copies() -> list[tuple[Path, int, float]]:
     return sorted(found, key=lambda entry: entry[2])
 
 
+def discard(folder: Path) -> None:
+    """Remove a copy that failed to load, so the next load writes a sound one in its place."""
+    if folder.parent == copies_root() and (folder / MARKER).is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def remove_all() -> int:
     """Remove every finished copy (copies being written are left to finish); the bytes freed."""
     freed = 0

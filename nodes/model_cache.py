@@ -137,7 +137,7 @@ class ModelCache:
 
     def __init__(self, load: Loader, budget: Callable[[], int] = budget_bytes,
                  size: Callable[[Any], int] = model_bytes,
-                 estimate: Callable[[Path, Any], int] = lambda path, dtype: estimated_bytes(path, dtype)) -> None:
+                 estimate: Callable[[Path, Any], int] = estimated_bytes) -> None:
         self._load = load
         self._budget = budget
         self._size = size

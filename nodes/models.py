@@ -173,8 +173,8 @@ def _load_single_file_or_copy(file: Path, dtype, config: str) -> tuple[Any, Fami
             pipe, family = _load_folder(copy, dtype)
             converted_copies.used_copy()
             return pipe, family, f"{name} from its converted copy"
-        except Exception:  # noqa: BLE001 - a damaged copy: convert the file as if there were none
-            pass
+        except Exception:  # noqa: BLE001 - a damaged copy: removed, and the file converted as if there were none
+            converted_copies.discard(copy)
     pipe, family = _load_single_file(file, dtype, config)
     kept = converted_copies.schedule_copy(file, dtype, config, lambda: _load_single_file(file, stored, config)[0])
     return pipe, family, f"converted from {str(stored).removeprefix('torch.')} to {name}; {kept}"

@@ -246,3 +246,18 @@ def test_the_cli_run_leaves_a_finished_copy_for_the_next_run(tiny_sd, tmp_path, 
     second = subprocess.run([sys.executable, "-m", "nodeeditor.cli", *run], capture_output=True, text=True,
                             timeout=300, env=env)
     assert second.returncode == 0 and "float32 from its converted copy" in second.stderr
+
+
+def test_a_damaged_copy_is_replaced_by_a_sound_one(tiny_sd, tmp_path, copies):
+    file = write_fp16(tiny_sd, tmp_path / "tiny-fp16.safetensors")
+    fresh_load(file, tiny_sd)
+    converted_copies.wait_for_copies()
+    (copy, _, _), = converted_copies.copies()
+    weights_file = copy / "unet" / "diffusion_pytorch_model.safetensors"
+    weights_file.write_bytes(weights_file.read_bytes()[:1000])  # cut short, as by a full disk
+    hits = converted_copies.hits
+    loaded = fresh_load(file, tiny_sd)
+    assert converted_copies.hits == hits and loaded.note.startswith("converted from float16")
+    converted_copies.wait_for_copies()
+    assert converted_copies.copies() and fresh_load(file, tiny_sd).note == "float32 from its converted copy"
+    assert_same(weights(loaded), folder_weights_through_fp16(tiny_sd, [("text_encoder", "plain")]))
