@@ -371,10 +371,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The ``latentgraph`` command. After ``run`` it leaves without the interpreter's teardown:
-    unloading torch, diffusers and transformers (thousands of modules) kept the shell waiting
-    most of a second after the image was saved and printed. Only ``run``: its work is done and
-    flushed when it returns, whereas a sweep's Ray cluster needs its exit hooks."""
+    """The ``latentgraph`` command. A headless command first lets a checkpoint's converted copy
+    being written finish (the next run maps it). After ``run`` it then leaves without the
+    interpreter's teardown: unloading torch, diffusers and transformers (thousands of modules)
+    kept the shell waiting most of a second after the image was saved and printed. Only ``run``:
+    its work is done and flushed when it returns, whereas a sweep's Ray cluster needs its exit hooks."""
     code = main()
     copies = sys.modules.get("nodes.converted_copies")
     if copies is not None and sys.argv[1:2] and sys.argv[1] in COMMANDS:
