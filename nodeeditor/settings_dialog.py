@@ -263,6 +263,10 @@ class SettingsDialog(QDialog):
             self.settings.setValue(CACHE_SETTING, f"{self.cache_gb.value():g}")
             set_budget_gb(self.cache_gb.value())
         copies_gb = self.copies_gb.value()
-        self.settings.setValue(CONVERTED_SETTING, f"{copies_gb:g}")
-        os.environ[converted_copies.BUDGET_ENV] = repr(copies_gb)
+        if copies_gb == converted_copies.DEFAULT_BUDGET_GB:  # saved as "the default", so a new default applies
+            self.settings.setValue(CONVERTED_SETTING, "")
+            os.environ.pop(converted_copies.BUDGET_ENV, None)
+        else:
+            self.settings.setValue(CONVERTED_SETTING, f"{copies_gb:g}")
+            os.environ[converted_copies.BUDGET_ENV] = repr(copies_gb)
         self.settings.sync()

@@ -85,6 +85,13 @@ def test_ok_saves_and_applies_both_budgets(window, tmp_path):
     assert budget_bytes() == default_budget_bytes()
     assert converted_copies.budget_bytes() == 0
 
+    dialog = SettingsDialog(window)  # the copies' default is saved as the default, not as its number
+    dialog.copies_gb.setValue(converted_copies.DEFAULT_BUDGET_GB)
+    dialog.buttons.button(OK).click()
+    assert window.settings.value(CONVERTED_SETTING) == ""
+    assert converted_copies.BUDGET_ENV not in os.environ
+    assert converted_copies.budget_bytes() == converted_copies.DEFAULT_BUDGET_GB * GIB
+
 
 def test_cancel_changes_nothing(window, tmp_path, monkeypatch):
     window.settings.setValue(CACHE_SETTING, "6")
